@@ -1,0 +1,132 @@
+"""The connector contract: a typed transaction in, an outcome out.
+
+Connectors never see the hub's database or sockets: they get a Transaction and a narrow
+ConnectorContext. Exceptions and timeouts are treated by the hub as transient failures and
+retried; once retries are exhausted they become GovTalk 3000 (failed) or 2005 (never answered).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from gateway.govtalk.errors import GovTalkError
+
+API_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A service the citizen is enrolled for: class, organisation and identifying keys."""
+
+    class_: str
+    organisation: str
+    keys: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent the transaction and how the hub authenticated them."""
+
+    user_id: str | None
+    auth_method: str  # "clear" | "MD5" | "W3Csigned" | "certificate" | "none"
+    auth_level: float = 0
+    enrolments: tuple[Enrolment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One routed GovTalk transaction as a connector sees it."""
+
+    correlation_id: str  # also the idempotency key: a connector applies a transaction once
+    class_: str  # the base class, without any -TIL suffix
+    organisation: str
+    keys: Mapping[str, str]
+    body: bytes  # the payload root element, serialised as UTF-8 XML
+    identity: Identity
+    transaction_id: str | None = None
+    gateway_test: bool = False  # GatewayTest=1: the test service
+    test_in_live: bool = False  # -TIL: check everything, process nothing, answer an advisory receipt
+    received_at: datetime | None = None
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.correlation_id
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The back office answered: body is the business reply's root element (UTF-8 XML)."""
+
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessError:
+    """The back office refused the transaction (3001 with Locations, 4xxx schema, 2021/2022...)."""
+
+    errors: tuple[GovTalkError, ...]
+    application: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """The back office is not ready: try again after this many seconds."""
+
+    after: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The back office failed permanently: no retry; becomes GovTalk 3000."""
+
+    reason: str
+
+
+Outcome = Response | BusinessError | Retry | Failed
+
+
+@dataclass(slots=True)
+class ConnectorContext:
+    """What a connector may use from the hub: its options, a private data directory, a clock, a log."""
+
+    name: str
+    options: Mapping[str, Any]
+    data_dir: Path
+    log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))
+    clock: Callable[[], datetime] = field(default_factory=lambda: _utcnow)
+
+
+def _utcnow() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A council back office as the hub sees it."""
+
+    name: str
+    api_version: int
+
+    async def start(self) -> None:
+        """Open whatever the connector needs (its own store, an HTTP session)."""
+
+    async def handle(self, tx: Transaction, ctx: ConnectorContext) -> Outcome:
+        """Process one transaction; must be idempotent on tx.correlation_id."""
+
+    async def aclose(self) -> None:
+        """Release resources."""
+
+
+class ConnectorFactory(Protocol):
+    """What the `gateway.connectors` entry point names: a class built from its context."""
+
+    def __call__(self, ctx: ConnectorContext) -> Connector: ...

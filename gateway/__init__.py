@@ -1,0 +1,5 @@
+"""The reference Government Gateway hub."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
