@@ -1,0 +1,258 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.config import Config, load_config
+from gateway.errors import ConfigError
+
+
+def _load(ctx: click.Context) -> Config:
+    config: Config = ctx.obj["config"]
+    return config
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GATEWAY_CONFIG",
+    help="TOML configuration file (default: none; every option has a default).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """The reference Government Gateway hub."""
+    try:
+        ctx.obj = {"config": load_config(config_path)}
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--host", help="Listen address (default from config: 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default from config: 8080).")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, log_level: str) -> None:
+    """Serve the GovTalk endpoints (/submission, /poll) and dispatch to connectors."""
+    from aiohttp import web
+
+    from gateway import logs
+    from gateway.demo import base_url
+    from gateway.web.app import create_app
+
+    config = _load(ctx)
+    server = replace(
+        config.server, host=host or config.server.host, port=port or config.server.port
+    )
+    config = replace(config, server=server)
+    logs.configure(log_level)
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    base = base_url(config)
+    click.echo(
+        f"GovTalk hub on {base}  (submission: {base}/submission, poll: {base}/poll)", err=True
+    )
+    web.run_app(app, host=server.host, port=server.port, print=None, access_log=None)
+
+
+@main.group()
+def db() -> None:
+    """The hub's database."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from gateway.store.migrate import upgrade
+
+    config = _load(ctx)
+    upgrade(config.database_url, revision)
+    click.echo(f"database at {config.database_url} is at {revision}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def routes(ctx: click.Context, as_json: bool) -> None:
+    """The route table as configured."""
+    config = _load(ctx)
+    by_name = {c.name: c for c in config.connectors}
+    rows: list[dict[str, Any]] = [
+        {
+            "class": r.class_,
+            "organisation": r.organisation,
+            "organisation_name": r.organisation_name,
+            "connector": r.connector,
+            "connector_type": by_name[r.connector].type,
+            "mode": r.mode,
+            "poll_interval": r.poll_interval,
+            "timeout": r.timeout,
+            "retries": r.retries,
+            "auth_level": r.auth_level,
+        }
+        for r in config.routes
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    headers = [
+        "class",
+        "organisation",
+        "connector",
+        "connector_type",
+        "mode",
+        "poll_interval",
+        "timeout",
+        "retries",
+        "auth_level",
+    ]
+    table = [[str(row[h]) for h in headers] for row in rows]
+    widths = [
+        max(len(h), *(len(t[i]) for t in table)) if table else len(h) for i, h in enumerate(headers)
+    ]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for t in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
+
+
+@main.group()
+def demo() -> None:
+    """The demo councils and citizens."""
+
+
+@demo.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the stable, documented form).")
+@click.pass_context
+def demo_info(ctx: click.Context, as_json: bool) -> None:
+    """Everything a client needs to talk to the demo hub."""
+    from gateway.demo import info
+
+    data = info(_load(ctx))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"submission URL: {data['submission_url']}\npoll URL:       {data['poll_url']}")
+    for council in data["councils"]:
+        click.echo(f"council {council['code']}: {council['name']}")
+    for citizen in data["citizens"]:
+        click.echo(f"citizen {citizen['user_id']} / password {citizen['password']}")
+        for e in citizen["enrolments"]:
+            keys = ", ".join(f"{k}={v}" for k, v in e["keys"].items())
+            click.echo(f"  {e['class']} at {e['organisation']} ({keys})")
+
+
+@demo.command("client")
+@click.option("--hub", help="Hub base URL (default: this configuration's address).")
+@click.option("--class", "class_", default="LA-CTAX-VIEW", show_default=True)
+@click.option("--citizen", "user_id", help="Demo citizen user ID (default: the first).")
+@click.option(
+    "--wait", default=10.0, show_default=True, help="Seconds to wait for the hub to come up."
+)
+@click.pass_context
+def demo_client(
+    ctx: click.Context, hub: str | None, class_: str, user_id: str | None, wait: float
+) -> None:
+    """File one transaction as a GovTalk client would, printing every message on the wire."""
+    from gateway.demo_client import run_demo_client
+
+    config = _load(ctx)
+    ok = asyncio.run(run_demo_client(config, hub=hub, class_=class_, user_id=user_id, wait=wait))
+    if not ok:
+        sys.exit(1)
+
+
+@main.group("deadletters")
+def deadletters() -> None:
+    """Transactions whose delivery was given up: list and replay."""
+
+
+@deadletters.command("list")
+@click.option("--all", "include_replayed", is_flag=True, help="Include replayed ones.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def deadletters_list(ctx: click.Context, include_replayed: bool, as_json: bool) -> None:
+    """List dead letters."""
+    from gateway.store import submissions as store
+    from gateway.store.engine import Database
+
+    config = _load(ctx)
+
+    async def go() -> list[dict[str, Any]]:
+        database = Database.open(config.database_url)
+        try:
+            letters = await store.dead_letters(database, include_replayed=include_replayed)
+        finally:
+            await database.aclose()
+        return [
+            {
+                "id": d.id,
+                "correlation_id": d.correlation_id,
+                "class": d.class_,
+                "organisation": d.organisation,
+                "connector": d.connector,
+                "error_number": d.error_number,
+                "attempts": d.attempts,
+                "reason": d.reason,
+                "created_at": d.created_at.isoformat(),
+                "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
+            }
+            for d in letters
+        ]
+
+    rows = asyncio.run(go())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no dead letters")
+    for r in rows:
+        click.echo(
+            f"{r['id']:>5}  {r['correlation_id']}  {r['class']} @ {r['organisation']}  "
+            f"{r['error_number']}  after {r['attempts']} attempt(s): {r['reason']}"
+        )
+
+
+@deadletters.command("replay")
+@click.argument("letter_id", type=int)
+@click.pass_context
+def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
+    """Queue a dead letter's transaction for delivery again (a running hub picks it up)."""
+    from gateway.store import submissions as store
+    from gateway.store.engine import Database
+
+    config = _load(ctx)
+
+    async def go() -> str | None:
+        database = Database.open(config.database_url)
+        try:
+            return await store.replay(database, letter_id, datetime.now(UTC))
+        finally:
+            await database.aclose()
+
+    correlation_id = asyncio.run(go())
+    if correlation_id is None:
+        raise click.ClickException(
+            f"dead letter {letter_id} does not exist, was replayed, or its submission is gone"
+        )
+    click.echo(f"requeued {correlation_id}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

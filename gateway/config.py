@@ -1,0 +1,226 @@
+"""Hub configuration: one TOML file, every option with a sane default."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.errors import ConfigError
+
+DEMO_COUNCILS: dict[str, str] = {
+    "E08000024": "Sunderland City Council",
+    "E07000188": "Sedgemoor District Council",
+}
+DEMO_CLASSES = ("LA-CTAX-VIEW", "LA-CTAX-SPD")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Base URL clients can reach the hub at; empty means derive it from each request's Host.
+    public_url: str = ""
+    max_body_bytes: int = 4 * 1024 * 1024
+    default_poll_interval: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = ""  # empty: sqlite+aiosqlite:///<data_dir>/gateway.db
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    response_days: float = 60
+    error_days: float = 30
+    purge_interval_seconds: float = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    allow_md5: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    concurrency: int = 8
+    idle_poll_seconds: float = 0.5
+    lease_margin_seconds: float = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    """One connector instance: an entry-point name (type) and its options."""
+
+    name: str
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """Where (Class, Organisation) goes, and how it is served."""
+
+    class_: str
+    organisation: str
+    connector: str
+    organisation_name: str = ""
+    poll_interval: int = 1
+    timeout: float = 10
+    retries: int = 3
+    backoff: float = 0.5
+    mode: Literal["async", "sync"] = "async"
+    auth_level: float = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path = Path("var")
+    demo: bool = True
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+    connectors: tuple[ConnectorConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}"
+
+
+def demo_connectors() -> tuple[ConnectorConfig, ...]:
+    return tuple(
+        ConnectorConfig(name=f"council-{code}", type="simulated-council", options={"council": code})
+        for code in DEMO_COUNCILS
+    )
+
+
+def demo_routes() -> tuple[RouteConfig, ...]:
+    return tuple(
+        RouteConfig(
+            class_=class_,
+            organisation=code,
+            organisation_name=name,
+            connector=f"council-{code}",
+        )
+        for code, name in DEMO_COUNCILS.items()
+        for class_ in DEMO_CLASSES
+    )
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
+    known = set(cls.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _route(raw: dict[str, Any], index: int) -> RouteConfig:
+    where = f"routes[{index}]"
+    data = dict(raw)
+    if "class" not in data:
+        raise ConfigError(f"{where}: 'class' is required")
+    data["class_"] = data.pop("class")
+    for required in ("organisation", "connector"):
+        if required not in data:
+            raise ConfigError(f"{where}: '{required}' is required")
+    route: RouteConfig = _build(RouteConfig, data, where)
+    if route.mode not in ("async", "sync"):
+        raise ConfigError(f"{where}: mode must be 'async' or 'sync'")
+    return route
+
+
+def _connectors(raw: dict[str, Any]) -> tuple[ConnectorConfig, ...]:
+    out = []
+    for name, table in raw.items():
+        if not isinstance(table, dict) or "type" not in table:
+            raise ConfigError(
+                f"[connectors.{name}] needs a 'type' (a gateway.connectors entry point)"
+            )
+        options = {k: v for k, v in table.items() if k != "type"}
+        out.append(ConnectorConfig(name=name, type=str(table["type"]), options=options))
+    return tuple(out)
+
+
+def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
+    top_known = {
+        "data_dir", "demo", "server", "database", "retention", "auth", "dispatcher",
+        "connectors", "routes",
+    }  # fmt: skip
+    unknown = set(raw) - top_known
+    if unknown:
+        raise ConfigError(f"unknown top-level option(s): {', '.join(sorted(unknown))}")
+    data_dir = Path(raw.get("data_dir", "var"))
+    if base_dir is not None and not data_dir.is_absolute():
+        data_dir = base_dir / data_dir
+    demo = bool(raw.get("demo", True))
+    connectors = _connectors(_section(raw, "connectors"))
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list):
+        raise ConfigError("routes must be an array of tables ([[routes]])")
+    routes = tuple(_route(r, i) for i, r in enumerate(routes_raw))
+    if demo:
+        # The demo councils come first so a file can add routes without restating them.
+        defined = {c.name for c in connectors}
+        connectors = tuple(c for c in demo_connectors() if c.name not in defined) + connectors
+        taken = {(r.class_, r.organisation) for r in routes}
+        routes = tuple(r for r in demo_routes() if (r.class_, r.organisation) not in taken) + routes
+    config = Config(
+        data_dir=data_dir,
+        demo=demo,
+        server=_build(ServerConfig, _section(raw, "server"), "[server]"),
+        database=_build(DatabaseConfig, _section(raw, "database"), "[database]"),
+        retention=_build(RetentionConfig, _section(raw, "retention"), "[retention]"),
+        auth=_build(AuthConfig, _section(raw, "auth"), "[auth]"),
+        dispatcher=_build(DispatcherConfig, _section(raw, "dispatcher"), "[dispatcher]"),
+        connectors=connectors,
+        routes=routes,
+    )
+    _check_references(config)
+    return config
+
+
+def _check_references(config: Config) -> None:
+    names = {c.name for c in config.connectors}
+    for route in config.routes:
+        if route.connector not in names:
+            raise ConfigError(
+                f"route {route.class_} @ {route.organisation} names connector "
+                f"'{route.connector}', which is not defined under [connectors]"
+            )
+    seen: set[tuple[str, str]] = set()
+    for route in config.routes:
+        key = (route.class_, route.organisation)
+        if key in seen:
+            raise ConfigError(f"route {route.class_} @ {route.organisation} is defined twice")
+        seen.add(key)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read the TOML file at path; None gives the defaults (demo councils, SQLite under var/)."""
+    if path is None:
+        return parse_config({})
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return parse_config(raw, base_dir=path.parent)

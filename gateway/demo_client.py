@@ -1,0 +1,82 @@
+"""`gateway demo client`: one View Council Tax transaction end to end, shown on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import click
+from lxml import etree
+
+from gateway.client import GovTalkClient
+from gateway.config import Config
+from gateway.demo import base_url, citizens_list
+from gateway.govtalk import requests
+from gateway.govtalk.model import Qualifier
+
+
+def _pretty(data: bytes) -> str:
+    try:
+        parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+        return etree.tostring(etree.fromstring(data, parser), pretty_print=True, encoding="unicode")
+    except etree.XMLSyntaxError:
+        return data.decode("utf-8", "replace")
+
+
+async def _wait_ready(session: aiohttp.ClientSession, base: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            async with session.get(f"{base}/health") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"no hub answering at {base}/health")
+        await asyncio.sleep(0.2)
+
+
+async def run_demo_client(
+    config: Config, *, hub: str | None, class_: str, user_id: str | None, wait: float
+) -> bool:
+    base = (hub or base_url(config)).rstrip("/")
+    citizens = citizens_list()
+    citizen = next((c for c in citizens if c.user_id == user_id), None) if user_id else citizens[0]
+    if citizen is None:
+        raise click.ClickException(f"no demo citizen {user_id}")
+    enrolment = next((e for e in citizen.enrolments if e.class_ == class_), None)
+    if enrolment is None:
+        raise click.ClickException(f"{citizen.user_id} has no enrolment for {class_}")
+    async with aiohttp.ClientSession() as session:
+        await _wait_ready(session, base, wait)
+        client = GovTalkClient(session, f"{base}/submission")
+        envelope = requests.submission(
+            class_,
+            enrolment.example_body(),
+            sender_id=citizen.user_id,
+            password=citizen.password,
+            keys=enrolment.keys,
+            organisation=enrolment.organisation,
+            transaction_id="1",
+        )
+        cycle = await client.cycle(envelope)
+    for exchange in cycle.exchanges:
+        reply = exchange.reply.message
+        click.secho(f"\n>>> POST {exchange.url}", bold=True)
+        click.echo(_pretty(exchange.sent))
+        click.secho(
+            f"<<< {reply.qualifier}/{reply.function}  CorrelationID {reply.correlation_id}",
+            bold=True,
+        )
+        click.echo(_pretty(exchange.received))
+    final = cycle.final.message
+    ok = final.qualifier == Qualifier.RESPONSE
+    click.secho(
+        f"\n{class_} for {citizen.user_id} at {enrolment.organisation}: "
+        + ("answered" if ok else f"ended with {final.qualifier}"),
+        fg="green" if ok else "red",
+        bold=True,
+    )
+    return ok

@@ -1,0 +1,3 @@
+"""The Document Submission Protocol as the hub serves it: submit, poll, delete, list."""
+
+from __future__ import annotations

@@ -1,0 +1,357 @@
+"""The DSP engine: one envelope in, one reply envelope out; transport-free.
+
+Every GovTalkFault raised on the way becomes an error reply here and only here; anything else
+becomes a 1000 so a client retries rather than sees a broken connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from lxml import etree
+
+from connectors.protocol import Identity
+from gateway.config import Config, RouteConfig
+from gateway.govtalk import replies
+from gateway.govtalk.errors import GovTalkError, GovTalkFault
+from gateway.govtalk.listing import StatusRecord, parse_list_filter, status_report
+from gateway.govtalk.model import Envelope, Function, Qualifier
+from gateway.govtalk.parse import parse
+from gateway.govtalk.serialise import serialise
+from gateway.identity.authenticate import Authenticator
+from gateway.routing.dispatcher import Dispatcher
+from gateway.routing.outcomes import errors_from_json, is_business
+from gateway.routing.table import RouteTable
+from gateway.store import submissions as store
+from gateway.store.engine import Database
+from gateway.store.models import ERROR, LEASED, PENDING_STATES, QUEUED, RESPONSE, Submission
+
+log = structlog.get_logger("gateway.dsp")
+
+LIST_LIMIT = 1000
+STATUS_BY_STATE = {
+    QUEUED: "SUBMISSION_ACKNOWLEDGE",
+    LEASED: "SUBMISSION_ACKNOWLEDGE",
+    RESPONSE: "SUBMISSION_RESPONSE",
+    ERROR: "SUBMISSION_ERROR",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the client reaches this hub: derived from the request's host or configuration."""
+
+    base_url: str
+
+    @property
+    def poll(self) -> str:
+        return f"{self.base_url}/poll"
+
+    @property
+    def submission(self) -> str:
+        return f"{self.base_url}/submission"
+
+
+class DocumentSubmission:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        db: Database,
+        routes: RouteTable,
+        authenticator: Authenticator,
+        dispatcher: Dispatcher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._db = db
+        self._routes = routes
+        self._auth = authenticator
+        self._dispatcher = dispatcher
+        self._clock = clock
+
+    # -- entry points -------------------------------------------------------------------------
+
+    async def handle(self, raw: bytes, endpoints: Endpoints) -> bytes:
+        """Answer one message; protocol failures are replies, never exceptions."""
+        envelope: Envelope | None = None
+        try:
+            envelope = parse(raw)
+            reply = await self._route_message(envelope, endpoints)
+        except GovTalkFault as fault:
+            reply = self._error(fault, envelope, endpoints)
+        except Exception:
+            log.exception("dsp.internal_error")
+            reply = self._error(GovTalkFault.of(1000), envelope, endpoints)
+        return serialise(reply)
+
+    def too_large(self, size: int | None, endpoints: Endpoints) -> bytes:
+        """The 2001 reply for a body over the cap, built without parsing anything."""
+        limit = self._config.server.max_body_bytes
+        shown = f"{size} bytes" if size is not None else "more"
+        fault = GovTalkFault.of(
+            2001, f"The document ({shown}) is larger than the {limit} bytes allowed"
+        )
+        return serialise(self._error(fault, None, endpoints))
+
+    async def _route_message(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+        message = envelope.message
+        qualifier, function = message.qualifier, message.function or Function.SUBMIT.value
+        structlog.contextvars.bind_contextvars(
+            class_=message.class_, qualifier=qualifier, function=function
+        )
+        if message.correlation_id:
+            structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id)
+        if qualifier == Qualifier.REQUEST and function == Function.SUBMIT:
+            return await self._submit(envelope, endpoints)
+        if qualifier == Qualifier.POLL and function == Function.SUBMIT:
+            return await self._poll(envelope, endpoints)
+        if qualifier == Qualifier.REQUEST and function == Function.DELETE:
+            return await self._delete(envelope, endpoints)
+        if qualifier == Qualifier.REQUEST and function == Function.LIST:
+            return await self._list(envelope, endpoints)
+        raise GovTalkFault.of(
+            1001,
+            f"Qualifier '{qualifier}' with Function '{function}' is not a message the gateway accepts",
+            class_=message.class_,
+        )
+
+    # -- submission ----------------------------------------------------------------------------
+
+    async def _submit(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+        message = envelope.message
+        class_ = message.class_
+        if message.correlation_id:
+            raise GovTalkFault.of(1020, class_=class_)
+        if envelope.body is None:
+            raise GovTalkFault.of(1042, class_=class_)
+        route = self._routes.resolve(message.base_class, envelope.organisation, reply_class=class_)
+        identity = await self._auth.authenticate(envelope, class_)
+        self._authorise(route, identity, envelope)
+        now = self._clock()
+        correlation_id = replies.new_correlation_id()
+        sync = route.mode == "sync"
+        submission = Submission(
+            correlation_id=correlation_id,
+            class_=class_,
+            base_class=message.base_class,
+            organisation=route.organisation,
+            connector=route.connector,
+            sender_id=identity.user_id if identity else None,
+            auth_method=identity.auth_method if identity else "none",
+            auth_level=identity.auth_level if identity else 0,
+            transaction_id=message.transaction_id,
+            keys=envelope.keys_dict,
+            gateway_test=message.gateway_test,
+            test_in_live=message.test_in_live,
+            request_body=etree.tostring(envelope.body, encoding="utf-8"),
+            received_at=now,
+            # A synchronous route is leased by this process from the start; if it dies mid-call
+            # the lease runs out and the background dispatcher delivers it instead.
+            state=LEASED if sync else QUEUED,
+            attempts=1 if sync else 0,
+            next_attempt_at=now,
+            lease_owner=self._dispatcher.owner if sync else None,
+            lease_until=now + self._dispatcher.lease if sync else None,
+        )
+        await store.insert(self._db, submission)
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        log.info("dsp.submission_stored", organisation=route.organisation, sync=sync)
+        if sync:
+            final = await self._dispatcher.process(submission)
+            record = await store.get(self._db, correlation_id)
+            if final is not None and record is not None:
+                return self._answer(record, route.poll_interval, endpoints)
+        else:
+            self._dispatcher.wake()
+        return replies.acknowledgement(
+            class_=class_,
+            correlation_id=correlation_id,
+            transaction_id=message.transaction_id,
+            endpoint=endpoints.poll,
+            poll_interval=route.poll_interval,
+            timestamp=now,
+            gateway_test=message.gateway_test,
+        )
+
+    def _authorise(self, route: RouteConfig, identity: Identity | None, envelope: Envelope) -> None:
+        class_ = envelope.message.class_
+        if route.auth_level < 1:
+            return
+        if identity is None:
+            raise GovTalkFault.of(
+                1046,
+                f"Class '{route.class_}' requires authentication (level {route.auth_level:g}): "
+                "supply SenderDetails/IDAuthentication",
+                class_=class_,
+            )
+        keys = envelope.keys_dict
+        for enrolment in identity.enrolments:
+            if (
+                enrolment.class_ == route.class_
+                and enrolment.organisation == route.organisation
+                and dict(enrolment.keys) == keys
+            ):
+                return
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(keys.items())) or "no Keys"
+        raise GovTalkFault.of(
+            1046,
+            f"Authentication failure: {identity.user_id} is not enrolled for Class "
+            f"'{route.class_}' at '{route.organisation}' with {shown}",
+            class_=class_,
+        )
+
+    # -- poll and delete ----------------------------------------------------------------------
+
+    async def _record(self, envelope: Envelope, *, missing: str) -> Submission:
+        message = envelope.message
+        if not message.correlation_id:
+            raise GovTalkFault.of(1035, missing, class_=message.class_)
+        record = await store.get(self._db, message.correlation_id)
+        if record is None:
+            raise GovTalkFault.of(
+                2000,
+                f"No record for CorrelationID {message.correlation_id}: "
+                "it was deleted, purged or never existed",
+                class_=message.class_,
+            )
+        if record.class_ != message.class_:
+            raise GovTalkFault.of(
+                1001,
+                f"Class '{message.class_}' does not match the class of the submission "
+                f"with CorrelationID {message.correlation_id}",
+                class_=message.class_,
+            )
+        return record
+
+    async def _poll(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+        record = await self._record(envelope, missing="CorrelationID is required on a poll")
+        route = self._routes.get(record.base_class, record.organisation)
+        interval = route.poll_interval if route else self._config.server.default_poll_interval
+        return self._answer(
+            record, interval, endpoints, transaction_id=envelope.message.transaction_id
+        )
+
+    def _answer(
+        self,
+        record: Submission,
+        interval: int,
+        endpoints: Endpoints,
+        *,
+        transaction_id: str | None = None,
+    ) -> Envelope:
+        """The reply a poll gets for this record: ack while pending, else the final answer."""
+        tid = transaction_id if transaction_id is not None else record.transaction_id
+        timestamp = self._clock()
+        common = {
+            "class_": record.class_,
+            "correlation_id": record.correlation_id,
+            "transaction_id": tid,
+            "endpoint": endpoints.poll,
+            "poll_interval": interval,
+            "timestamp": timestamp,
+            "gateway_test": record.gateway_test,
+        }
+        if record.state in PENDING_STATES:
+            return replies.acknowledgement(**common)  # type: ignore[arg-type]
+        if record.state == RESPONSE and record.response_body is not None:
+            return replies.submission_response(body=record.response_body, **common)  # type: ignore[arg-type]
+        errors = errors_from_json(record.errors or [])
+        if not errors:
+            errors = [GovTalkError.of(1000, "The stored answer for this submission is incomplete")]
+        body = (
+            replies.error_response_body(errors, record.error_application or record.organisation)
+            if is_business(errors)
+            else None
+        )
+        return replies.error_reply(errors=errors, body=body, **common)  # type: ignore[arg-type]
+
+    async def _delete(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+        message = envelope.message
+        record = await self._record(
+            envelope, missing="CorrelationID is required on a delete request"
+        )
+        if not await store.mark_deleted(self._db, record.correlation_id, self._clock()):
+            raise GovTalkFault.of(
+                2000, f"No record for CorrelationID {record.correlation_id}", class_=message.class_
+            )
+        log.info("dsp.deleted")
+        return replies.delete_response(
+            class_=message.class_,
+            correlation_id=record.correlation_id,
+            transaction_id=message.transaction_id,
+            endpoint=endpoints.submission,
+            poll_interval=self._config.server.default_poll_interval,
+            timestamp=self._clock(),
+        )
+
+    # -- data request (list) ---------------------------------------------------------------------
+
+    async def _list(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+        message = envelope.message
+        class_ = message.class_
+        if message.correlation_id:
+            raise GovTalkFault.of(1020, class_=class_)
+        identity = await self._auth.authenticate(envelope, class_)
+        if identity is None or identity.user_id is None:
+            raise GovTalkFault.of(
+                1046, "A data request needs the same credentials as the submissions", class_=class_
+            )
+        filt = parse_list_filter(envelope.body)
+        rows = await store.for_sender(
+            self._db,
+            sender_id=identity.user_id,
+            class_=class_,
+            start=filt.start,
+            end=filt.end,
+            limit=LIST_LIMIT,
+        )
+        now = self._clock()
+        records = [
+            StatusRecord(
+                timestamp=row.received_at,
+                correlation_id=row.correlation_id,
+                transaction_id=row.transaction_id,
+                status=STATUS_BY_STATE[row.state],  # type: ignore[arg-type]
+                identifiers=dict(row.keys),
+            )
+            for row in rows
+        ]
+        report = status_report(
+            sender_id=identity.user_id,
+            start=filt.start or (rows[0].received_at if rows else now - timedelta(days=1)),
+            end=filt.end or now,
+            records=records,
+            include_identifiers=filt.include_identifiers,
+        )
+        return replies.list_response(
+            class_=class_,
+            transaction_id=message.transaction_id,
+            endpoint=endpoints.submission,
+            poll_interval=self._config.server.default_poll_interval,
+            timestamp=now,
+            report=report,
+        )
+
+    # -- the one place faults become replies ------------------------------------------------------
+
+    def _error(
+        self, fault: GovTalkFault, envelope: Envelope | None, endpoints: Endpoints
+    ) -> Envelope:
+        message = envelope.message if envelope else None
+        first = fault.first
+        log.info("dsp.refused", number=first.number, text=first.text)
+        return replies.error_reply(
+            class_=fault.class_ or (message.class_ if message else None),
+            errors=fault.errors,
+            correlation_id=message.correlation_id if message else None,
+            transaction_id=message.transaction_id if message else None,
+            endpoint=endpoints.submission,
+            poll_interval=self._config.server.default_poll_interval,
+            timestamp=self._clock(),
+            function=(message.function if message and message.function else "submit"),
+            gateway_test=message.gateway_test if message else False,
+        )

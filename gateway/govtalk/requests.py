@@ -1,0 +1,103 @@
+"""Builders for the client's side of the protocol: the envelopes a GovTalk client sends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lxml import etree
+
+from gateway.govtalk.credentials import md5_value
+from gateway.govtalk.model import (
+    Authentication,
+    AuthMethod,
+    Envelope,
+    Function,
+    Key,
+    MessageDetails,
+    Qualifier,
+    SenderDetails,
+)
+
+
+def _sender(sender_id: str | None, password: str | None, method: str) -> SenderDetails | None:
+    if sender_id is None or password is None:
+        return None
+    value = md5_value(password) if method == AuthMethod.MD5 else password
+    return SenderDetails(
+        sender_id=sender_id,
+        authentications=[Authentication(method=method, role="principal", value=value)],
+    )
+
+
+def submission(
+    class_: str,
+    body: etree._Element | bytes | str,
+    *,
+    sender_id: str | None = None,
+    password: str | None = None,
+    method: str = AuthMethod.CLEAR.value,
+    keys: Mapping[str, str] | None = None,
+    organisation: str | None = None,
+    transaction_id: str | None = None,
+    gateway_test: bool = False,
+) -> Envelope:
+    if isinstance(body, (bytes, str)):
+        body = etree.fromstring(body.encode("utf-8") if isinstance(body, str) else body)
+    return Envelope(
+        message=MessageDetails(
+            class_=class_,
+            qualifier=Qualifier.REQUEST.value,
+            function=Function.SUBMIT.value,
+            transaction_id=transaction_id,
+            gateway_test=gateway_test,
+        ),
+        sender=_sender(sender_id, password, method),
+        keys=[Key(k, v) for k, v in (keys or {}).items()],
+        organisations=[organisation] if organisation else [],
+        body=body,
+    )
+
+
+def poll(class_: str, correlation_id: str, *, transaction_id: str | None = None) -> Envelope:
+    return Envelope(
+        message=MessageDetails(
+            class_=class_,
+            qualifier=Qualifier.POLL.value,
+            function=Function.SUBMIT.value,
+            correlation_id=correlation_id,
+            transaction_id=transaction_id,
+        )
+    )
+
+
+def delete(class_: str, correlation_id: str, *, transaction_id: str | None = None) -> Envelope:
+    return Envelope(
+        message=MessageDetails(
+            class_=class_,
+            qualifier=Qualifier.REQUEST.value,
+            function=Function.DELETE.value,
+            correlation_id=correlation_id,
+            transaction_id=transaction_id,
+        )
+    )
+
+
+def data_request(
+    class_: str,
+    *,
+    sender_id: str,
+    password: str,
+    method: str = AuthMethod.CLEAR.value,
+    filters: etree._Element | None = None,
+    transaction_id: str | None = None,
+) -> Envelope:
+    return Envelope(
+        message=MessageDetails(
+            class_=class_,
+            qualifier=Qualifier.REQUEST.value,
+            function=Function.LIST.value,
+            transaction_id=transaction_id,
+        ),
+        sender=_sender(sender_id, password, method),
+        body=filters,
+    )

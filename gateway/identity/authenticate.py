@@ -1,0 +1,147 @@
+"""Who sent this envelope? Pluggable backends by IDAuthentication Method, one answer: an Identity.
+
+Password methods (clear, MD5) are served here; W3Csigned and TLS client certificates plug in as
+further backends (identity issue) without touching the DSP engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from connectors.protocol import Identity
+from gateway.govtalk.errors import GovTalkFault
+from gateway.govtalk.model import Authentication, AuthMethod, Envelope
+from gateway.identity import citizens
+from gateway.identity.passwords import verify_secret
+from gateway.store.engine import Database
+
+
+class AuthBackend(Protocol):
+    """Authenticates one IDAuthentication/Authentication of a given Method."""
+
+    methods: frozenset[str]
+
+    async def authenticate(self, envelope: Envelope, auth: Authentication, class_: str) -> Identity:
+        """Return the identity, or raise GovTalkFault with the right number."""
+
+
+@dataclass(slots=True)
+class VerifiedCache:
+    """Remembers recently verified credentials so a burst of submissions costs one scrypt each."""
+
+    ttl: float = 300
+    size: int = 4096
+    _key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    _seen: OrderedDict[bytes, float] = field(default_factory=OrderedDict)
+
+    def _digest(self, *parts: str) -> bytes:
+        return hmac.new(self._key, "\0".join(parts).encode("utf-8"), hashlib.sha256).digest()
+
+    def hit(self, *parts: str) -> bool:
+        digest = self._digest(*parts)
+        expires = self._seen.get(digest)
+        if expires is None or expires < time.monotonic():
+            self._seen.pop(digest, None)
+            return False
+        return True
+
+    def add(self, *parts: str) -> None:
+        self._seen[self._digest(*parts)] = time.monotonic() + self.ttl
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+
+
+class PasswordBackend:
+    """User ID + password, sent clear or as the GovTalk MD5 form."""
+
+    methods = frozenset({AuthMethod.CLEAR.value, AuthMethod.MD5.value})
+
+    def __init__(self, db: Database, *, allow_md5: bool = True) -> None:
+        self._db = db
+        self._allow_md5 = allow_md5
+        self._cache = VerifiedCache()
+
+    async def authenticate(self, envelope: Envelope, auth: Authentication, class_: str) -> Identity:
+        if auth.signature is not None or auth.value is None or not auth.value.strip():
+            raise GovTalkFault.of(
+                1040, f"Method {auth.method} requires a Value and no Signature", class_=class_
+            )
+        if auth.method == AuthMethod.MD5 and not self._allow_md5:
+            raise GovTalkFault.of(1047, class_=class_)
+        sender_id = envelope.sender.sender_id if envelope.sender else None
+        if not sender_id:
+            raise GovTalkFault.of(
+                1046, "SenderID is required with password authentication", class_=class_
+            )
+        citizen = await citizens.find(self._db, sender_id)
+        stored = None
+        if citizen is not None:
+            stored = citizen.md5_hash if auth.method == AuthMethod.MD5 else citizen.password_hash
+        if stored is None or not await self._verify(sender_id, auth, stored):
+            raise GovTalkFault.of(
+                1046,
+                "Authentication failure: the user ID or password was not recognised",
+                class_=class_,
+            )
+        return Identity(
+            user_id=sender_id,
+            auth_method=auth.method,
+            auth_level=1,
+            enrolments=await citizens.enrolments(self._db, sender_id),
+        )
+
+    async def _verify(self, sender_id: str, auth: Authentication, stored: str) -> bool:
+        value = auth.value or ""
+        if auth.method == AuthMethod.MD5:
+            value = value.strip()
+        if self._cache.hit(sender_id, auth.method, value, stored):
+            return True
+        # scrypt is deliberately slow: keep it off the event loop.
+        ok = await asyncio.to_thread(verify_secret, value, stored)
+        if ok:
+            self._cache.add(sender_id, auth.method, value, stored)
+        return ok
+
+
+class SignatureBackend:
+    """W3Csigned: until the hub has signature trust anchors, every signature is unrecognised."""
+
+    methods = frozenset({AuthMethod.W3CSIGNED.value})
+
+    async def authenticate(self, envelope: Envelope, auth: Authentication, class_: str) -> Identity:
+        if (auth.value is not None and auth.value.strip()) or auth.signature is None:
+            raise GovTalkFault.of(
+                1040, "Method W3Csigned requires a Signature and no Value", class_=class_
+            )
+        raise GovTalkFault.of(
+            1002,
+            "Authentication failure: the signature was not recognised "
+            "(this hub has no trust anchors for signed envelopes configured)",
+            class_=class_,
+        )
+
+
+class Authenticator:
+    """Picks the backend for the envelope's Method; no credentials gives None (anonymous)."""
+
+    def __init__(self, backends: list[AuthBackend]) -> None:
+        self._by_method = {m: b for b in backends for m in b.methods}
+
+    async def authenticate(self, envelope: Envelope, class_: str) -> Identity | None:
+        sender = envelope.sender
+        if sender is None or not sender.authentications:
+            return None
+        auth = sender.authentications[0]
+        backend = self._by_method.get(auth.method)
+        if backend is None:
+            raise GovTalkFault.of(
+                1046, f"Authentication Method '{auth.method}' is not supported", class_=class_
+            )
+        return await backend.authenticate(envelope, auth, class_)

@@ -1,0 +1,281 @@
+"""The dispatcher: claims queued submissions, calls their connector with a deadline, records
+the answer; retries transient failures with backoff and dead-letters what it cannot deliver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from connectors.protocol import (
+    BusinessError,
+    Failed,
+    Identity,
+    Outcome,
+    Response,
+    Retry,
+    Transaction,
+)
+from gateway.config import Config, RouteConfig
+from gateway.govtalk.errors import GovTalkError
+from gateway.identity import citizens
+from gateway.routing.outcomes import errors_to_json
+from gateway.routing.registry import ConnectorSet
+from gateway.routing.table import RouteTable
+from gateway.store import submissions as store
+from gateway.store.engine import Database
+from gateway.store.models import ERROR, RESPONSE, DeadLetter, Submission
+from gateway.store.submissions import FinalAnswer
+
+log = structlog.get_logger("gateway.dispatcher")
+
+MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A failed attempt: retried unless permanent; `never_answered` picks 2005 over 3000 at the end."""
+
+    reason: str
+    never_answered: bool
+    retry_after: float | None = None
+    permanent: bool = False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        routes: RouteTable,
+        connectors: ConnectorSet,
+        config: Config,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._routes = routes
+        self._connectors = connectors
+        self._config = config
+        self._clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(config.dispatcher.concurrency)
+        longest = max((r.timeout for r in routes), default=10.0)
+        self.lease = timedelta(seconds=longest + config.dispatcher.lease_margin_seconds)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- the background loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim and process due work until cancelled."""
+        while True:
+            try:
+                claimed = await self._claim_batch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher.claim_failed")
+                claimed = 0
+            if claimed:
+                continue
+            await self._sleep_until_due()
+
+    async def _claim_batch(self) -> int:
+        free = self._config.dispatcher.concurrency - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        batch = await store.claim(
+            self._db, owner=self.owner, limit=free, now=self._clock(), lease=self.lease
+        )
+        for submission in batch:
+            task = asyncio.create_task(self._guarded(submission))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(batch)
+
+    async def _sleep_until_due(self) -> None:
+        timeout = self._config.dispatcher.idle_poll_seconds
+        try:
+            due = await store.next_due(self._db)
+        except Exception:
+            due = None
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def drain(self, grace: float = 5.0) -> None:
+        """Let in-flight attempts finish (their leases expire otherwise and others take over)."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace)
+
+    async def _guarded(self, submission: Submission) -> None:
+        try:
+            await self.process(submission)
+        except Exception:
+            # The lease runs out and the work is claimed again: nothing is stuck.
+            log.exception("dispatcher.process_failed", correlation_id=submission.correlation_id)
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    async def process(self, submission: Submission) -> FinalAnswer | None:
+        """Run one attempt on a submission this dispatcher leased; the final answer, if any."""
+        with structlog.contextvars.bound_contextvars(correlation_id=submission.correlation_id):
+            route = self._routes.get(submission.base_class, submission.organisation)
+            result = await self._attempt(submission, route)
+            if isinstance(result, FinalAnswer):
+                await self._finish(submission, result)
+                return result
+            retries = route.retries if route else 0
+            if not result.permanent and submission.attempts <= retries:
+                delay = result.retry_after
+                if delay is None:
+                    backoff = route.backoff if route else 1.0
+                    delay = min(MAX_BACKOFF, backoff * 2 ** (submission.attempts - 1))
+                at = self._clock() + timedelta(seconds=delay)
+                log.info(
+                    "dispatch.retry",
+                    attempt=submission.attempts,
+                    after=delay,
+                    reason=result.reason,
+                )
+                await store.reschedule(
+                    self._db,
+                    submission.correlation_id,
+                    owner=self.owner,
+                    at=at,
+                    reason=result.reason,
+                )
+                return None
+            return await self._exhausted(submission, result)
+
+    async def _attempt(
+        self, submission: Submission, route: RouteConfig | None
+    ) -> FinalAnswer | _Failure:
+        found = self._connectors.get(submission.connector)
+        if found is None or route is None:
+            return _failed(
+                f"no connector '{submission.connector}' is configured for "
+                f"{submission.base_class} @ {submission.organisation}"
+            )
+        connector, ctx = found
+        tx = await self._transaction(submission)
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(route.timeout):
+                outcome: Outcome = await connector.handle(tx, ctx)
+        except TimeoutError:
+            log.warning("dispatch.timeout", connector=ctx.name, timeout=route.timeout)
+            return _Failure(f"{ctx.name} did not answer within {route.timeout:g}s", True)
+        except Exception as exc:
+            log.warning("dispatch.connector_error", connector=ctx.name, error=repr(exc))
+            return _Failure(f"{ctx.name} failed: {exc!r}", False)
+        elapsed = asyncio.get_running_loop().time() - started
+        log.info(
+            "dispatch.outcome", connector=ctx.name, outcome=type(outcome).__name__, seconds=elapsed
+        )
+        return _final(outcome, ctx.name)
+
+    async def _transaction(self, submission: Submission) -> Transaction:
+        enrolments = (
+            await citizens.enrolments(self._db, submission.sender_id)
+            if submission.sender_id
+            else ()
+        )
+        return Transaction(
+            correlation_id=submission.correlation_id,
+            class_=submission.base_class,
+            organisation=submission.organisation,
+            keys=dict(submission.keys),
+            body=submission.request_body,
+            identity=Identity(
+                user_id=submission.sender_id,
+                auth_method=submission.auth_method,
+                auth_level=submission.auth_level,
+                enrolments=tuple(
+                    e for e in enrolments if e.organisation == submission.organisation
+                ),
+            ),
+            transaction_id=submission.transaction_id,
+            gateway_test=submission.gateway_test,
+            test_in_live=submission.test_in_live,
+            received_at=submission.received_at,
+            attempt=submission.attempts,
+        )
+
+    async def _exhausted(self, submission: Submission, failure: _Failure) -> FinalAnswer:
+        number = 2005 if failure.never_answered else 3000
+        error = GovTalkError.of(
+            number, _exhausted_text(number, submission.attempts, failure.reason)
+        )
+        final = FinalAnswer(ERROR, errors=errors_to_json([error]))
+        log.warning("dispatch.dead_letter", number=number, attempts=submission.attempts)
+        if await self._finish(submission, final):
+            await store.add_dead_letter(
+                self._db,
+                DeadLetter(
+                    correlation_id=submission.correlation_id,
+                    connector=submission.connector,
+                    class_=submission.base_class,
+                    organisation=submission.organisation,
+                    error_number=number,
+                    reason=failure.reason,
+                    attempts=submission.attempts,
+                    created_at=self._clock(),
+                ),
+            )
+        return final
+
+    async def _finish(self, submission: Submission, final: FinalAnswer) -> bool:
+        retention = self._config.retention
+        days = retention.response_days if final.state == RESPONSE else retention.error_days
+        done = await store.answer(
+            self._db,
+            submission.correlation_id,
+            owner=self.owner,
+            final=final,
+            now=self._clock(),
+            keep_for=timedelta(days=days),
+        )
+        if not done:
+            log.warning("dispatch.lease_lost")
+        return done
+
+
+def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:
+    if isinstance(outcome, Response):
+        return FinalAnswer(RESPONSE, response_body=outcome.body)
+    if isinstance(outcome, BusinessError):
+        if not outcome.errors:
+            return _failed(f"{connector} returned a business error with no errors")
+        return FinalAnswer(
+            ERROR, errors=errors_to_json(outcome.errors), application=outcome.application
+        )
+    if isinstance(outcome, Retry):
+        return _Failure(
+            outcome.reason or f"{connector} asked to retry", True, max(0.0, outcome.after)
+        )
+    if isinstance(outcome, Failed):
+        return _failed(outcome.reason)
+    return _failed(f"{connector} returned {type(outcome).__name__}, which is not an Outcome")
+
+
+def _failed(reason: str) -> _Failure:
+    return _Failure(reason, never_answered=False, permanent=True)
+
+
+def _exhausted_text(number: int, attempts: int, reason: str) -> str:
+    if number == 2005:
+        return f"The back office did not answer after {attempts} attempt(s): {reason}"
+    return f"Processing failed at the back office after {attempts} attempt(s): {reason}; resubmit later"

@@ -1,0 +1,93 @@
+"""Engine and sessions: SQLite (WAL, serialised writers) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A read transaction that later writes gets SQLITE_BUSY at once, whatever the timeout;
+        # writers take the write lock up front instead.
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+@dataclass(slots=True)
+class Database:
+    """Two session factories: `write` for read-modify-write, `read` for queries."""
+
+    url: str
+    write_engine: AsyncEngine
+    read_engine: AsyncEngine
+    write: async_sessionmaker[AsyncSession]
+    read: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def open(cls, url: str, *, echo: bool = False) -> Database:
+        if is_sqlite(url):
+            ensure_sqlite_dir(url)
+            write_engine = _sqlite_engine(url, immediate=True, echo=echo)
+            read_engine = _sqlite_engine(url, immediate=False, echo=echo)
+        else:
+            write_engine = read_engine = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+            )
+        return cls(
+            url=url,
+            write_engine=write_engine,
+            read_engine=read_engine,
+            write=async_sessionmaker(write_engine, expire_on_commit=False),
+            read=async_sessionmaker(read_engine, expire_on_commit=False),
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed on success."""
+        async with self.write() as session, session.begin():
+            yield session
+
+    async def aclose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,251 @@
+"""Submission records: insert, claim (the outbox), answer, delete, list, purge, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+
+from gateway.store.engine import Database
+from gateway.store.models import (
+    ERROR,
+    LEASED,
+    PENDING_STATES,
+    QUEUED,
+    RESPONSE,
+    DeadLetter,
+    Submission,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    """What a poll will return once the back office is done."""
+
+    state: str  # RESPONSE | ERROR
+    response_body: bytes | None = None
+    errors: list[dict[str, Any]] | None = None
+    application: str | None = None
+
+
+async def insert(db: Database, submission: Submission) -> None:
+    """Commit a new submission; only after this returns may it be acknowledged."""
+    async with db.transaction() as session:
+        session.add(submission)
+
+
+async def get(db: Database, correlation_id: str) -> Submission | None:
+    """The live (undeleted) submission with this CorrelationID."""
+    async with db.read() as session:
+        return await session.scalar(
+            select(Submission).where(
+                Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None)
+            )
+        )
+
+
+async def claim(
+    db: Database, *, owner: str, limit: int, now: datetime, lease: timedelta
+) -> Sequence[Submission]:
+    """Lease up to limit due submissions, including ones whose lease a crashed process left."""
+    due = (
+        select(Submission.correlation_id)
+        .where(
+            or_(
+                and_(Submission.state == QUEUED, Submission.next_attempt_at <= now),
+                and_(Submission.state == LEASED, Submission.lease_until < now),
+            )
+        )
+        .order_by(Submission.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Submission)
+        .where(Submission.correlation_id.in_(due.scalar_subquery()))
+        .values(
+            state=LEASED,
+            lease_owner=owner,
+            lease_until=now + lease,
+            attempts=Submission.attempts + 1,
+        )
+        .returning(Submission)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.transaction() as session:
+        return list((await session.scalars(stmt)).all())
+
+
+async def next_due(db: Database) -> datetime | None:
+    """When the earliest queued or leased submission next becomes claimable."""
+    async with db.read() as session:
+        queued = await session.scalar(
+            select(func.min(Submission.next_attempt_at)).where(Submission.state == QUEUED)
+        )
+        leased = await session.scalar(
+            select(func.min(Submission.lease_until)).where(Submission.state == LEASED)
+        )
+    times = [t for t in (queued, leased) if t is not None]
+    return min(times) if times else None
+
+
+async def answer(
+    db: Database,
+    correlation_id: str,
+    *,
+    owner: str,
+    final: FinalAnswer,
+    now: datetime,
+    keep_for: timedelta,
+) -> bool:
+    """Record the final answer if this owner still holds the lease; False if it lost it."""
+    stmt = (
+        update(Submission)
+        .where(
+            Submission.correlation_id == correlation_id,
+            Submission.state == LEASED,
+            Submission.lease_owner == owner,
+        )
+        .values(
+            state=final.state,
+            response_body=final.response_body,
+            errors=final.errors,
+            error_application=final.application,
+            answered_at=now,
+            purge_after=now + keep_for,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    async with db.transaction() as session:
+        result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reschedule(
+    db: Database, correlation_id: str, *, owner: str, at: datetime, reason: str
+) -> bool:
+    """Put a leased submission back in the queue for another attempt at `at`."""
+    stmt = (
+        update(Submission)
+        .where(
+            Submission.correlation_id == correlation_id,
+            Submission.state == LEASED,
+            Submission.lease_owner == owner,
+        )
+        .values(
+            state=QUEUED, next_attempt_at=at, lease_owner=None, lease_until=None, last_error=reason
+        )
+    )
+    async with db.transaction() as session:
+        result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_deleted(db: Database, correlation_id: str, now: datetime) -> bool:
+    """Delete the hub's copy; a pending one is still delivered to the back office, then purged."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(Submission)
+            .where(Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None))
+            .values(deleted_at=now)
+        )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def for_sender(
+    db: Database,
+    *,
+    sender_id: str,
+    class_: str,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> Sequence[Submission]:
+    """A sender's undeleted submissions of one class, oldest first, within the window."""
+    stmt = select(Submission).where(
+        Submission.sender_id == sender_id,
+        Submission.class_ == class_,
+        Submission.deleted_at.is_(None),
+    )
+    if start is not None:
+        stmt = stmt.where(Submission.received_at >= start)
+    if end is not None:
+        stmt = stmt.where(Submission.received_at <= end)
+    stmt = stmt.order_by(Submission.received_at).limit(limit)
+    async with db.read() as session:
+        return list((await session.scalars(stmt)).all())
+
+
+async def purge(db: Database, now: datetime) -> int:
+    """Remove answered records past retention, and deleted ones once the back office is done."""
+    stmt = delete(Submission).where(
+        Submission.state.not_in(PENDING_STATES),
+        or_(Submission.purge_after < now, Submission.deleted_at.is_not(None)),
+    )
+    async with db.transaction() as session:
+        result = await session.execute(stmt)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_dead_letter(db: Database, letter: DeadLetter) -> None:
+    async with db.transaction() as session:
+        session.add(letter)
+
+
+async def dead_letters(db: Database, *, include_replayed: bool = False) -> Sequence[DeadLetter]:
+    stmt = select(DeadLetter).order_by(DeadLetter.id)
+    if not include_replayed:
+        stmt = stmt.where(DeadLetter.replayed_at.is_(None))
+    async with db.read() as session:
+        return list((await session.scalars(stmt)).all())
+
+
+async def replay(db: Database, letter_id: int, now: datetime) -> str | None:
+    """Queue a dead letter's transaction again; its CorrelationID, or None if nothing to replay."""
+    async with db.transaction() as session:
+        letter = await session.get(DeadLetter, letter_id)
+        if letter is None or letter.replayed_at is not None:
+            return None
+        result = await session.execute(
+            update(Submission)
+            .where(Submission.correlation_id == letter.correlation_id, Submission.state == ERROR)
+            .values(
+                state=QUEUED,
+                attempts=0,
+                next_attempt_at=now,
+                response_body=None,
+                errors=None,
+                error_application=None,
+                answered_at=None,
+                purge_after=None,
+            )
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        letter.replayed_at = now
+        return letter.correlation_id
+
+
+__all__ = [
+    "ERROR",
+    "LEASED",
+    "QUEUED",
+    "RESPONSE",
+    "FinalAnswer",
+    "add_dead_letter",
+    "answer",
+    "claim",
+    "dead_letters",
+    "for_sender",
+    "get",
+    "insert",
+    "mark_deleted",
+    "next_due",
+    "purge",
+    "replay",
+    "reschedule",
+]

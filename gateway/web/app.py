@@ -1,0 +1,139 @@
+"""The aiohttp application: wiring, lifecycle (every resource in cleanup_ctx) and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import structlog
+from aiohttp import web
+
+from gateway import __version__, demo
+from gateway.clock import utcnow
+from gateway.config import Config
+from gateway.dsp.engine import DocumentSubmission
+from gateway.identity.authenticate import Authenticator, PasswordBackend, SignatureBackend
+from gateway.routing.dispatcher import Dispatcher
+from gateway.routing.registry import ConnectorSet
+from gateway.routing.table import RouteTable
+from gateway.store import submissions as store
+from gateway.store.engine import Database
+from gateway.store.migrate import upgrade_async
+from gateway.web.dsp_views import dsp_endpoint
+from gateway.web.keys import CONFIG, CONNECTORS, DB, DISPATCHER, DSP, ROUTES
+from gateway.web.problems import request_context
+
+log = structlog.get_logger("gateway.app")
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    await upgrade_async(config.database_url)
+    db = Database.open(config.database_url, echo=config.database.echo)
+    app[DB] = db
+    if config.demo:
+        await demo.seed(db)
+    yield
+    await db.aclose()
+
+
+async def _connectors(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    connectors = (
+        app[CONNECTORS]
+        if CONNECTORS in app
+        else ConnectorSet.build(config.connectors, config.data_dir)
+    )
+    app[CONNECTORS] = connectors
+    await connectors.start()
+    yield
+    await connectors.aclose()
+
+
+async def _dispatch(app: web.Application) -> AsyncIterator[None]:
+    config, clock = app[CONFIG], app[CLOCK]
+    db, routes = app[DB], app[ROUTES]
+    dispatcher = Dispatcher(db, routes, app[CONNECTORS], config, clock)
+    app[DISPATCHER] = dispatcher
+    authenticator = Authenticator(
+        [PasswordBackend(db, allow_md5=config.auth.allow_md5), SignatureBackend()]
+    )
+    app[DSP] = DocumentSubmission(
+        config=config,
+        db=db,
+        routes=routes,
+        authenticator=authenticator,
+        dispatcher=dispatcher,
+        clock=clock,
+    )
+    task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await dispatcher.drain()
+
+
+async def _purge(app: web.Application) -> AsyncIterator[None]:
+    config, db, clock = app[CONFIG], app[DB], app[CLOCK]
+
+    async def loop() -> None:
+        while True:
+            try:
+                removed = await store.purge(db, clock())
+                if removed:
+                    log.info("store.purged", records=removed)
+            except Exception:
+                log.exception("store.purge_failed")
+            await asyncio.sleep(config.retention.purge_interval_seconds)
+
+    task = asyncio.create_task(loop(), name="purge")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def index(request: web.Request) -> web.Response:
+    routes = request.app[ROUTES]
+    return web.json_response(
+        {
+            "service": "GovTalk reference Government Gateway hub",
+            "version": __version__,
+            "submission": "/submission",
+            "poll": "/poll",
+            "routes": [{"class": r.class_, "organisation": r.organisation} for r in routes],
+        }
+    )
+
+
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+
+
+def create_app(
+    config: Config,
+    *,
+    connectors: ConnectorSet | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> web.Application:
+    """Build the hub; `connectors` lets tests plug instances in without entry points."""
+    app = web.Application(
+        middlewares=[request_context], client_max_size=config.server.max_body_bytes + 1
+    )
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[ROUTES] = RouteTable(config.routes)
+    if connectors is not None:
+        app[CONNECTORS] = connectors
+    app.cleanup_ctx.extend([_database, _connectors, _dispatch, _purge])
+    app.router.add_post("/submission", dsp_endpoint)
+    app.router.add_post("/poll", dsp_endpoint)
+    app.router.add_get("/health", health)
+    app.router.add_get("/", index)
+    return app

@@ -1,0 +1,47 @@
+"""HTTP transport for the DSP: POST on /submission and /poll, size cap before parsing."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.dsp.engine import Endpoints
+from gateway.web.keys import CONFIG, DSP
+
+CONTENT_TYPE = "text/xml"
+
+
+def endpoints_for(request: web.Request) -> Endpoints:
+    public = request.app[CONFIG].server.public_url
+    if public:
+        return Endpoints(public.rstrip("/"))
+    return Endpoints(f"{request.scheme}://{request.host}")
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None once it exceeds limit (decompressed bytes count, so bombs stop early)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(65536):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def dsp_endpoint(request: web.Request) -> web.Response:
+    """Every message type is accepted on both URLs; protocol errors are still HTTP 200."""
+    engine = request.app[DSP]
+    endpoints = endpoints_for(request)
+    limit = request.app[CONFIG].server.max_body_bytes
+    declared = request.content_length
+    raw = None if declared is not None and declared > limit else await _read_capped(request, limit)
+    if raw is None:
+        response = web.Response(
+            body=engine.too_large(declared, endpoints), content_type=CONTENT_TYPE, charset="utf-8"
+        )
+        # The rest of the body is never read: the connection cannot be reused.
+        response.force_close()
+        return response
+    reply = await engine.handle(raw, endpoints)
+    return web.Response(body=reply, content_type=CONTENT_TYPE, charset="utf-8")

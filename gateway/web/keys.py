@@ -1,0 +1,19 @@
+"""Typed application state keys."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.config import Config
+from gateway.dsp.engine import DocumentSubmission
+from gateway.routing.dispatcher import Dispatcher
+from gateway.routing.registry import ConnectorSet
+from gateway.routing.table import RouteTable
+from gateway.store.engine import Database
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("db", Database)
+ROUTES = web.AppKey("routes", RouteTable)
+CONNECTORS = web.AppKey("connectors", ConnectorSet)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+DSP = web.AppKey("dsp", DocumentSubmission)

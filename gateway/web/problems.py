@@ -1,0 +1,46 @@
+"""The one place HTTP-level failures become answers: problem+json (RFC 9457) for non-DSP paths."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger("gateway.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str = "") -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id for every log line, and turn HTTP exceptions into problem+json."""
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id[:64], path=request.path)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = problem(
+            exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else ""
+        )
+        for name in ("Allow",):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+    except Exception:
+        log.exception("web.unhandled")
+        response = problem(
+            500, "Internal Server Error", "the hub failed; see its log for request " + request_id
+        )
+    response.headers["X-Request-ID"] = request_id
+    return response

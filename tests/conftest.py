@@ -1,0 +1,143 @@
+"""Shared fixtures: a real hub on a real socket, with a fresh SQLite file per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.config import Config, parse_config
+from gateway.routing.registry import ConnectorSet
+from gateway.web.app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Hub:
+    """A running hub: its base URL, its app, and an HTTP session to talk to it."""
+
+    url: str
+    app: web.Application
+    session: aiohttp.ClientSession
+    config: Config
+
+    @property
+    def submission_url(self) -> str:
+        return f"{self.url}/submission"
+
+    @property
+    def poll_url(self) -> str:
+        return f"{self.url}/poll"
+
+    async def post(self, data: bytes | str, *, path: str = "/submission", **kw: Any) -> bytes:
+        body = data.encode("utf-8") if isinstance(data, str) else data
+        async with self.session.post(f"{self.url}{path}", data=body, **kw) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.read()
+
+
+HubFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
+    """Start hubs with config overrides; all are stopped at the end of the test."""
+    runners: list[web.AppRunner] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(
+        raw: dict[str, Any] | None = None,
+        *,
+        connectors: ConnectorSet | None = None,
+        data_dir: Path | None = None,
+    ) -> Hub:
+        settings = dict(raw or {})
+        settings.setdefault("data_dir", str(data_dir or tmp_path / "var"))
+        settings.setdefault("dispatcher", {"idle_poll_seconds": 0.05})
+        config = parse_config(settings)
+        app = create_app(config, connectors=connectors)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        return Hub(f"http://127.0.0.1:{port}", app, session, config)
+
+    yield start
+    for session in sessions:
+        await session.close()
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def hub(hub_factory: HubFactory) -> Hub:
+    """The demo hub with its default configuration (both councils, async routes)."""
+    return await hub_factory()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HubProcess:
+    """A `gateway serve` child process."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+
+@pytest.fixture
+def spawn_hub(tmp_path: Path) -> Iterator[Callable[[Path], HubProcess]]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(config_path: Path) -> HubProcess:
+        port = free_port()
+        log = tmp_path / f"hub-{port}.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "--config", str(config_path), "serve", "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"hub exited: {log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"hub did not start: {log.read_text()}")
+        return HubProcess(proc, url, log)
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

@@ -1,0 +1,101 @@
+"""The `gateway` command: routes, demo info, db upgrade, configuration errors, dead letters."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+from lxml import etree
+
+from gateway.cli import main
+
+
+def invoke(*args: str, config: Path | None = None):
+    runner = CliRunner()
+    full = (["--config", str(config)] if config else []) + list(args)
+    return runner.invoke(main, full, catch_exceptions=False)
+
+
+def test_demo_info_json_has_everything_a_client_needs() -> None:
+    result = invoke("demo", "info", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["submission_url"] == "http://127.0.0.1:8080/submission"
+    assert data["poll_url"] == "http://127.0.0.1:8080/poll"
+    assert {c["code"]: c["name"] for c in data["councils"]} == {
+        "E08000024": "Sunderland City Council",
+        "E07000188": "Sedgemoor District Council",
+    }
+    assert data["citizens"]
+    for citizen in data["citizens"]:
+        assert citizen["user_id"] and citizen["password"]
+        for enrolment in citizen["enrolments"]:
+            assert enrolment["class"] in ("LA-CTAX-VIEW", "LA-CTAX-SPD")
+            assert enrolment["organisation"] in ("E08000024", "E07000188")
+            assert set(enrolment["keys"]) == {"CTaxAccountRef"}
+            body = etree.fromstring(enrolment["example_body"].encode())
+            assert enrolment["keys"]["CTaxAccountRef"] in etree.tostring(body).decode()
+
+
+def test_routes_lists_the_configured_table(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        """
+[server]
+port = 9090
+
+[connectors.planning]
+type = "receipt"
+schema = "connectors/receipt/examples/planning-comment.xsd"
+
+[[routes]]
+class = "LA-PLANNING-COMMENT"
+organisation = "E08000024"
+connector = "planning"
+mode = "sync"
+auth_level = 0
+"""
+    )
+    result = invoke("routes", "--json", config=config)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    keyed = {(r["class"], r["organisation"]): r for r in rows}
+    assert keyed[("LA-PLANNING-COMMENT", "E08000024")]["mode"] == "sync"
+    assert keyed[("LA-PLANNING-COMMENT", "E08000024")]["connector_type"] == "receipt"
+    assert keyed[("LA-CTAX-VIEW", "E07000188")]["connector_type"] == "simulated-council"
+    table = invoke("routes", config=config)
+    assert "LA-PLANNING-COMMENT" in table.output and "simulated-council" in table.output
+    info = json.loads(invoke("demo", "info", "--json", config=config).output)
+    assert info["submission_url"] == "http://127.0.0.1:9090/submission"
+
+
+def test_configuration_errors_are_clear(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[server]\nprot = 1\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "routes"])
+    assert result.exit_code != 0
+    assert "prot" in result.output
+    config.write_text('[[routes]]\nclass = "X-Y"\norganisation = "O"\nconnector = "missing"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "routes"])
+    assert result.exit_code != 0 and "missing" in result.output
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    result = invoke("db", "upgrade", config=config)
+    assert result.exit_code == 0, result.output
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "data" / "gateway.db").execute("select name from sqlite_master where type='table'")}
+    assert {"submissions", "dead_letters", "citizens", "enrolments", "alembic_version"} <= tables
+    assert invoke("db", "upgrade", config=config).exit_code == 0  # idempotent
+
+
+def test_deadletters_cli_on_an_empty_hub(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    invoke("db", "upgrade", config=config)
+    assert "no dead letters" in invoke("deadletters", "list", config=config).output
+    result = CliRunner().invoke(main, ["--config", str(config), "deadletters", "replay", "7"])
+    assert result.exit_code != 0 and "does not exist" in result.output

@@ -1,0 +1,120 @@
+"""A hub killed with SIGKILL right after acknowledging loses nothing: after a restart, polling the
+CorrelationID yields the response. Real processes, a real supplier back office over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from examples.supplier_backoffice.app import STATE, make_app
+from tests.hub import wire
+
+CLASS = "LA-CTAX-VIEW"
+BODY = (
+    '<CTaxViewRequest xmlns="urn:govtalk-hub:example:ctax-view:v1">'
+    "<AccountReference>10000002</AccountReference></CTaxViewRequest>"
+)
+
+
+async def _supplier() -> tuple[web.AppRunner, str, web.Application]:
+    app = make_app(hang_seconds=60)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}", app
+
+
+def _config(tmp_path: Path, supplier: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+data_dir = "{tmp_path / 'var'}"
+demo = false
+
+[dispatcher]
+idle_poll_seconds = 0.1
+lease_margin_seconds = 1
+
+[connectors.supplier]
+type = "http-forward"
+url = "{supplier}/transactions"
+timeout = 2
+
+[[routes]]
+class = "{CLASS}"
+organisation = "SUPPLIER"
+connector = "supplier"
+timeout = 2
+retries = 5
+backoff = 0.2
+auth_level = 0
+"""
+    )
+    return path
+
+
+async def _post(session: aiohttp.ClientSession, url: str, xml: str) -> wire.Reply:
+    async with session.post(url, data=xml.encode()) as resp:
+        assert resp.status == 200
+        return wire.read(await resp.read())
+
+
+async def _until_final(session: aiohttp.ClientSession, url: str, cid: str, seconds: float) -> wire.Reply:
+    async with asyncio.timeout(seconds):
+        while True:
+            reply = await _post(session, f"{url}/poll", wire.poll(CLASS, cid))
+            if reply.qualifier != "acknowledgement":
+                return reply
+            await asyncio.sleep(0.1)
+
+
+async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(tmp_path: Path, spawn_hub) -> None:
+    runner, supplier, app = await _supplier()
+    state = app[STATE]
+    try:
+        config = _config(tmp_path, supplier)
+        async with aiohttp.ClientSession() as session:
+            await session.post(f"{supplier}/_fault", json={"mode": "hang"})
+            hub = await asyncio.to_thread(spawn_hub, config)
+            acks = []
+            for _ in range(5):
+                ack = await _post(session, f"{hub.url}/submission", wire.submission(CLASS, BODY, organisation="SUPPLIER"))
+                assert ack.qualifier == "acknowledgement", ack.errors
+                acks.append(ack.correlation_id)
+            async with asyncio.timeout(5):
+                while state.requests < 1:  # the hub is inside a connector call
+                    await asyncio.sleep(0.05)
+            hub.proc.kill()
+            hub.proc.wait()
+
+            await session.post(f"{supplier}/_fault", json={"mode": "none"})
+            restarted = await asyncio.to_thread(spawn_hub, config)
+            for cid in acks:
+                final = await _until_final(session, restarted.url, cid, 20)
+                assert final.qualifier == "response", final.errors
+                assert final.body is not None and b"10000002" in wire.etree.tostring(final.body)
+            # Delivered at least once, applied once per CorrelationID.
+            assert sorted(state.applied) == sorted(acks)
+    finally:
+        await runner.cleanup()
+
+
+async def test_sigkill_straight_after_ack_loses_nothing(tmp_path: Path, spawn_hub) -> None:
+    runner, supplier, app = await _supplier()
+    try:
+        config = _config(tmp_path, supplier)
+        async with aiohttp.ClientSession() as session:
+            hub = await asyncio.to_thread(spawn_hub, config)
+            ack = await _post(session, f"{hub.url}/submission", wire.submission(CLASS, BODY, organisation="SUPPLIER"))
+            hub.proc.kill()  # the acknowledgement is all the client has
+            hub.proc.wait()
+            assert ack.correlation_id
+            restarted = await asyncio.to_thread(spawn_hub, config)
+            final = await _until_final(session, restarted.url, ack.correlation_id, 20)
+            assert final.qualifier == "response"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,344 @@
+"""The Document Submission Protocol over real HTTP against the demo hub."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.demo import citizens_list
+from gateway.govtalk.credentials import md5_value
+from tests.conftest import Hub
+from tests.hub import wire
+
+VIEW = "LA-CTAX-VIEW"
+CTAX_NS = {"v": "urn:govtalk-hub:la:ctax:view:v1"}
+
+
+def demo(index: int = 0):
+    citizen = citizens_list()[index]
+    return citizen, citizen.enrolments[0]
+
+
+def view_submission(**overrides) -> str:
+    citizen, enrolment = demo()
+    args = dict(
+        user=citizen.user_id,
+        password=citizen.password,
+        keys=enrolment.keys,
+        organisation=enrolment.organisation,
+    )
+    args.update(overrides)
+    return wire.submission(VIEW, enrolment.example_body(), **args)
+
+
+async def submit(hub: Hub, xml: str, path: str = "/submission") -> wire.Reply:
+    return wire.read(await hub.post(xml, path=path))
+
+
+async def poll_until_final(hub: Hub, class_: str, cid: str, url: str | None = None) -> wire.Reply:
+    for _ in range(100):
+        reply = wire.read(await hub.post(wire.poll(class_, cid), path=(url or hub.poll_url).removeprefix(hub.url)))
+        if reply.qualifier != "acknowledgement":
+            return reply
+        await asyncio.sleep(0.05)
+    raise AssertionError("no final answer")
+
+
+async def test_submission_is_acknowledged_with_a_correlation_id_and_poll_endpoint(hub: Hub) -> None:
+    reply = await submit(hub, view_submission(transaction_id="0042"))
+    assert reply.qualifier == "acknowledgement"
+    assert reply.function == "submit"
+    assert reply.class_ == VIEW
+    assert re.fullmatch(r"[0-9A-F]{32}", reply.correlation_id or "")
+    assert reply.endpoint == hub.poll_url
+    assert reply.poll_interval == 1
+    assert reply.transaction_id == "0042"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", reply.timestamp or "")
+
+
+async def test_full_cycle_response_repeatable_then_delete_then_2000(hub: Hub) -> None:
+    ack = await submit(hub, view_submission())
+    cid = ack.correlation_id
+    assert cid
+    final = await poll_until_final(hub, VIEW, cid, ack.endpoint)
+    assert final.qualifier == "response"
+    assert final.correlation_id == cid
+    body = final.body
+    assert body is not None
+    _, enrolment = demo()
+    assert enrolment.account_ref in wire.etree.tostring(body).decode()
+    again = wire.read(await hub.post(wire.poll(VIEW, cid), path="/poll"))
+    assert again.qualifier == "response"
+    assert wire.etree.tostring(again.body) == wire.etree.tostring(body)
+
+    deleted = wire.read(await hub.post(wire.delete(VIEW, cid)))
+    assert deleted.qualifier == "response"
+    assert deleted.function == "delete"
+    assert deleted.correlation_id == cid
+    assert deleted.poll_interval >= 0
+
+    gone = wire.read(await hub.post(wire.poll(VIEW, cid), path="/poll"))
+    assert gone.qualifier == "error"
+    assert gone.error_number == 2000
+    twice = wire.read(await hub.post(wire.delete(VIEW, cid)))
+    assert twice.error_number == 2000
+
+
+async def test_every_message_type_is_accepted_on_both_urls(hub: Hub) -> None:
+    ack = await submit(hub, view_submission(), path="/poll")
+    assert ack.qualifier == "acknowledgement"
+    cid = ack.correlation_id
+    assert cid
+    final = await poll_until_final(hub, VIEW, cid, hub.submission_url)
+    assert final.qualifier == "response"
+    citizen, _ = demo()
+    listed = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password), path="/poll"))
+    assert listed.qualifier == "response" and listed.function == "list"
+    deleted = wire.read(await hub.post(wire.delete(VIEW, cid), path="/poll"))
+    assert deleted.function == "delete" and deleted.qualifier == "response"
+
+
+@pytest.mark.parametrize("content_type", ["text/xml", "application/xml", "application/octet-stream", "application/x-binary", None])
+async def test_any_content_type_is_accepted(hub: Hub, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    reply = wire.read(await hub.post(view_submission(), headers=headers))
+    assert reply.qualifier == "acknowledgement"
+
+
+async def test_client_leniency(hub: Hub) -> None:
+    citizen, enrolment = demo()
+    # No CorrelationID element at all, digit-only TransactionID, ROLE in capitals, EmailAddress
+    # inside IDAuthentication (not schema-valid, but real clients do it).
+    xml = view_submission(correlation_id=None, transaction_id="123456", extra_sender="<EmailAddress>a@b.example</EmailAddress>")
+    xml = xml.replace("<Role>principal</Role>", "<Role>PRINCIPAL</Role>")
+    reply = await submit(hub, xml)
+    assert reply.qualifier == "acknowledgement", reply.errors
+    assert reply.transaction_id == "123456"
+    cid = reply.correlation_id
+    assert cid
+    # Full SenderDetails on a poll are ignored; a poll with no Body at all works too.
+    sender = (
+        "<SenderDetails><IDAuthentication><SenderID>someone</SenderID><Authentication><Method>clear</Method>"
+        "<Value>wrong</Value></Authentication></IDAuthentication></SenderDetails>"
+    )
+    polled = wire.read(await hub.post(wire.poll(VIEW, cid, sender=sender), path="/poll"))
+    assert polled.qualifier in ("acknowledgement", "response")
+    polled = wire.read(await hub.post(wire.poll(VIEW, cid, with_body=True), path="/poll"))
+    assert polled.qualifier in ("acknowledgement", "response")
+
+
+async def test_md5_authentication(hub: Hub) -> None:
+    citizen, _ = demo()
+    reply = await submit(hub, view_submission(method="MD5", password=md5_value(citizen.password)))
+    assert reply.qualifier == "acknowledgement", reply.errors
+
+
+async def test_md5_switched_off_is_1047(hub_factory) -> None:
+    hub = await hub_factory({"auth": {"allow_md5": False}})
+    citizen, _ = demo()
+    reply = await submit(hub, view_submission(method="MD5", password=md5_value(citizen.password)))
+    assert reply.error_number == 1047
+    assert reply.class_ == VIEW
+
+
+@pytest.mark.parametrize(
+    ("overrides", "number", "needle"),
+    [
+        ({"password": "not-the-password"}, 1046, "not recognised"),
+        ({"user": "NOSUCHUSER01"}, 1046, "not recognised"),
+        ({"keys": {"CTaxAccountRef": "SUN99999999"}}, 1046, "not enrolled"),
+        ({"keys": {}}, 1046, "not enrolled"),
+        ({"user": None}, 1046, "requires authentication"),
+        ({"password": ""}, 1040, "Value"),
+        ({"method": "W3Csigned"}, 1040, "Signature"),
+        ({"correlation_id": "0" * 32}, 1020, "CorrelationID"),
+        ({"organisation": "E99999999"}, 1001, "E99999999"),
+        ({"organisation": None}, 2002, "Organisation"),
+    ],
+)
+async def test_submission_refusals(hub: Hub, overrides, number: int, needle: str) -> None:
+    reply = await submit(hub, view_submission(**overrides))
+    assert reply.qualifier == "error"
+    assert reply.error_number == number, reply.errors
+    assert needle in reply.errors[0]["text"]
+    assert reply.errors[0]["raised_by"] == "Gateway"
+    assert reply.errors[0]["type"] == "fatal"
+    assert reply.endpoint and reply.poll_interval >= 0
+    assert reply.transaction_id == "0001"
+
+
+async def test_unknown_class_is_1001_naming_it(hub: Hub) -> None:
+    citizen, enrolment = demo()
+    xml = wire.submission("LA-NO-SUCH", enrolment.example_body(), user=citizen.user_id, password=citizen.password)
+    reply = await submit(hub, xml)
+    assert reply.error_number == 1001
+    assert "LA-NO-SUCH" in reply.errors[0]["text"]
+
+
+async def test_empty_body_is_1042(hub: Hub) -> None:
+    citizen, enrolment = demo()
+    xml = wire.submission(VIEW, "", user=citizen.user_id, password=citizen.password, keys=enrolment.keys, organisation=enrolment.organisation)
+    assert (await submit(hub, xml)).error_number == 1042
+
+
+async def test_poll_and_delete_refusals(hub: Hub) -> None:
+    ack = await submit(hub, view_submission())
+    cid = ack.correlation_id
+    assert cid
+    wrong_class = wire.read(await hub.post(wire.poll("LA-CTAX-SPD", cid), path="/poll"))
+    assert wrong_class.error_number == 1001 and "does not match" in wrong_class.errors[0]["text"]
+    wrong_class = wire.read(await hub.post(wire.delete("LA-CTAX-SPD", cid)))
+    assert wrong_class.error_number == 1001
+    no_cid = wire.read(await hub.post(wire.delete(VIEW, None)))
+    assert no_cid.error_number == 1035
+    unknown = wire.read(await hub.post(wire.poll(VIEW, "A" * 32), path="/poll"))
+    assert unknown.error_number == 2000
+    assert unknown.correlation_id == "A" * 32
+    # The wrong-class attempts left the record alone.
+    assert (await poll_until_final(hub, VIEW, cid)).qualifier == "response"
+
+
+async def test_client_cannot_send_gateway_messages(hub: Hub) -> None:
+    xml = view_submission(qualifier="acknowledgement")
+    reply = await submit(hub, xml)
+    assert reply.error_number == 1001
+    assert "acknowledgement" in reply.errors[0]["text"]
+
+
+async def test_data_request_lists_status_and_filters(hub: Hub) -> None:
+    citizen, _ = demo()
+    ack = await submit(hub, view_submission(transaction_id="0A0B"))
+    cid = ack.correlation_id
+    assert cid
+    await poll_until_final(hub, VIEW, cid)
+    second = await submit(hub, view_submission(transaction_id="0C0D"))
+    assert second.correlation_id
+    await poll_until_final(hub, VIEW, second.correlation_id)
+    await hub.post(wire.delete(VIEW, second.correlation_id))
+
+    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password)))
+    assert reply.qualifier == "response" and reply.function == "list"
+    assert reply.correlation_id is None
+    assert reply.transaction_id == "42"
+    report = reply.body
+    assert report is not None and wire.etree.QName(report).localname == "StatusReport"
+    records = report.xpath("*[local-name()='StatusRecord']")
+    by_cid = {r.xpath("string(*[local-name()='CorrelationID'])"): r for r in records}
+    assert cid in by_cid and second.correlation_id not in by_cid  # deleted never appear
+    assert by_cid[cid].xpath("string(*[local-name()='Status'])") == "SUBMISSION_RESPONSE"
+    assert by_cid[cid].xpath("string(*[local-name()='TransactionID'])") == "0A0B"
+    stamp = by_cid[cid].xpath("string(*[local-name()='TimeStamp'])")
+    assert re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d", stamp)
+
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%d/%m/%Y")
+    future = f"<StartDate>{tomorrow}</StartDate><StartTime>00:00:00</StartTime>"
+    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, future)))
+    assert reply.body is not None and not reply.body.xpath("*[local-name()='StatusRecord']")
+
+    today = datetime.now(UTC).strftime("%d/%m/%Y")
+    backwards = f"<StartDate>{tomorrow}</StartDate><EndDate>{today}</EndDate>"
+    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, backwards)))
+    assert reply.error_number == 1038
+    bad = "<StartDate>31/02/2026</StartDate>"
+    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, bad)))
+    assert reply.error_number == 1039
+    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, "wrong")))
+    assert reply.error_number == 1046
+    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, correlation_id="B" * 32)))
+    assert reply.error_number == 1020
+
+
+async def test_list_shows_only_the_senders_own_submissions(hub: Hub) -> None:
+    ack = await submit(hub, view_submission())
+    other = citizens_list()[1]
+    reply = wire.read(await hub.post(wire.data_request(VIEW, other.user_id, other.password)))
+    assert reply.qualifier == "response"
+    assert ack.correlation_id not in reply.raw.decode()
+
+
+async def test_gateway_test_flag_is_recorded_and_echoed(hub: Hub) -> None:
+    ack = await submit(hub, view_submission(gateway_test=True))
+    assert ack.text("//gt:GatewayTest") == "1"
+    assert ack.correlation_id
+    final = await poll_until_final(hub, VIEW, ack.correlation_id)
+    assert final.qualifier == "response"
+    assert final.text("//gt:GatewayTest") == "1"
+
+
+async def test_spd_write_changes_view_and_second_application_is_3001(hub: Hub) -> None:
+    citizen, _ = demo()
+    spd = next(e for e in citizen.enrolments if e.class_ == "LA-CTAX-SPD")
+    view = next(e for e in citizen.enrolments if e.class_ == VIEW)
+
+    async def run(class_: str, body: str) -> wire.Reply:
+        xml = wire.submission(class_, body, user=citizen.user_id, password=citizen.password, keys=spd.keys, organisation=spd.organisation)
+        ack = await submit(hub, xml)
+        assert ack.correlation_id, ack.errors
+        return await poll_until_final(hub, class_, ack.correlation_id)
+
+    before = await run(VIEW, view.example_body())
+    assert before.qualifier == "response"
+    applied = await run("LA-CTAX-SPD", spd.example_body())
+    assert applied.qualifier == "response", applied.errors
+    after = await run(VIEW, view.example_body())
+    assert wire.etree.tostring(after.body) != wire.etree.tostring(before.body)
+    assert "single" in wire.etree.tostring(after.body).decode().lower()
+
+    refused = await run("LA-CTAX-SPD", spd.example_body())
+    assert refused.qualifier == "error"
+    assert refused.error_number == 3001
+    assert refused.errors[0]["type"] == "business"
+    assert refused.errors[0]["locations"], "a business error names where"
+    detail = refused.body
+    assert detail is not None and wire.etree.QName(detail).localname == "ErrorResponse"
+    assert detail.xpath("string(//err:Error/err:Number)", namespaces=wire.NS) == "3001"
+    assert detail.xpath("//err:Error/err:Location", namespaces=wire.NS)
+
+
+async def test_test_in_live_is_checked_not_processed(hub: Hub) -> None:
+    citizen, _ = demo()
+    spd = next(e for e in citizen.enrolments if e.class_ == "LA-CTAX-SPD")
+    xml = wire.submission("LA-CTAX-SPD-TIL", spd.example_body(), user=citizen.user_id, password=citizen.password, keys=spd.keys, organisation=spd.organisation)
+    ack = await submit(hub, xml)
+    assert ack.class_ == "LA-CTAX-SPD-TIL" and ack.correlation_id, ack.errors
+    final = await poll_until_final(hub, "LA-CTAX-SPD-TIL", ack.correlation_id)
+    assert final.qualifier == "response"
+    assert "not processed" in wire.etree.tostring(final.body).decode()
+    # Not processed: the real application is still accepted afterwards.
+    xml = wire.submission("LA-CTAX-SPD", spd.example_body(), user=citizen.user_id, password=citizen.password, keys=spd.keys, organisation=spd.organisation)
+    ack = await submit(hub, xml)
+    assert ack.correlation_id
+    assert (await poll_until_final(hub, "LA-CTAX-SPD", ack.correlation_id)).qualifier == "response"
+
+
+async def test_sync_route_answers_the_submission_directly(hub_factory) -> None:
+    citizen, enrolment = demo()
+    route = {"class": VIEW, "organisation": enrolment.organisation, "connector": f"council-{enrolment.organisation}", "mode": "sync"}
+    hub = await hub_factory({"routes": [route]})
+    reply = await submit(hub, view_submission())
+    assert reply.qualifier == "response", reply.errors
+    assert reply.correlation_id and reply.body is not None
+    deleted = wire.read(await hub.post(wire.delete(VIEW, reply.correlation_id)))
+    assert deleted.function == "delete"
+
+
+async def test_poll_interval_is_per_class(hub_factory) -> None:
+    _, enrolment = demo()
+    route = {"class": VIEW, "organisation": enrolment.organisation, "connector": f"council-{enrolment.organisation}", "poll_interval": 7}
+    hub = await hub_factory({"routes": [route]})
+    reply = await submit(hub, view_submission())
+    assert reply.poll_interval == 7
+
+
+async def test_response_endpoint_follows_configuration(hub_factory) -> None:
+    hub = await hub_factory({"server": {"public_url": "https://gateway.example.gov.uk/"}})
+    reply = await submit(hub, view_submission())
+    assert reply.endpoint == "https://gateway.example.gov.uk/poll"
+
+
+async def test_response_endpoint_follows_host_header(hub: Hub) -> None:
+    reply = wire.read(await hub.post(view_submission(), headers={"Host": "councilhub.test:9000"}))
+    assert reply.endpoint == "http://councilhub.test:9000/poll"

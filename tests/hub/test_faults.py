@@ -1,0 +1,133 @@
+"""Connectors that hang, raise, ask to retry or fail: each ends in a GovTalk answer, nothing stuck."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.store import submissions as store
+from gateway.web.keys import DB
+from tests.conftest import Hub
+from tests.hub import wire
+from tests.hub.faulty import Misbehaving, connector_set, route
+
+BODY = '<Ping xmlns="urn:test:ping">hello</Ping>'
+
+
+async def start(hub_factory, tmp_path, *connectors: Misbehaving, **route_extra) -> Hub:
+    config = {
+        "demo": False,
+        "connectors": {c.name: {"type": "test"} for c in connectors},
+        "routes": [route(f"TEST-{c.name.upper()}", c.name, **route_extra) for c in connectors],
+    }
+    return await hub_factory(config, connectors=connector_set(tmp_path, *connectors))
+
+
+async def final_answer(hub: Hub, class_: str, timeout: float = 10) -> wire.Reply:
+    ack = wire.read(await hub.post(wire.submission(class_, BODY, organisation="TESTORG")))
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    async with asyncio.timeout(timeout):
+        while True:
+            reply = wire.read(await hub.post(wire.poll(class_, ack.correlation_id), path="/poll"))
+            if reply.qualifier != "acknowledgement":
+                return reply
+            await asyncio.sleep(0.05)
+
+
+async def test_hanging_connector_ends_in_2005_and_a_dead_letter(hub_factory, tmp_path) -> None:
+    hang = Misbehaving("hang", "hang")
+    hub = await start(hub_factory, tmp_path, hang)
+    reply = await final_answer(hub, "TEST-HANG")
+    assert reply.qualifier == "error"
+    assert reply.error_number == 2005
+    assert reply.errors[0]["raised_by"] == "Gateway"
+    assert "3 attempt" in reply.errors[0]["text"]
+    assert len(hang.calls) == 3  # first try + 2 retries
+    letters = await store.dead_letters(hub.app[DB])
+    assert [(d.correlation_id, d.error_number) for d in letters] == [(reply.correlation_id, 2005)]
+
+
+async def test_raising_connector_ends_in_3000(hub_factory, tmp_path) -> None:
+    boom = Misbehaving("boom", "raise")
+    hub = await start(hub_factory, tmp_path, boom)
+    reply = await final_answer(hub, "TEST-BOOM")
+    assert reply.error_number == 3000
+    assert reply.errors[0]["type"] == "fatal"
+    assert "exploded" in reply.errors[0]["text"]
+    assert len(boom.calls) == 3
+
+
+async def test_retry_outcome_exhausted_is_2005(hub_factory, tmp_path) -> None:
+    busy = Misbehaving("busy", "retry")
+    hub = await start(hub_factory, tmp_path, busy)
+    reply = await final_answer(hub, "TEST-BUSY")
+    assert reply.error_number == 2005
+    assert "busy" in reply.errors[0]["text"]
+
+
+async def test_permanent_failure_is_3000_without_retry(hub_factory, tmp_path) -> None:
+    down = Misbehaving("down", "fail")
+    hub = await start(hub_factory, tmp_path, down)
+    reply = await final_answer(hub, "TEST-DOWN")
+    assert reply.error_number == 3000
+    assert "maintenance" in reply.errors[0]["text"]
+    assert len(down.calls) == 1
+
+
+async def test_transient_failure_is_retried_to_success(hub_factory, tmp_path) -> None:
+    flaky = Misbehaving("flaky", "flaky")
+    hub = await start(hub_factory, tmp_path, flaky)
+    reply = await final_answer(hub, "TEST-FLAKY")
+    assert reply.qualifier == "response"
+    assert reply.body is not None and reply.body.findtext("{urn:test:echo}Attempt") == "2"
+    assert [tx.attempt for tx in flaky.calls] == [1, 2]
+    assert len({tx.correlation_id for tx in flaky.calls}) == 1
+
+
+async def test_poll_while_pending_gets_another_ack(hub_factory, tmp_path) -> None:
+    slow = Misbehaving("slow", "slow", delay=0.25)
+    hub = await start(hub_factory, tmp_path, slow, poll_interval=3)
+    ack = wire.read(await hub.post(wire.submission("TEST-SLOW", BODY, organisation="TESTORG")))
+    assert ack.correlation_id
+    early = wire.read(await hub.post(wire.poll("TEST-SLOW", ack.correlation_id), path="/poll"))
+    assert early.qualifier == "acknowledgement"
+    assert early.correlation_id == ack.correlation_id
+    assert early.poll_interval == 3
+    await asyncio.sleep(0.4)
+    later = wire.read(await hub.post(wire.poll("TEST-SLOW", ack.correlation_id), path="/poll"))
+    assert later.qualifier == "response"
+
+
+async def test_delete_before_answer_still_reaches_the_back_office(hub_factory, tmp_path) -> None:
+    slow = Misbehaving("slow", "slow", delay=0.2)
+    hub = await start(hub_factory, tmp_path, slow)
+    ack = wire.read(await hub.post(wire.submission("TEST-SLOW", BODY, organisation="TESTORG")))
+    assert ack.correlation_id
+    deleted = wire.read(await hub.post(wire.delete("TEST-SLOW", ack.correlation_id)))
+    assert deleted.function == "delete" and deleted.qualifier == "response"
+    await asyncio.sleep(0.5)
+    assert [tx.correlation_id for tx in slow.calls] == [ack.correlation_id]
+    gone = wire.read(await hub.post(wire.poll("TEST-SLOW", ack.correlation_id), path="/poll"))
+    assert gone.error_number == 2000
+
+
+async def test_dead_letter_replay_redelivers(hub_factory, tmp_path) -> None:
+    down = Misbehaving("down", "fail")
+    hub = await start(hub_factory, tmp_path, down)
+    reply = await final_answer(hub, "TEST-DOWN")
+    assert reply.error_number == 3000
+    db = hub.app[DB]
+    [letter] = await store.dead_letters(db)
+    down.mode = "ok"  # the back office is repaired
+    from gateway.clock import utcnow
+
+    assert await store.replay(db, letter.id, utcnow()) == reply.correlation_id
+    assert reply.correlation_id
+    async with asyncio.timeout(5):
+        while True:
+            again = wire.read(await hub.post(wire.poll("TEST-DOWN", reply.correlation_id), path="/poll"))
+            if again.qualifier == "response":
+                break
+            await asyncio.sleep(0.05)
+    assert await store.dead_letters(db) == []
+    assert await store.replay(db, letter.id, utcnow()) is None

@@ -1,0 +1,96 @@
+"""The same hub on the local PostgreSQL server: migrations, a full cycle, and exclusive claims."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from gateway.clock import utcnow
+from gateway.store import submissions as store
+from gateway.store.engine import Database
+from gateway.store.migrate import upgrade_async
+from gateway.store.models import QUEUED, Submission
+from tests.hub import wire
+from tests.hub.test_dsp import VIEW, poll_until_final, view_submission
+
+pytestmark = pytest.mark.postgres
+
+SERVER = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh database on the local server, dropped afterwards."""
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(SERVER)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(SERVER)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def test_full_cycle_on_postgresql(hub_factory, pg_url: str) -> None:
+    hub = await hub_factory({"database": {"url": pg_url}})
+    ack = wire.read(await hub.post(view_submission()))
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    final = await poll_until_final(hub, VIEW, ack.correlation_id)
+    assert final.qualifier == "response"
+    assert wire.read(await hub.post(wire.delete(VIEW, ack.correlation_id))).function == "delete"
+    assert wire.read(await hub.post(wire.poll(VIEW, ack.correlation_id), path="/poll")).error_number == 2000
+
+
+async def test_concurrent_claims_never_take_the_same_row(pg_url: str) -> None:
+    await upgrade_async(pg_url)
+    db = Database.open(pg_url)
+    try:
+        now = utcnow()
+        for i in range(60):
+            await store.insert(
+                db,
+                Submission(
+                    correlation_id=f"{i:032X}",
+                    class_="TEST",
+                    base_class="TEST",
+                    organisation="O",
+                    connector="c",
+                    sender_id=None,
+                    auth_method="none",
+                    auth_level=0,
+                    transaction_id=None,
+                    keys={},
+                    gateway_test=False,
+                    test_in_live=False,
+                    request_body=b"<x/>",
+                    received_at=now,
+                    state=QUEUED,
+                    attempts=0,
+                    next_attempt_at=now,
+                ),
+            )
+
+        async def worker(owner: str) -> list[str]:
+            got: list[str] = []
+            while batch := await store.claim(db, owner=owner, limit=3, now=utcnow(), lease=timedelta(minutes=1)):
+                got.extend(s.correlation_id for s in batch)
+            return got
+
+        results = await asyncio.gather(*(worker(f"w{i}") for i in range(6)))
+        claimed = [cid for r in results for cid in r]
+        assert len(claimed) == 60
+        assert len(set(claimed)) == 60
+    finally:
+        await db.aclose()
