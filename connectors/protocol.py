@@ -48,9 +48,14 @@ class Transaction:
     keys: Mapping[str, str]
     body: bytes  # the payload root element, serialised as UTF-8 XML
     identity: Identity
+    # The envelope's Body with the root's namespace declarations copied on, for digests taken over
+    # the envelope (the IRmark); present only when the payload carries an IRmark element.
+    envelope_body: bytes | None = None
     transaction_id: str | None = None
     gateway_test: bool = False  # GatewayTest=1: the test service
-    test_in_live: bool = False  # -TIL: check everything, process nothing, answer an advisory receipt
+    test_in_live: bool = (
+        False  # -TIL: check everything, process nothing, answer an advisory receipt
+    )
     received_at: datetime | None = None
     attempt: int = 1
 

@@ -79,6 +79,9 @@ class RouteConfig:
 @dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("var")
+    # Relative paths in connector options (schemas, CA files) resolve against this: the
+    # configuration file's directory, or the working directory without a file.
+    base_dir: Path = Path(".")
     demo: bool = True
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -184,6 +187,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         routes = tuple(r for r in demo_routes() if (r.class_, r.organisation) not in taken) + routes
     config = Config(
         data_dir=data_dir,
+        base_dir=base_dir or Path("."),
         demo=demo,
         server=_build(ServerConfig, _section(raw, "server"), "[server]"),
         database=_build(DatabaseConfig, _section(raw, "database"), "[database]"),

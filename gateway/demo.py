@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-
 from gateway.config import DEMO_COUNCILS, Config
 from gateway.identity import citizens
 from gateway.store.engine import Database

@@ -115,7 +115,16 @@ def spawn_hub(tmp_path: Path) -> Iterator[Callable[[Path], HubProcess]]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "--config", str(config_path), "serve", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "--config",
+                    str(config_path),
+                    "serve",
+                    "--port",
+                    str(port),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

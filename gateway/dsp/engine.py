@@ -17,6 +17,7 @@ from connectors.protocol import Identity
 from gateway.config import Config, RouteConfig
 from gateway.govtalk import replies
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
+from gateway.govtalk.irmark import body_with_namespaces, find_body, find_body_irmark
 from gateway.govtalk.listing import StatusRecord, parse_list_filter, status_report
 from gateway.govtalk.model import Envelope, Function, Qualifier
 from gateway.govtalk.parse import parse
@@ -53,6 +54,18 @@ class Endpoints:
     @property
     def submission(self) -> str:
         return f"{self.base_url}/submission"
+
+
+def _envelope_body(envelope: Envelope) -> bytes | None:
+    """The envelope Body as an IRmark is computed over it, when the payload carries one."""
+    if (
+        envelope.body is None
+        or envelope.document is None
+        or find_body_irmark(envelope.body) is None
+    ):
+        return None
+    body = find_body(envelope.document)
+    return None if body is None else etree.tostring(body_with_namespaces(body), encoding="utf-8")
 
 
 class DocumentSubmission:
@@ -148,6 +161,7 @@ class DocumentSubmission:
             gateway_test=message.gateway_test,
             test_in_live=message.test_in_live,
             request_body=etree.tostring(envelope.body, encoding="utf-8"),
+            envelope_body=_envelope_body(envelope),
             received_at=now,
             # A synchronous route is leased by this process from the start; if it dies mid-call
             # the lease runs out and the background dispatcher delivers it instead.

@@ -26,12 +26,18 @@ CATALOGUE: dict[int, ErrorSpec] = {
     for spec in (
         ErrorSpec(1000, GATEWAY, "fatal", "Internal failure; please retry later"),
         ErrorSpec(1001, GATEWAY, "fatal", "The submitted XML document failed validation"),
-        ErrorSpec(1002, GATEWAY, "fatal", "Authentication failure: the signature was not recognised"),
-        ErrorSpec(1020, GATEWAY, "fatal", "CorrelationID must be empty on a submission or data request"),
+        ErrorSpec(
+            1002, GATEWAY, "fatal", "Authentication failure: the signature was not recognised"
+        ),
+        ErrorSpec(
+            1020, GATEWAY, "fatal", "CorrelationID must be empty on a submission or data request"
+        ),
         ErrorSpec(1035, GATEWAY, "fatal", "CorrelationID is missing on a delete request"),
         ErrorSpec(1038, GATEWAY, "fatal", "The data request's date range is out of order"),
         ErrorSpec(1039, GATEWAY, "fatal", "The data request has an invalid date or time"),
-        ErrorSpec(1040, GATEWAY, "fatal", "The authentication Value is inconsistent with the Method"),
+        ErrorSpec(
+            1040, GATEWAY, "fatal", "The authentication Value is inconsistent with the Method"
+        ),
         ErrorSpec(1042, GATEWAY, "fatal", "The Body is not populated"),
         ErrorSpec(
             1046,
@@ -43,11 +49,17 @@ CATALOGUE: dict[int, ErrorSpec] = {
         ErrorSpec(2000, GATEWAY, "fatal", "No record was found for that CorrelationID"),
         ErrorSpec(2001, GATEWAY, "fatal", "The document is larger than allowed"),
         ErrorSpec(2002, GATEWAY, "fatal", "The document lacks the minimum required data"),
-        ErrorSpec(2005, GATEWAY, "fatal", "The back office did not acknowledge the document in time"),
+        ErrorSpec(
+            2005, GATEWAY, "fatal", "The back office did not acknowledge the document in time"
+        ),
         ErrorSpec(2021, DEPARTMENT, "fatal", "The body digest (IRmark) is incorrect"),
         ErrorSpec(2022, DEPARTMENT, "fatal", "The body digest (IRmark) was not found"),
-        ErrorSpec(3000, DEPARTMENT, "fatal", "Processing failed at the back office; resubmit later"),
-        ErrorSpec(3001, DEPARTMENT, "business", "The submission failed the back office's business rules"),
+        ErrorSpec(
+            3000, DEPARTMENT, "fatal", "Processing failed at the back office; resubmit later"
+        ),
+        ErrorSpec(
+            3001, DEPARTMENT, "business", "The submission failed the back office's business rules"
+        ),
     )
 }
 
@@ -63,7 +75,9 @@ class GovTalkError:
     locations: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, number: int, text: str | None = None, *, locations: tuple[str, ...] = ()) -> GovTalkError:
+    def of(
+        cls, number: int, text: str | None = None, *, locations: tuple[str, ...] = ()
+    ) -> GovTalkError:
         """Build an error from the catalogue, with an optional specific text."""
         spec = CATALOGUE.get(number)
         if spec is None:

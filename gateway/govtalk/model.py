@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import cast
 
 from lxml import etree
 
@@ -14,6 +15,12 @@ ERROR_RESPONSE_NS = "http://www.govtalk.gov.uk/CM/errorresponse"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 UNDEFINED_CLASS = "UndefinedClass"
 TIL_SUFFIX = "-TIL"
+
+
+def default_nsmap(namespace: str) -> dict[str, str]:
+    """An nsmap making namespace the default one (no prefix) for a new lxml element."""
+    # lxml spells the default namespace with a None key, which lxml-stubs does not allow for.
+    return cast("dict[str, str]", {None: namespace})
 
 
 class Qualifier(StrEnum):

@@ -199,6 +199,7 @@ class Dispatcher:
             organisation=submission.organisation,
             keys=dict(submission.keys),
             body=submission.request_body,
+            envelope_body=submission.envelope_body,
             identity=Identity(
                 user_id=submission.sender_id,
                 auth_method=submission.auth_method,

@@ -27,7 +27,9 @@ class ConnectorSet:
         self._items: dict[str, tuple[Connector, ConnectorContext]] = {}
 
     @classmethod
-    def build(cls, configs: Iterable[ConnectorConfig], data_dir: Path) -> ConnectorSet:
+    def build(
+        cls, configs: Iterable[ConnectorConfig], data_dir: Path, base_dir: Path = Path(".")
+    ) -> ConnectorSet:
         found = available()
         made = cls()
         for config in configs:
@@ -40,7 +42,7 @@ class ConnectorSet:
             factory = ep.load()
             ctx = ConnectorContext(
                 name=config.name,
-                options=dict(config.options),
+                options={"base_dir": str(base_dir), **config.options},
                 data_dir=data_dir / "connectors" / config.name,
                 log=logging.getLogger(f"gateway.connector.{config.name}"),
             )

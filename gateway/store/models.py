@@ -80,6 +80,8 @@ class Submission(Base):
     gateway_test: Mapped[bool] = mapped_column(Boolean, default=False)
     test_in_live: Mapped[bool] = mapped_column(Boolean, default=False)
     request_body: Mapped[bytes] = mapped_column(LargeBinary)
+    # The envelope Body with inherited namespaces, kept only when the payload carries an IRmark.
+    envelope_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     state: Mapped[str] = mapped_column(String(10), default=QUEUED)

@@ -44,7 +44,7 @@ async def _connectors(app: web.Application) -> AsyncIterator[None]:
     connectors = (
         app[CONNECTORS]
         if CONNECTORS in app
-        else ConnectorSet.build(config.connectors, config.data_dir)
+        else ConnectorSet.build(config.connectors, config.data_dir, config.base_dir)
     )
     app[CONNECTORS] = connectors
     await connectors.start()

@@ -31,12 +31,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = problem(
-            exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else ""
-        )
-        for name in ("Allow",):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
+        text = exc.text or ""
+        detail = "" if text == f"{exc.status}: {exc.reason}" else text
+        response = problem(exc.status, exc.reason, detail)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
     except Exception:
         log.exception("web.unhandled")
         response = problem(

@@ -73,7 +73,7 @@ auth_level = 0
 
 def test_configuration_errors_are_clear(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[server]\nprot = 1\n')
+    config.write_text("[server]\nprot = 1\n")
     result = CliRunner().invoke(main, ["--config", str(config), "routes"])
     assert result.exit_code != 0
     assert "prot" in result.output
@@ -87,7 +87,12 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
     result = invoke("db", "upgrade", config=config)
     assert result.exit_code == 0, result.output
-    tables = {r[0] for r in sqlite3.connect(tmp_path / "data" / "gateway.db").execute("select name from sqlite_master where type='table'")}
+    tables = {
+        r[0]
+        for r in sqlite3.connect(tmp_path / "data" / "gateway.db").execute(
+            "select name from sqlite_master where type='table'"
+        )
+    }
     assert {"submissions", "dead_letters", "citizens", "enrolments", "alembic_version"} <= tables
     assert invoke("db", "upgrade", config=config).exit_code == 0  # idempotent
 

@@ -32,7 +32,7 @@ def _config(tmp_path: Path, supplier: str) -> Path:
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
-data_dir = "{tmp_path / 'var'}"
+data_dir = "{tmp_path / "var"}"
 demo = false
 
 [dispatcher]
@@ -63,7 +63,9 @@ async def _post(session: aiohttp.ClientSession, url: str, xml: str) -> wire.Repl
         return wire.read(await resp.read())
 
 
-async def _until_final(session: aiohttp.ClientSession, url: str, cid: str, seconds: float) -> wire.Reply:
+async def _until_final(
+    session: aiohttp.ClientSession, url: str, cid: str, seconds: float
+) -> wire.Reply:
     async with asyncio.timeout(seconds):
         while True:
             reply = await _post(session, f"{url}/poll", wire.poll(CLASS, cid))
@@ -72,7 +74,9 @@ async def _until_final(session: aiohttp.ClientSession, url: str, cid: str, secon
             await asyncio.sleep(0.1)
 
 
-async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(tmp_path: Path, spawn_hub) -> None:
+async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(
+    tmp_path: Path, spawn_hub
+) -> None:
     runner, supplier, app = await _supplier()
     state = app[STATE]
     try:
@@ -82,11 +86,15 @@ async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(tmp_path: Path
             hub = await asyncio.to_thread(spawn_hub, config)
             acks = []
             for _ in range(5):
-                ack = await _post(session, f"{hub.url}/submission", wire.submission(CLASS, BODY, organisation="SUPPLIER"))
+                ack = await _post(
+                    session,
+                    f"{hub.url}/submission",
+                    wire.submission(CLASS, BODY, organisation="SUPPLIER"),
+                )
                 assert ack.qualifier == "acknowledgement", ack.errors
                 acks.append(ack.correlation_id)
             async with asyncio.timeout(5):
-                while state.requests < 1:  # the hub is inside a connector call
+                while state.requests < 1:  # noqa: ASYNC110 - the hub is inside a connector call
                     await asyncio.sleep(0.05)
             hub.proc.kill()
             hub.proc.wait()
@@ -104,12 +112,16 @@ async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(tmp_path: Path
 
 
 async def test_sigkill_straight_after_ack_loses_nothing(tmp_path: Path, spawn_hub) -> None:
-    runner, supplier, app = await _supplier()
+    runner, supplier, _app = await _supplier()
     try:
         config = _config(tmp_path, supplier)
         async with aiohttp.ClientSession() as session:
             hub = await asyncio.to_thread(spawn_hub, config)
-            ack = await _post(session, f"{hub.url}/submission", wire.submission(CLASS, BODY, organisation="SUPPLIER"))
+            ack = await _post(
+                session,
+                f"{hub.url}/submission",
+                wire.submission(CLASS, BODY, organisation="SUPPLIER"),
+            )
             hub.proc.kill()  # the acknowledgement is all the client has
             hub.proc.wait()
             assert ack.correlation_id

@@ -40,7 +40,9 @@ async def submit(hub: Hub, xml: str, path: str = "/submission") -> wire.Reply:
 
 async def poll_until_final(hub: Hub, class_: str, cid: str, url: str | None = None) -> wire.Reply:
     for _ in range(100):
-        reply = wire.read(await hub.post(wire.poll(class_, cid), path=(url or hub.poll_url).removeprefix(hub.url)))
+        reply = wire.read(
+            await hub.post(wire.poll(class_, cid), path=(url or hub.poll_url).removeprefix(hub.url))
+        )
         if reply.qualifier != "acknowledgement":
             return reply
         await asyncio.sleep(0.05)
@@ -95,13 +97,18 @@ async def test_every_message_type_is_accepted_on_both_urls(hub: Hub) -> None:
     final = await poll_until_final(hub, VIEW, cid, hub.submission_url)
     assert final.qualifier == "response"
     citizen, _ = demo()
-    listed = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password), path="/poll"))
+    listed = wire.read(
+        await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password), path="/poll")
+    )
     assert listed.qualifier == "response" and listed.function == "list"
     deleted = wire.read(await hub.post(wire.delete(VIEW, cid), path="/poll"))
     assert deleted.function == "delete" and deleted.qualifier == "response"
 
 
-@pytest.mark.parametrize("content_type", ["text/xml", "application/xml", "application/octet-stream", "application/x-binary", None])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/xml", "application/xml", "application/octet-stream", "application/x-binary", None],
+)
 async def test_any_content_type_is_accepted(hub: Hub, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     reply = wire.read(await hub.post(view_submission(), headers=headers))
@@ -109,10 +116,14 @@ async def test_any_content_type_is_accepted(hub: Hub, content_type: str | None) 
 
 
 async def test_client_leniency(hub: Hub) -> None:
-    citizen, enrolment = demo()
+    _citizen, _enrolment = demo()
     # No CorrelationID element at all, digit-only TransactionID, ROLE in capitals, EmailAddress
     # inside IDAuthentication (not schema-valid, but real clients do it).
-    xml = view_submission(correlation_id=None, transaction_id="123456", extra_sender="<EmailAddress>a@b.example</EmailAddress>")
+    xml = view_submission(
+        correlation_id=None,
+        transaction_id="123456",
+        extra_sender="<EmailAddress>a@b.example</EmailAddress>",
+    )
     xml = xml.replace("<Role>principal</Role>", "<Role>PRINCIPAL</Role>")
     reply = await submit(hub, xml)
     assert reply.qualifier == "acknowledgement", reply.errors
@@ -172,7 +183,9 @@ async def test_submission_refusals(hub: Hub, overrides, number: int, needle: str
 
 async def test_unknown_class_is_1001_naming_it(hub: Hub) -> None:
     citizen, enrolment = demo()
-    xml = wire.submission("LA-NO-SUCH", enrolment.example_body(), user=citizen.user_id, password=citizen.password)
+    xml = wire.submission(
+        "LA-NO-SUCH", enrolment.example_body(), user=citizen.user_id, password=citizen.password
+    )
     reply = await submit(hub, xml)
     assert reply.error_number == 1001
     assert "LA-NO-SUCH" in reply.errors[0]["text"]
@@ -180,7 +193,14 @@ async def test_unknown_class_is_1001_naming_it(hub: Hub) -> None:
 
 async def test_empty_body_is_1042(hub: Hub) -> None:
     citizen, enrolment = demo()
-    xml = wire.submission(VIEW, "", user=citizen.user_id, password=citizen.password, keys=enrolment.keys, organisation=enrolment.organisation)
+    xml = wire.submission(
+        VIEW,
+        "",
+        user=citizen.user_id,
+        password=citizen.password,
+        keys=enrolment.keys,
+        organisation=enrolment.organisation,
+    )
     assert (await submit(hub, xml)).error_number == 1042
 
 
@@ -235,19 +255,29 @@ async def test_data_request_lists_status_and_filters(hub: Hub) -> None:
 
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%d/%m/%Y")
     future = f"<StartDate>{tomorrow}</StartDate><StartTime>00:00:00</StartTime>"
-    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, future)))
+    reply = wire.read(
+        await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, future))
+    )
     assert reply.body is not None and not reply.body.xpath("*[local-name()='StatusRecord']")
 
     today = datetime.now(UTC).strftime("%d/%m/%Y")
     backwards = f"<StartDate>{tomorrow}</StartDate><EndDate>{today}</EndDate>"
-    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, backwards)))
+    reply = wire.read(
+        await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, backwards))
+    )
     assert reply.error_number == 1038
     bad = "<StartDate>31/02/2026</StartDate>"
-    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, bad)))
+    reply = wire.read(
+        await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, bad))
+    )
     assert reply.error_number == 1039
     reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, "wrong")))
     assert reply.error_number == 1046
-    reply = wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, correlation_id="B" * 32)))
+    reply = wire.read(
+        await hub.post(
+            wire.data_request(VIEW, citizen.user_id, citizen.password, correlation_id="B" * 32)
+        )
+    )
     assert reply.error_number == 1020
 
 
@@ -274,7 +304,14 @@ async def test_spd_write_changes_view_and_second_application_is_3001(hub: Hub) -
     view = next(e for e in citizen.enrolments if e.class_ == VIEW)
 
     async def run(class_: str, body: str) -> wire.Reply:
-        xml = wire.submission(class_, body, user=citizen.user_id, password=citizen.password, keys=spd.keys, organisation=spd.organisation)
+        xml = wire.submission(
+            class_,
+            body,
+            user=citizen.user_id,
+            password=citizen.password,
+            keys=spd.keys,
+            organisation=spd.organisation,
+        )
         ack = await submit(hub, xml)
         assert ack.correlation_id, ack.errors
         return await poll_until_final(hub, class_, ack.correlation_id)
@@ -301,22 +338,41 @@ async def test_spd_write_changes_view_and_second_application_is_3001(hub: Hub) -
 async def test_test_in_live_is_checked_not_processed(hub: Hub) -> None:
     citizen, _ = demo()
     spd = next(e for e in citizen.enrolments if e.class_ == "LA-CTAX-SPD")
-    xml = wire.submission("LA-CTAX-SPD-TIL", spd.example_body(), user=citizen.user_id, password=citizen.password, keys=spd.keys, organisation=spd.organisation)
+    xml = wire.submission(
+        "LA-CTAX-SPD-TIL",
+        spd.example_body(),
+        user=citizen.user_id,
+        password=citizen.password,
+        keys=spd.keys,
+        organisation=spd.organisation,
+    )
     ack = await submit(hub, xml)
     assert ack.class_ == "LA-CTAX-SPD-TIL" and ack.correlation_id, ack.errors
     final = await poll_until_final(hub, "LA-CTAX-SPD-TIL", ack.correlation_id)
     assert final.qualifier == "response"
     assert "not processed" in wire.etree.tostring(final.body).decode()
     # Not processed: the real application is still accepted afterwards.
-    xml = wire.submission("LA-CTAX-SPD", spd.example_body(), user=citizen.user_id, password=citizen.password, keys=spd.keys, organisation=spd.organisation)
+    xml = wire.submission(
+        "LA-CTAX-SPD",
+        spd.example_body(),
+        user=citizen.user_id,
+        password=citizen.password,
+        keys=spd.keys,
+        organisation=spd.organisation,
+    )
     ack = await submit(hub, xml)
     assert ack.correlation_id
     assert (await poll_until_final(hub, "LA-CTAX-SPD", ack.correlation_id)).qualifier == "response"
 
 
 async def test_sync_route_answers_the_submission_directly(hub_factory) -> None:
-    citizen, enrolment = demo()
-    route = {"class": VIEW, "organisation": enrolment.organisation, "connector": f"council-{enrolment.organisation}", "mode": "sync"}
+    _citizen, enrolment = demo()
+    route = {
+        "class": VIEW,
+        "organisation": enrolment.organisation,
+        "connector": f"council-{enrolment.organisation}",
+        "mode": "sync",
+    }
     hub = await hub_factory({"routes": [route]})
     reply = await submit(hub, view_submission())
     assert reply.qualifier == "response", reply.errors
@@ -327,7 +383,12 @@ async def test_sync_route_answers_the_submission_directly(hub_factory) -> None:
 
 async def test_poll_interval_is_per_class(hub_factory) -> None:
     _, enrolment = demo()
-    route = {"class": VIEW, "organisation": enrolment.organisation, "connector": f"council-{enrolment.organisation}", "poll_interval": 7}
+    route = {
+        "class": VIEW,
+        "organisation": enrolment.organisation,
+        "connector": f"council-{enrolment.organisation}",
+        "poll_interval": 7,
+    }
     hub = await hub_factory({"routes": [route]})
     reply = await submit(hub, view_submission())
     assert reply.poll_interval == 7

@@ -22,11 +22,11 @@ async def start(hub_factory, tmp_path, *connectors: Misbehaving, **route_extra) 
     return await hub_factory(config, connectors=connector_set(tmp_path, *connectors))
 
 
-async def final_answer(hub: Hub, class_: str, timeout: float = 10) -> wire.Reply:
+async def final_answer(hub: Hub, class_: str, seconds: float = 10) -> wire.Reply:
     ack = wire.read(await hub.post(wire.submission(class_, BODY, organisation="TESTORG")))
     assert ack.qualifier == "acknowledgement", ack.errors
     assert ack.correlation_id
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(seconds):
         while True:
             reply = wire.read(await hub.post(wire.poll(class_, ack.correlation_id), path="/poll"))
             if reply.qualifier != "acknowledgement":
@@ -125,7 +125,9 @@ async def test_dead_letter_replay_redelivers(hub_factory, tmp_path) -> None:
     assert reply.correlation_id
     async with asyncio.timeout(5):
         while True:
-            again = wire.read(await hub.post(wire.poll("TEST-DOWN", reply.correlation_id), path="/poll"))
+            again = wire.read(
+                await hub.post(wire.poll("TEST-DOWN", reply.correlation_id), path="/poll")
+            )
             if again.qualifier == "response":
                 break
             await asyncio.sleep(0.05)

@@ -14,16 +14,25 @@ HEAD = '<GovTalkMessage xmlns="http://www.govtalk.gov.uk/CM/envelope">'
 
 
 def _deep(depth: int) -> str:
-    return view_submission().replace("<Body>", "<Body>" + "<a>" * depth).replace("</Body>", "</a>" * depth + "</Body>")
+    return (
+        view_submission()
+        .replace("<Body>", "<Body>" + "<a>" * depth)
+        .replace("</Body>", "</a>" * depth + "</Body>")
+    )
 
 
 HOSTILE = {
-    "doctype_xxe": '<?xml version="1.0"?><!DOCTYPE g [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + view_submission().split("?>", 1)[1].replace("<Class>", "<Class>&x;"),
-    "entity_bomb": '<?xml version="1.0"?><!DOCTYPE g [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>' + HEAD + "<EnvelopeVersion>&d;&d;&d;</EnvelopeVersion></GovTalkMessage>",
+    "doctype_xxe": '<?xml version="1.0"?><!DOCTYPE g [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    + view_submission().split("?>", 1)[1].replace("<Class>", "<Class>&x;"),
+    "entity_bomb": '<?xml version="1.0"?><!DOCTYPE g [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>'
+    + HEAD
+    + "<EnvelopeVersion>&d;&d;&d;</EnvelopeVersion></GovTalkMessage>",
     "deep_300": _deep(300),
     "not_xml": "this is not xml at all",
     "empty": "",
-    "wrong_namespace": view_submission().replace("http://www.govtalk.gov.uk/CM/envelope", "urn:not:govtalk"),
+    "wrong_namespace": view_submission().replace(
+        "http://www.govtalk.gov.uk/CM/envelope", "urn:not:govtalk"
+    ),
 }
 
 
@@ -37,7 +46,11 @@ async def test_hostile_xml_is_1001_and_hub_keeps_serving(hub: Hub, name: str) ->
 
 
 async def test_invalid_utf8_is_1001(hub: Hub) -> None:
-    raw = view_submission().encode("utf-8").replace(b"<TransactionID>0001", b"<TransactionID>\xff\xfe01")
+    raw = (
+        view_submission()
+        .encode("utf-8")
+        .replace(b"<TransactionID>0001", b"<TransactionID>\xff\xfe01")
+    )
     reply = wire.read(await hub.post(raw))
     assert reply.error_number == 1001
     await assert_healthy(hub)
@@ -65,7 +78,9 @@ async def test_compressed_bomb_is_capped_after_decompression(hub_factory) -> Non
     hub = await hub_factory({"server": {"max_body_bytes": 50_000}})
     bomb = gzip.compress(b" " * 5_000_000)
     assert len(bomb) < 50_000
-    async with hub.session.post(hub.submission_url, data=bomb, headers={"Content-Encoding": "gzip"}) as resp:
+    async with hub.session.post(
+        hub.submission_url, data=bomb, headers={"Content-Encoding": "gzip"}
+    ) as resp:
         assert resp.status == 200
         assert wire.read(await resp.read()).error_number == 2001
     await assert_healthy(hub)

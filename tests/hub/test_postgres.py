@@ -50,7 +50,10 @@ async def test_full_cycle_on_postgresql(hub_factory, pg_url: str) -> None:
     final = await poll_until_final(hub, VIEW, ack.correlation_id)
     assert final.qualifier == "response"
     assert wire.read(await hub.post(wire.delete(VIEW, ack.correlation_id))).function == "delete"
-    assert wire.read(await hub.post(wire.poll(VIEW, ack.correlation_id), path="/poll")).error_number == 2000
+    assert (
+        wire.read(await hub.post(wire.poll(VIEW, ack.correlation_id), path="/poll")).error_number
+        == 2000
+    )
 
 
 async def test_concurrent_claims_never_take_the_same_row(pg_url: str) -> None:
@@ -84,7 +87,9 @@ async def test_concurrent_claims_never_take_the_same_row(pg_url: str) -> None:
 
         async def worker(owner: str) -> list[str]:
             got: list[str] = []
-            while batch := await store.claim(db, owner=owner, limit=3, now=utcnow(), lease=timedelta(minutes=1)):
+            while batch := await store.claim(
+                db, owner=owner, limit=3, now=utcnow(), lease=timedelta(minutes=1)
+            ):
                 got.extend(s.correlation_id for s in batch)
             return got
 

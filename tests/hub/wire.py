@@ -8,7 +8,10 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-NS = {"gt": "http://www.govtalk.gov.uk/CM/envelope", "err": "http://www.govtalk.gov.uk/CM/errorresponse"}
+NS = {
+    "gt": "http://www.govtalk.gov.uk/CM/envelope",
+    "err": "http://www.govtalk.gov.uk/CM/errorresponse",
+}
 
 
 def _keys(keys: dict[str, str]) -> str:
@@ -46,7 +49,9 @@ def submission(
     cid = "" if correlation_id is None else f"<CorrelationID>{correlation_id}</CorrelationID>"
     tid = "" if transaction_id is None else f"<TransactionID>{transaction_id}</TransactionID>"
     target = (
-        f"<TargetDetails><Organisation>{organisation}</Organisation></TargetDetails>" if organisation else ""
+        f"<TargetDetails><Organisation>{organisation}</Organisation></TargetDetails>"
+        if organisation
+        else ""
     )
     test = "<GatewayTest>1</GatewayTest>" if gateway_test else ""
     return (
@@ -88,7 +93,9 @@ def delete(class_: str, correlation_id: str | None, *, transaction_id: str = "77
     )
 
 
-def data_request(class_: str, user: str, password: str, filters: str = "", *, correlation_id: str = "") -> str:
+def data_request(
+    class_: str, user: str, password: str, filters: str = "", *, correlation_id: str = ""
+) -> str:
     body = f"<Body>{filters}</Body>" if filters else "<Body/>"
     return (
         '<?xml version="1.0"?>'
@@ -141,7 +148,9 @@ class Reply:
 
     @property
     def poll_interval(self) -> int:
-        value = self.text("/gt:GovTalkMessage/gt:Header/gt:MessageDetails/gt:ResponseEndPoint/@PollInterval")
+        value = self.text(
+            "/gt:GovTalkMessage/gt:Header/gt:MessageDetails/gt:ResponseEndPoint/@PollInterval"
+        )
         assert value is not None, "every reply must carry ResponseEndPoint/@PollInterval"
         return int(value)
 

@@ -1,0 +1,146 @@
+"""The simulated council back office as a hub connector: View Council Tax and apply for SPD."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import replace
+
+from lxml import etree
+
+from connectors.protocol import (
+    API_VERSION,
+    BusinessError,
+    ConnectorContext,
+    Failed,
+    Outcome,
+    Response,
+    Transaction,
+)
+from connectors.simcouncil import spd, til, view
+from connectors.simcouncil.councils import CouncilInfo, council
+from connectors.simcouncil.dates import council_today
+from connectors.simcouncil.model import Property
+from connectors.simcouncil.service import ACCOUNT_KEY, Service, Situation, application_name
+from connectors.simcouncil.store import CouncilStore, Delivery, Write
+from connectors.simcouncil.validation import Rejected, ResponseInvalid, check_response, read_request
+from connectors.simcouncil.xmlbody import text
+
+SERVICES: dict[str, Service] = {s.class_: s for s in (view.SERVICE, spd.SERVICE)}
+
+
+class SimulatedCouncilConnector:
+    """One demo council's back office, keeping its own SQLite store under the data directory."""
+
+    name = "simulated-council"
+    api_version = API_VERSION
+
+    def __init__(self, ctx: ConnectorContext) -> None:
+        code = ctx.options.get("council")
+        if not isinstance(code, str) or not code:
+            raise ValueError("the simulated-council connector needs a 'council' option (GSS code)")
+        self.council: CouncilInfo = council(code)
+        self.ctx = ctx
+        self.store = CouncilStore(ctx.data_dir / f"{code}.sqlite", self.council)
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Open (and on first use create and seed) the council's store."""
+        async with self._start_lock:
+            if not self._started:
+                await self.store.open()
+                self._started = True
+
+    async def aclose(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                await self.store.close()
+                self._started = False
+
+    async def handle(self, tx: Transaction, ctx: ConnectorContext) -> Outcome:
+        """Answer one transaction; a redelivered correlation id gets the first answer again."""
+        base, test_in_live = _split_class(tx)
+        service = SERVICES.get(base)
+        if service is None:
+            served = ", ".join(sorted(SERVICES))
+            return Failed(f"class {base} is not served by {self.council.name} (serves {served})")
+        await self.start()
+        if not test_in_live:
+            earlier = await self.store.recorded(tx.correlation_id)
+            if earlier is not None:
+                if earlier.class_ != base:
+                    return Failed(
+                        f"correlation id {tx.correlation_id} was answered before for class "
+                        f"{earlier.class_}, not {base}"
+                    )
+                return earlier.outcome
+        try:
+            request = read_request(tx.body, service.request)
+        except Rejected as exc:
+            return BusinessError(exc.errors, self._application)
+        now = ctx.clock()
+        situation = Situation(
+            council=self.council,
+            today=council_today(now),
+            now=now,
+            correlation_id=tx.correlation_id,
+            gateway_test=tx.gateway_test,
+            keys_ref=tx.keys.get(ACCOUNT_KEY),
+        )
+        try:
+            if test_in_live:
+                return await self._test_in_live(service, request, situation)
+            return await self._process(service, request, situation, tx)
+        except ResponseInvalid as exc:
+            ctx.log.error(f"simulated council built an invalid reply: {exc}")
+            return Failed(f"the back office built an invalid reply: {exc}")
+
+    @property
+    def _application(self) -> str:
+        return application_name(self.council)
+
+    async def _process(
+        self, service: Service, request: etree._Element, situation: Situation, tx: Transaction
+    ) -> Outcome:
+        def decide(account: Property | None, spd_number: int) -> Write:
+            decision = service.decide(request, account, replace(situation, spd_number=spd_number))
+            if isinstance(decision.reply, BusinessError):
+                return Write(decision.reply)
+            # Checked inside the store's transaction: an invalid reply rolls the change back too.
+            body = check_response(decision.reply, service.response)
+            return Write(Response(body), decision.updated, decision.application)
+
+        delivery = Delivery(
+            correlation_id=tx.correlation_id,
+            class_=service.class_,
+            body_sha256=hashlib.sha256(tx.body).hexdigest(),
+            gateway_test=tx.gateway_test,
+            at=situation.now,
+        )
+        recorded = await self.store.apply_once(delivery, situation.keys_ref, decide)
+        if not recorded.fresh and recorded.body_sha256 != delivery.body_sha256:
+            self.ctx.log.warning(
+                f"correlation id {tx.correlation_id} redelivered with a different body; "
+                "answering as the first time"
+            )
+        return recorded.outcome
+
+    async def _test_in_live(
+        self, service: Service, request: etree._Element, situation: Situation
+    ) -> Outcome:
+        # Every check a live submission gets, against the live account, but nothing is written.
+        account = await self.store.account(situation.keys_ref) if situation.keys_ref else None
+        decision = service.decide(request, account, situation)
+        if isinstance(decision.reply, BusinessError):
+            return decision.reply
+        check_response(decision.reply, service.response)
+        receipt = til.receipt(service.class_, text(request, "AccountRef"))
+        return Response(check_response(receipt, til.RECEIPT))
+
+
+def _split_class(tx: Transaction) -> tuple[str, bool]:
+    """The base class and whether this is test in live (flag set, or a -TIL suffix left on)."""
+    if tx.class_.endswith(til.SUFFIX):
+        return tx.class_.removesuffix(til.SUFFIX), True
+    return tx.class_, tx.test_in_live

@@ -1,0 +1,154 @@
+"""The receipt and http-forward connectors behind real routes, driven through the DSP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+from lxml import etree
+
+from examples.supplier_backoffice.app import STATE, make_app
+from gateway.govtalk.irmark import apply_irmark
+from tests.conftest import ROOT, Hub
+from tests.hub import wire
+
+PLANNING = "LA-PLANNING-COMMENT"
+EXAMPLE = (ROOT / "connectors/receipt/examples/planning-comment.xml").read_text(encoding="utf-8")
+RECEIPT_NS = {"r": "urn:govtalk-hub:receipt:v1"}
+
+
+def _payload() -> str:
+    return EXAMPLE.split("?>", 1)[1] if EXAMPLE.startswith("<?xml") else EXAMPLE
+
+
+async def receipt_hub(hub_factory, mode: str = "sync") -> Hub:
+    return await hub_factory(
+        {
+            "connectors": {
+                "planning": {
+                    "type": "receipt",
+                    "schema": "connectors/receipt/examples/planning-comment.xsd",
+                    "require_irmark": True,
+                }
+            },
+            "routes": [
+                {
+                    "class": PLANNING,
+                    "organisation": "E08000024",
+                    "connector": "planning",
+                    "mode": mode,
+                    "auth_level": 0,
+                }
+            ],
+        }
+    )
+
+
+def marked_envelope(payload: str, *, tamper: bool = False) -> bytes:
+    """A client's submission with the IRmark computed over the envelope Body, as HMRC defines it."""
+    xml = wire.submission(PLANNING, payload, organisation="E08000024")
+    doc = etree.ElementTree(etree.fromstring(xml.encode()))
+    apply_irmark(doc)
+    raw = etree.tostring(doc, encoding="utf-8", xml_declaration=True)
+    if tamper:
+        raw = raw.replace(b"<Comment>", b"<Comment>Altered: ", 1)
+    return raw
+
+
+async def test_receipt_route_checks_envelope_irmark_and_answers_synchronously(hub_factory) -> None:
+    hub = await receipt_hub(hub_factory)
+    reply = wire.read(await hub.post(marked_envelope(_payload())))
+    assert reply.qualifier == "response", reply.errors
+    receipt = reply.body
+    assert receipt is not None
+    assert (
+        receipt.xpath("string(r:Message)", namespaces=RECEIPT_NS) == "Thank you for your submission"
+    )
+    assert len(receipt.xpath("string(r:IRmark)", namespaces=RECEIPT_NS)) == 32
+
+
+async def test_receipt_route_refuses_altered_body_with_2021(hub_factory) -> None:
+    hub = await receipt_hub(hub_factory)
+    raw = marked_envelope(_payload(), tamper=True)
+    assert b"Altered" in raw
+    reply = wire.read(await hub.post(raw))
+    assert reply.qualifier == "error"
+    assert reply.error_number == 2021
+
+
+async def test_receipt_route_schema_errors_are_3001_with_locations(hub_factory) -> None:
+    hub = await receipt_hub(hub_factory)
+    payload = _payload().replace("<Postcode>", "<Postcode>NOT A POSTCODE ", 1)
+    reply = wire.read(await hub.post(marked_envelope(payload)))
+    assert reply.error_number == 3001, reply.errors
+    assert reply.errors[0]["locations"]
+    assert reply.body is not None and etree.QName(reply.body).localname == "ErrorResponse"
+
+
+async def test_receipt_til_is_advisory(hub_factory) -> None:
+    hub = await receipt_hub(hub_factory)
+    raw = marked_envelope(_payload()).replace(
+        f"<Class>{PLANNING}</Class>".encode(), f"<Class>{PLANNING}-TIL</Class>".encode()
+    )
+    reply = wire.read(await hub.post(raw))
+    assert reply.qualifier == "response" and reply.class_ == f"{PLANNING}-TIL"
+    assert "not processed" in etree.tostring(reply.body).decode()
+
+
+async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path: Path) -> None:
+    supplier = make_app()
+    runner = web.AppRunner(supplier)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        hub = await hub_factory(
+            {
+                "connectors": {
+                    "supplier": {"type": "http-forward", "url": f"{url}/transactions", "timeout": 2}
+                },
+                "routes": [
+                    {
+                        "class": "LA-CTAX-VIEW",
+                        "organisation": "SUPPLIER",
+                        "connector": "supplier",
+                        "auth_level": 0,
+                        "backoff": 0.05,
+                    }
+                ],
+            }
+        )
+        body = '<CTaxViewRequest xmlns="urn:govtalk-hub:example:ctax-view:v1"><AccountReference>{}</AccountReference></CTaxViewRequest>'
+
+        async def cycle(ref: str) -> wire.Reply:
+            ack = wire.read(
+                await hub.post(
+                    wire.submission("LA-CTAX-VIEW", body.format(ref), organisation="SUPPLIER")
+                )
+            )
+            assert ack.correlation_id, ack.errors
+            async with asyncio.timeout(10):
+                while True:
+                    reply = wire.read(
+                        await hub.post(wire.poll("LA-CTAX-VIEW", ack.correlation_id), path="/poll")
+                    )
+                    if reply.qualifier != "acknowledgement":
+                        return reply
+                    await asyncio.sleep(0.05)
+
+        ok = await cycle("10000001")
+        assert ok.qualifier == "response"
+        assert "A. Resident" in etree.tostring(ok.body).decode()
+        refused = await cycle("99999999")
+        assert refused.error_number == 3001
+        assert refused.errors[0]["locations"] == ["/CTaxViewRequest/AccountReference"]
+        # A supplier outage for one request is retried through to an answer.
+        async with hub.session.post(f"{url}/_fault", json={"mode": "error500", "times": 1}) as resp:
+            assert resp.status == 200
+        recovered = await cycle("10000002")
+        assert recovered.qualifier == "response"
+        assert supplier[STATE].requests >= 4
+    finally:
+        await runner.cleanup()
