@@ -24,6 +24,32 @@ def _pretty(data: bytes) -> str:
         return data.decode("utf-8", "replace")
 
 
+def _summary(body: etree._Element) -> str:
+    """A one-paragraph reading of a council tax reply, for people rather than parsers."""
+
+    def first(name: str) -> str:
+        found = body.xpath(f"string((.//*[local-name()='{name}'])[1])")
+        return str(found).strip()
+
+    if etree.QName(body).localname != "CTaxViewResponse":
+        return f"\nreply: {etree.QName(body).localname}"
+    address = ", ".join(
+        part
+        for part in (
+            first("SAON"),
+            first("PAON") + " " + first("StreetDescription"),
+            first("Town"),
+            first("PostCode"),
+        )
+        if part.strip()
+    )
+    return (
+        f"\nAccount {first('AccountRef')} at {first('Name')}: {address}\n"
+        f"band {first('Band')}, annual charge £{first('AnnualCharge')}, net £{first('NetCharge')}, "
+        f"balance £{first('Balance')}"
+    )
+
+
 async def _wait_ready(session: aiohttp.ClientSession, base: str, wait: float) -> None:
     deadline = time.monotonic() + wait
     while True:
@@ -73,6 +99,8 @@ async def run_demo_client(
         click.echo(_pretty(exchange.received))
     final = cycle.final.message
     ok = final.qualifier == Qualifier.RESPONSE
+    if ok and cycle.final.body is not None:
+        click.echo(_summary(cycle.final.body))
     click.secho(
         f"\n{class_} for {citizen.user_id} at {enrolment.organisation}: "
         + ("answered" if ok else f"ended with {final.qualifier}"),

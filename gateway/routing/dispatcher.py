@@ -24,7 +24,8 @@ from connectors.protocol import (
     Transaction,
 )
 from gateway.config import Config, RouteConfig
-from gateway.govtalk.errors import GovTalkError
+from gateway.govtalk.errors import GovTalkError, GovTalkFault
+from gateway.govtalk.parse import parse_xml
 from gateway.identity import citizens
 from gateway.routing.outcomes import errors_to_json
 from gateway.routing.registry import ConnectorSet
@@ -256,6 +257,11 @@ class Dispatcher:
 
 def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:
     if isinstance(outcome, Response):
+        # Checked now, once: a reply that cannot be embedded would fail every poll instead.
+        try:
+            parse_xml(outcome.body)
+        except GovTalkFault as fault:
+            return _failed(f"{connector} answered a body that is not usable XML: {fault.first.text}")
         return FinalAnswer(RESPONSE, response_body=outcome.body)
     if isinstance(outcome, BusinessError):
         if not outcome.errors:

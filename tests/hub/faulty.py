@@ -17,7 +17,7 @@ from gateway.routing.registry import ConnectorSet
 
 
 class Misbehaving:
-    """mode: hang | raise | retry | fail | slow | flaky (raises on the first attempt only)."""
+    """mode: hang | raise | retry | fail | slow | garbage | flaky (raises on the first attempt only)."""
 
     api_version = 1
 
@@ -45,6 +45,8 @@ class Misbehaving:
             return Failed("account system offline for maintenance")
         if self.mode == "flaky" and len(self.calls) == 1:
             raise ConnectionError("connection reset by back office")
+        if self.mode == "garbage":
+            return Response(b"<Unclosed><!DOCTYPE x>")
         if self.mode == "slow":
             await asyncio.sleep(self.delay)
         return Response(b'<Echo xmlns="urn:test:echo"><Attempt>%d</Attempt></Echo>' % tx.attempt)

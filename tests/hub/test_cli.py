@@ -104,3 +104,16 @@ def test_deadletters_cli_on_an_empty_hub(tmp_path: Path) -> None:
     assert "no dead letters" in invoke("deadletters", "list", config=config).output
     result = CliRunner().invoke(main, ["--config", str(config), "deadletters", "replay", "7"])
     assert result.exit_code != 0 and "does not exist" in result.output
+
+
+async def test_demo_client_files_view_council_tax_end_to_end(hub) -> None:
+    import asyncio
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["demo", "client", "--hub", hub.url, "--wait", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "<Qualifier>acknowledgement</Qualifier>" in result.output
+    assert "<Qualifier>response</Qualifier>" in result.output
+    assert "LA-CTAX-VIEW for DEMO0SUN0001 at E08000024: answered" in result.output
+    assert "balance £" in result.output

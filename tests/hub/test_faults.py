@@ -133,3 +133,13 @@ async def test_dead_letter_replay_redelivers(hub_factory, tmp_path) -> None:
             await asyncio.sleep(0.05)
     assert await store.dead_letters(db) == []
     assert await store.replay(db, letter.id, utcnow()) is None
+
+
+async def test_unusable_reply_body_is_3000_not_a_broken_poll(hub_factory, tmp_path) -> None:
+    garbage = Misbehaving("garbage", "garbage")
+    hub = await start(hub_factory, tmp_path, garbage)
+    reply = await final_answer(hub, "TEST-GARBAGE")
+    assert reply.error_number == 3000
+    assert "not usable XML" in reply.errors[0]["text"]
+    [letter] = await store.dead_letters(hub.app[DB])
+    assert letter.error_number == 3000

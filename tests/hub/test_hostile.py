@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 import pytest
@@ -99,3 +100,22 @@ async def test_unknown_paths_are_404_problem_json(hub: Hub) -> None:
         assert resp.content_type == "application/problem+json"
     async with hub.session.get(hub.submission_url) as resp:
         assert resp.status == 405
+
+
+async def test_internal_failure_is_1000_and_the_hub_keeps_answering(hub_factory, tmp_path) -> None:
+    import sqlite3
+
+    hub = await hub_factory({"data_dir": str(tmp_path / "broken")})
+    def break_store() -> None:
+        with sqlite3.connect(tmp_path / "broken" / "gateway.db") as conn:
+            conn.execute("DROP TABLE submissions")
+
+    # Break the store underneath the running hub (from a thread: the hub shares this event loop
+    # and must be free to finish whatever it holds): the next submission cannot be recorded.
+    await asyncio.to_thread(break_store)
+    reply = wire.read(await hub.post(view_submission(transaction_id="0999")))
+    assert reply.qualifier == "error"
+    assert reply.error_number == 1000
+    assert reply.transaction_id == "0999"
+    async with hub.session.get(f"{hub.url}/health") as resp:
+        assert resp.status == 200
