@@ -10,7 +10,7 @@ from connectors.protocol import Enrolment
 from gateway.clock import utcnow
 from gateway.identity.passwords import hash_password
 from gateway.store.engine import Database
-from gateway.store.models import Citizen, EnrolmentRow
+from gateway.store.models import ACTIVE, Citizen, EnrolmentRow
 
 
 async def find(db: Database, user_id: str) -> Citizen | None:
@@ -19,8 +19,13 @@ async def find(db: Database, user_id: str) -> Citizen | None:
 
 
 async def enrolments(db: Database, user_id: str) -> tuple[Enrolment, ...]:
+    """The citizen's active enrolments: the only ones whose Keys a submission may carry."""
     async with db.read() as session:
-        rows = await session.scalars(select(EnrolmentRow).where(EnrolmentRow.user_id == user_id))
+        rows = await session.scalars(
+            select(EnrolmentRow).where(
+                EnrolmentRow.user_id == user_id, EnrolmentRow.state == ACTIVE
+            )
+        )
         return tuple(Enrolment(r.class_, r.organisation, dict(r.keys)) for r in rows)
 
 

@@ -123,21 +123,33 @@ class DeadLetter(Base):
     replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+# Citizen kinds (reference §5) and enrolment states.
+INDIVIDUAL, ORGANISATION, AGENT = "individual", "organisation", "agent"
+# An enrolment starts when known facts are offered: facts_pending (wrong facts so far, maybe
+# locked_until), then awaiting_activation (facts matched, PIN posted), then active.
+FACTS_PENDING = "facts_pending"
+AWAITING_ACTIVATION = "awaiting_activation"
+ACTIVE = "active"
+
+
 class Citizen(Base):
-    """A registered Gateway user; secrets are stored only as salted scrypt hashes."""
+    """A registered Gateway user; secrets are stored only as salted memory-hard hashes."""
 
     __tablename__ = "citizens"
 
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default=INDIVIDUAL, server_default=INDIVIDUAL)
     display_name: Mapped[str] = mapped_column(String(128), default="")
     # scrypt of the password, and scrypt of the MD5 form clients send (never the MD5 itself,
-    # which is as good as the password to an attacker).
-    password_hash: Mapped[str] = mapped_column(String(256))
-    md5_hash: Mapped[str] = mapped_column(String(256))
+    # which is as good as the password to an attacker). None: registered by certificate only.
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    md5_hash: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class EnrolmentRow(Base):
+    """A citizen's enrolment for a service at an organisation; Keys identify it once active."""
+
     __tablename__ = "enrolments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -146,5 +158,57 @@ class EnrolmentRow(Base):
     organisation: Mapped[str] = mapped_column(String(64))
     keys: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(24), default=ACTIVE, server_default=ACTIVE)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The activation PIN, hashed; single use, expiring (28 days by default).
+    pin_hash: Mapped[str | None] = mapped_column(String(256))
+    pin_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pin_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_enrolments_user", "user_id"),)
+
+
+class Letter(Base):
+    """The hub's post: a letter to the address the organisation holds (activation PINs)."""
+
+    __tablename__ = "letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("citizens.user_id", ondelete="CASCADE"))
+    organisation: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    address: Mapped[list[str]] = mapped_column(JSON)  # address lines, as the council holds them
+    text: Mapped[str] = mapped_column(Text)
+    enrolment_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the post would arrive (the Gateway said about 7 days); informational.
+    arrives_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_letters_user", "user_id"),)
+
+
+class CitizenCertificate(Base):
+    """A certificate registered to a citizen, by SHA-256 fingerprint of its DER."""
+
+    __tablename__ = "citizen_certificates"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("citizens.user_id", ondelete="CASCADE"))
+    serial: Mapped[str] = mapped_column(String(64))  # hex
+    subject: Mapped[str] = mapped_column(String(512))
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_citizen_certificates_user", "user_id"),)
+
+
+class SeenSignature(Base):
+    """Replay store for signed envelopes: digests of signature values and signed content."""
+
+    __tablename__ = "seen_signatures"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
