@@ -19,11 +19,29 @@ DEMO_CLASSES = ("LA-CTAX-VIEW", "LA-CTAX-SPD")
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = 8080  # plain HTTP, for password clients and the CRL/OCSP URLs; keep it on loopback
+    https_port: int = 8443  # HTTPS with optional client certificates; 0 turns it off
     # Base URL clients can reach the hub at; empty means derive it from each request's Host.
     public_url: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
     default_poll_interval: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PkiConfig:
+    """The hub's development PKI and how client certificates are checked."""
+
+    dir: str = "certs"  # relative to base_dir
+    # Base URL written into issued certificates for the CRL and OCSP (AIA) URLs; empty means
+    # http://127.0.0.1:<server.http_port>.
+    base_url: str = ""
+    hosts: tuple[str, ...] = ()  # extra DNS names / IPs for the server certificate
+    # A revocation status that cannot be obtained, or is stale, refuses the certificate unless
+    # fail_open is set.
+    fail_open: bool = False
+    status_timeout: float = 2.0
+    # Signed envelopes: how long a seen signature is remembered against replay.
+    replay_window_seconds: float = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +105,18 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    pki: PkiConfig = field(default_factory=PkiConfig)
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.base_dir / self.pki.dir
+
+    @property
+    def pki_base_url(self) -> str:
+        return self.pki.base_url.rstrip("/") or f"http://127.0.0.1:{self.server.port}"
 
     @property
     def database_url(self) -> str:
@@ -134,6 +161,14 @@ def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _pki(raw: dict[str, Any]) -> PkiConfig:
+    data = dict(raw)
+    if "hosts" in data:
+        data["hosts"] = tuple(str(h) for h in data["hosts"])
+    pki: PkiConfig = _build(PkiConfig, data, "[pki]")
+    return pki
+
+
 def _route(raw: dict[str, Any], index: int) -> RouteConfig:
     where = f"routes[{index}]"
     data = dict(raw)
@@ -164,7 +199,7 @@ def _connectors(raw: dict[str, Any]) -> tuple[ConnectorConfig, ...]:
 def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config:
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
-        "data_dir", "demo", "server", "database", "retention", "auth", "dispatcher",
+        "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
         "connectors", "routes",
     }  # fmt: skip
     unknown = set(raw) - top_known
@@ -193,6 +228,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         database=_build(DatabaseConfig, _section(raw, "database"), "[database]"),
         retention=_build(RetentionConfig, _section(raw, "retention"), "[retention]"),
         auth=_build(AuthConfig, _section(raw, "auth"), "[auth]"),
+        pki=_pki(_section(raw, "pki")),
         dispatcher=_build(DispatcherConfig, _section(raw, "dispatcher"), "[dispatcher]"),
         connectors=connectors,
         routes=routes,
