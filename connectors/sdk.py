@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from lxml import etree
 
-from gateway.govtalk.errors import GovTalkError
+from gateway.govtalk.errors import GovTalkError, GovTalkFault
+from gateway.govtalk.parse import DEFAULT_MAX_DEPTH as DEFAULT_MAX_DEPTH
+from gateway.govtalk.parse import (
+    DoctypeFault,
+    one_line,
+    parse_xml,
+    resolve_error_path,
+    xml_parser,
+)
+from gateway.govtalk.parse import xpath_of as xpath_of
 
-DEFAULT_MAX_DEPTH = 64
 # Clients read the first error; a handful more helps a developer, hundreds help nobody.
 DEFAULT_ERROR_LIMIT = 10
 
 _CLARK = re.compile(r"\{[^}]*\}")
-_WHITESPACE = re.compile(r"\s+")
+# Only brace groups holding a URI are namespaces; pattern quantifiers like {3} are not.
+_NAMESPACE = re.compile(r"\{[^{}]*[:/][^{}]*\}")
 _ATTRIBUTE_IN_MESSAGE = re.compile(r"^Element '[^']*', attribute '([^']+)'")
+_EXPECTED_CHILD = re.compile(r"Expected is[^(]*\( (?:\{[^}]*\})?(\w+)")
 
 
 class ConnectorConfigError(ValueError):
@@ -28,64 +38,26 @@ class BodyError(ValueError):
     """A body a connector must not read: not well-formed, a DOCTYPE, entities, too deep."""
 
 
-def _parser() -> etree.XMLParser:
-    # A fresh parser per call: lxml parsers must not be shared between threads.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        attribute_defaults=False,
-        huge_tree=False,
-        remove_comments=False,
-        remove_pis=False,
-    )
+class DoctypeRefused(BodyError):
+    """A body carrying a DOCTYPE, which no GovTalk body needs and which opens entity attacks."""
+
+
+class SchemaLogEntry(Protocol):
+    """The parts of an lxml validation error-log entry that schema_errors reads."""
+
+    type_name: str
+    message: str
+    path: str | None
 
 
 def parse_body(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> etree._Element:
-    """Parse body bytes safely: no DOCTYPE, no entity resolution, bounded depth."""
-    if not body or not body.strip():
-        raise BodyError("the body is empty")
+    """Parse body bytes with the envelope's hardening: no DOCTYPE, no entities, bounded depth."""
     try:
-        root = etree.fromstring(body, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise BodyError(f"the body is not well-formed XML: {_one_line(str(exc))}") from None
-    except (etree.ParserError, ValueError) as exc:
-        raise BodyError(f"the body could not be parsed: {_one_line(str(exc))}") from None
-    if root is None:
-        raise BodyError("the body is empty")
-    docinfo: Any = root.getroottree().docinfo  # lxml-stubs lack DocInfo.doctype
-    # GovTalk has no DTDs; with entity resolution off, a DOCTYPE could only smuggle in entity
-    # nodes that different readers would interpret differently.
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise BodyError("a DOCTYPE is not allowed in a body")
-    depth = 0
-    for event, node in etree.iterwalk(root, events=("start", "end")):
-        if event == "end":
-            depth -= 1
-            continue
-        depth += 1
-        if isinstance(node, etree._Entity):
-            raise BodyError("entity references are not allowed in a body")
-        if depth > max_depth:
-            raise BodyError(f"the body is nested deeper than {max_depth} elements")
-    return root
-
-
-def xpath_of(element: etree._Element) -> str:
-    """A readable XPath location from the root: local names, [n] where a name repeats."""
-    steps: list[str] = []
-    node: etree._Element | None = element
-    while node is not None:
-        name = etree.QName(node).localname
-        parent = node.getparent()
-        if parent is not None:
-            same = list(parent.iterchildren(tag=node.tag))
-            if len(same) > 1:
-                name = f"{name}[{same.index(node) + 1}]"
-        steps.append(name)
-        node = parent
-    return "/" + "/".join(reversed(steps))
+        return parse_xml(body, max_depth=max_depth, what="body").getroot()
+    except GovTalkFault as fault:
+        text = fault.first.text
+        error = DoctypeRefused if isinstance(fault, DoctypeFault) else BodyError
+        raise error(text[:1].lower() + text[1:]) from None
 
 
 def resolve_path(path: str | Path, options: Mapping[str, Any]) -> Path:
@@ -100,7 +72,7 @@ def resolve_path(path: str | Path, options: Mapping[str, Any]) -> Path:
 def load_schema(path: Path) -> etree.XMLSchema:
     """Compile an XSD from a trusted file (includes and imports resolve next to it)."""
     try:
-        document = etree.parse(str(path), _parser())
+        document = etree.parse(str(path), xml_parser())
         return etree.XMLSchema(document)
     except OSError as exc:
         raise ConnectorConfigError(f"cannot read schema {path}: {exc}") from exc
@@ -113,22 +85,43 @@ def schema_errors(
     root: etree._Element,
     *,
     number: int = 4000,
+    number_of: Callable[[SchemaLogEntry], int] | None = None,
     limit: int = DEFAULT_ERROR_LIMIT,
+    locate_missing_child: bool = False,
+    namespaces_only: bool = False,
 ) -> tuple[GovTalkError, ...]:
-    """Validate root against schema; each violation becomes a GovTalkError with an XPath Location."""
+    """Validate root against schema; each violation becomes a GovTalkError with an XPath Location.
+
+    number_of gives a violation its own number (number otherwise). locate_missing_child points a
+    missing child's Location at the child rather than at its parent, as libxml2 reports it.
+    namespaces_only strips only the namespaces from the text, keeping pattern quantifiers like
+    {3}; by default every brace group goes.
+    """
     if schema.validate(root):
         return ()
     errors: list[GovTalkError] = []
+    strip = _NAMESPACE if namespaces_only else _CLARK
     # lxml-stubs declare the error log opaque; its entries are _LogEntry objects.
-    for entry in cast("Iterable[Any]", schema.error_log):
+    for entry in cast("Iterable[SchemaLogEntry]", schema.error_log):
         if len(errors) >= limit:
             break
-        message = _CLARK.sub("", _one_line(entry.message))
-        location = _location(root, entry.path, entry.message)
-        errors.append(GovTalkError.of(number, message, locations=(location,) if location else ()))
+        message = strip.sub("", one_line(entry.message)).strip()
+        location = _location(root, entry, locate_missing_child)
+        errors.append(
+            GovTalkError.of(
+                number_of(entry) if number_of else number,
+                message,
+                locations=(location,) if location else (),
+            )
+        )
     if not errors:
         errors.append(GovTalkError.of(number, "The body failed schema validation"))
     return tuple(errors)
+
+
+def is_missing_child(entry: SchemaLogEntry) -> bool:
+    """Whether a violation is a required child element that is absent."""
+    return entry.type_name == "SCHEMAV_ELEMENT_CONTENT" and "Missing child" in entry.message
 
 
 def require_str(options: Mapping[str, Any], name: str) -> str:
@@ -167,24 +160,17 @@ def optional_float(
     return float(value)
 
 
-def _location(root: etree._Element, path: str | None, message: str) -> str | None:
-    # libxml2 reports /*/*[2] for default-namespace documents; find the node, then name it.
-    if not path:
+def _location(
+    root: etree._Element, entry: SchemaLogEntry, locate_missing_child: bool
+) -> str | None:
+    location = resolve_error_path(root.getroottree(), entry.path)
+    if location is None:
         return None
-    try:
-        found = root.getroottree().xpath(
-            path, namespaces={k: v for k, v in root.nsmap.items() if k}
-        )
-    except etree.XPathError:
-        return path
-    if not (isinstance(found, list) and found and isinstance(found[0], etree._Element)):
-        return path
-    location = xpath_of(found[0])
-    attribute = _ATTRIBUTE_IN_MESSAGE.match(message)
+    attribute = _ATTRIBUTE_IN_MESSAGE.match(entry.message)
     if attribute:
-        location += "/@" + _CLARK.sub("", attribute.group(1))
+        return location + "/@" + _CLARK.sub("", attribute.group(1))
+    if locate_missing_child and is_missing_child(entry):
+        expected = _EXPECTED_CHILD.search(entry.message)
+        if expected:
+            return location + "/" + expected.group(1)
     return location
-
-
-def _one_line(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()

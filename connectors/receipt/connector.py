@@ -64,23 +64,14 @@ class ReceiptConnector:
         application = self._application or tx.class_
         try:
             root = parse_body(tx.body)
+            # The IRmark is taken over the envelope Body when the hub supplies it, as clients
+            # compute it; a bare payload (a connector driven directly) is digested on its own.
+            integrity = root if tx.envelope_body is None else parse_body(tx.envelope_body)
         except BodyError as exc:
             return BusinessError(
                 (GovTalkError.of(3001, f"The body cannot be read: {exc}", locations=("/",)),),
                 application,
             )
-
-        # The IRmark is taken over the envelope Body when the hub supplies it, as clients compute
-        # it; a bare payload (a connector driven directly) is digested on its own.
-        integrity = root
-        if tx.envelope_body is not None:
-            try:
-                integrity = parse_body(tx.envelope_body)
-            except BodyError as exc:
-                return BusinessError(
-                    (GovTalkError.of(3001, f"The body cannot be read: {exc}", locations=("/",)),),
-                    application,
-                )
 
         # Integrity before content: on an altered body, schema messages would mislead.
         irmark: str | None = None

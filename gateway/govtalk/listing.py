@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Literal
 
 from lxml import etree
@@ -68,24 +68,14 @@ def _invalid(field_name: str, value: str, expected: str) -> GovTalkFault:
     )
 
 
-def _parse_date(field_name: str, value: str) -> date:
-    """dd/mm/yyyy, strictly."""
-    if not _DATE.fullmatch(value):
-        raise _invalid(field_name, value, "date (dd/mm/yyyy)")
+def _parse(field_name: str, value: str, pattern: re.Pattern[str], fmt: str, what: str) -> datetime:
+    """value in fmt, strictly: the pattern first, as strptime alone takes 1/2/2014 too."""
+    if not pattern.fullmatch(value):
+        raise _invalid(field_name, value, what)
     try:
-        return datetime.strptime(value, DATE_FORMAT).date()
+        return datetime.strptime(value, fmt)
     except ValueError:
-        raise _invalid(field_name, value, "date (dd/mm/yyyy)") from None
-
-
-def _parse_time(field_name: str, value: str) -> time:
-    """hh:mm:ss, strictly."""
-    if not _TIME.fullmatch(value):
-        raise _invalid(field_name, value, "time (hh:mm:ss)")
-    try:
-        return datetime.strptime(value, TIME_FORMAT).time()
-    except ValueError:
-        raise _invalid(field_name, value, "time (hh:mm:ss)") from None
+        raise _invalid(field_name, value, what) from None
 
 
 def _bound(body: etree._Element, prefix: str, default_time: time) -> datetime | None:
@@ -100,10 +90,10 @@ def _bound(body: etree._Element, prefix: str, default_time: time) -> datetime | 
                 locations=(f"{prefix}Time",),
             )
         return None
-    day = _parse_date(f"{prefix}Date", date_text)
+    day = _parse(f"{prefix}Date", date_text, _DATE, DATE_FORMAT, "date (dd/mm/yyyy)").date()
     at = default_time
     if time_text is not None:
-        at = _parse_time(f"{prefix}Time", time_text)
+        at = _parse(f"{prefix}Time", time_text, _TIME, TIME_FORMAT, "time (hh:mm:ss)").time()
         if prefix == "End":
             at = at.replace(microsecond=999_999)
     return datetime.combine(day, at, tzinfo=UTC)

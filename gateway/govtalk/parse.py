@@ -57,14 +57,26 @@ def _q(name: str) -> str:
     return _ENVELOPE_PREFIX + name
 
 
+class DoctypeFault(GovTalkFault):
+    """parse_xml's 1001 fault for a DOCTYPE, a type of its own so adapters can tell it apart."""
+
+
 def _fault(text: str, *, class_: str | None = None, location: str | None = None) -> GovTalkFault:
     """A 1001 fault: the envelope is not well-formed or not valid."""
     locations = (location,) if location else ()
     return GovTalkFault.of(1001, text, class_=class_, locations=locations)
 
 
-def _parser() -> etree.XMLParser:
-    """This thread's hardened parser (lxml parsers must not be shared between threads)."""
+def _doctype_fault(what: str) -> DoctypeFault:
+    return DoctypeFault([GovTalkError.of(1001, f"A DOCTYPE is not allowed in a GovTalk {what}")])
+
+
+def xml_parser() -> etree.XMLParser:
+    """This thread's hardened parser (lxml parsers must not be shared between threads).
+
+    It neither resolves entities nor loads DTDs or anything from the network; parse_xml adds
+    the checks a parser option cannot express.
+    """
     parser: etree.XMLParser | None = getattr(_local, "parser", None)
     if parser is None:
         parser = etree.XMLParser(
@@ -91,7 +103,7 @@ def envelope_schema() -> etree.XMLSchema:
     """This thread's compiled envelope schema (validators keep per-object error state)."""
     schema: etree.XMLSchema | None = getattr(_local, "schema", None)
     if schema is None:
-        schema = etree.XMLSchema(etree.fromstring(_schema_bytes(), _parser()))
+        schema = etree.XMLSchema(etree.fromstring(_schema_bytes(), xml_parser()))
         _local.schema = schema
     return schema
 
@@ -108,37 +120,43 @@ def _has_doctype_in_prolog(data: bytes) -> bool:
     return any(marker in data for marker in _DOCTYPE_MARKERS[1:])
 
 
-def _one_line(text: str) -> str:
-    """Collapse a parser message onto one line for the Error/Text."""
+def one_line(text: str) -> str:
+    """Collapse a parser or validator message onto one line for an Error/Text."""
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def parse_xml(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> etree._ElementTree:
-    """Parse untrusted XML bytes with every hardening rule; failures are GovTalkFault 1001."""
+def parse_xml(
+    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, what: str = "document"
+) -> etree._ElementTree:
+    """Parse untrusted XML bytes with every hardening rule; failures are GovTalkFault 1001.
+
+    No DOCTYPE (a DoctypeFault), no entity references, no nesting deeper than max_depth. what
+    names the document in the fault texts ("The body is empty").
+    """
     if not data or data.isspace():
-        raise _fault("The document is empty")
+        raise _fault(f"The {what} is empty")
     if _has_doctype_in_prolog(data):
-        raise _fault("A DOCTYPE is not allowed in a GovTalk document")
+        raise _doctype_fault(what)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, xml_parser())
     except etree.XMLSyntaxError as exc:
         raise _fault(
-            f"The document is not well-formed XML: {_one_line(exc.msg or str(exc))}"
+            f"The {what} is not well-formed XML: {one_line(exc.msg or str(exc))}"
         ) from None
     except (etree.ParserError, ValueError) as exc:
-        raise _fault(f"The document could not be parsed: {_one_line(str(exc))}") from None
+        raise _fault(f"The {what} could not be parsed: {one_line(str(exc))}") from None
     if root is None:
-        raise _fault("The document is empty")
+        raise _fault(f"The {what} is empty")
     tree = root.getroottree()
     docinfo = tree.docinfo
     # libxml2 records any DOCTYPE, even one without an internal subset, as an internal DTD.
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise _fault("A DOCTYPE is not allowed in a GovTalk document")
-    _check_tree(root, max_depth)
+        raise _doctype_fault(what)
+    _check_tree(root, max_depth, what)
     return tree
 
 
-def _check_tree(root: etree._Element, max_depth: int) -> None:
+def _check_tree(root: etree._Element, max_depth: int, what: str) -> None:
     """Refuse entity reference nodes and nesting deeper than max_depth."""
     depth = 0
     for event, node in etree.iterwalk(root, events=("start", "end")):
@@ -147,12 +165,12 @@ def _check_tree(root: etree._Element, max_depth: int) -> None:
             continue
         depth += 1
         if isinstance(node, etree._Entity):
-            raise _fault("Entity references are not allowed in a GovTalk document")
+            raise _fault(f"Entity references are not allowed in a GovTalk {what}")
         # Comments and PIs count towards depth only through the elements that hold them.
         if depth > max_depth and isinstance(node.tag, str):
             raise _fault(
-                f"The document is nested deeper than {max_depth} elements",
-                location=_path(node),
+                f"The {what} is nested deeper than {max_depth} elements",
+                location=xpath_of(node),
             )
 
 
@@ -161,8 +179,8 @@ def _local_name(el: etree._Element) -> str:
     return etree.QName(el).localname
 
 
-def _path(el: etree._Element) -> str:
-    """A readable XPath-like location: local names, with [n] where a name repeats."""
+def xpath_of(el: etree._Element) -> str:
+    """A readable XPath location from the root: local names, with [n] where a name repeats."""
     steps: list[str] = []
     node: etree._Element | None = el
     while node is not None:
@@ -229,7 +247,7 @@ def _child(parent: etree._Element, name: str) -> etree._Element:
     """A child the schema guarantees; a missing one means the schema and parser disagree."""
     el = _first(parent, name)
     if el is None:
-        raise _fault(f"Element {name} is missing", location=_path(parent) + "/" + name)
+        raise _fault(f"Element {name} is missing", location=xpath_of(parent) + "/" + name)
     return el
 
 
@@ -241,7 +259,7 @@ def _read_class(root: etree._Element) -> str | None:
     return text
 
 
-def _resolve_error_path(tree: etree._ElementTree, path: str | None) -> str | None:
+def resolve_error_path(tree: etree._ElementTree, path: str | None) -> str | None:
     """Turn libxml2's node path (/*/*[2] for default namespaces) into a readable location."""
     if not path:
         return None
@@ -252,7 +270,7 @@ def _resolve_error_path(tree: etree._ElementTree, path: str | None) -> str | Non
     except etree.XPathError:
         return path
     if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-        return _path(found[0])
+        return xpath_of(found[0])
     return path
 
 
@@ -287,8 +305,8 @@ def _validate(tree: etree._ElementTree, class_: str | None) -> None:
         for entry in cast("Iterable[_LogEntry]", schema.error_log):
             if len(errors) >= MAX_SCHEMA_ERRORS:
                 break
-            message = _one_line(entry.message).replace(f"{{{ENVELOPE_NS}}}", "")
-            location = _resolve_error_path(tree, entry.path)
+            message = one_line(entry.message).replace(f"{{{ENVELOPE_NS}}}", "")
+            location = resolve_error_path(tree, entry.path)
             errors.append(
                 GovTalkError.of(
                     1001,
@@ -332,7 +350,7 @@ def parse(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Envelope:
             raise _fault(
                 f"Body must contain a single payload element, found {len(children)}",
                 class_=class_,
-                location=_path(body_el),
+                location=xpath_of(body_el),
             )
         payload = children[0] if children else None
 
@@ -414,7 +432,7 @@ def _authentication(auth: etree._Element) -> Authentication:
         if _local_name(el) != "Signature":
             raise _fault(
                 f"Authentication may carry only a dsig:Signature, not dsig:{_local_name(el)}",
-                location=_path(el),
+                location=xpath_of(el),
             )
         signature = el
     child = _by_name(auth).get

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NotRequired, TypedDict, Unpack
 
 from lxml import etree
 
@@ -36,11 +37,28 @@ def new_correlation_id() -> str:
     return secrets.token_hex(16).upper()
 
 
+class Addressing(TypedDict):
+    """What every reply states besides its kind: the transaction, where to poll next, and when."""
+
+    transaction_id: str | None
+    endpoint: str
+    poll_interval: int
+    timestamp: datetime
+
+
+class SubmissionReply(Addressing):
+    """A reply about one submission: its class and CorrelationID as well."""
+
+    class_: str
+    correlation_id: str
+    gateway_test: NotRequired[bool]
+
+
 def _reply(
-    *,
-    class_: str,
     qualifier: Qualifier,
     function: str,
+    *,
+    class_: str,
     correlation_id: str | None,
     transaction_id: str | None,
     endpoint: str,
@@ -69,40 +87,13 @@ def _reply(
     )
 
 
-def acknowledgement(
-    *,
-    class_: str,
-    correlation_id: str,
-    transaction_id: str | None,
-    endpoint: str,
-    poll_interval: int,
-    timestamp: datetime,
-    gateway_test: bool = False,
-) -> Envelope:
+def acknowledgement(**reply: Unpack[SubmissionReply]) -> Envelope:
     """acknowledgement/submit: the submission is held; poll endpoint after poll_interval."""
-    return _reply(
-        class_=class_,
-        qualifier=Qualifier.ACKNOWLEDGEMENT,
-        function=Function.SUBMIT.value,
-        correlation_id=correlation_id,
-        transaction_id=transaction_id,
-        endpoint=endpoint,
-        poll_interval=poll_interval,
-        timestamp=timestamp,
-        gateway_test=gateway_test,
-    )
+    return _reply(Qualifier.ACKNOWLEDGEMENT, Function.SUBMIT.value, **reply)
 
 
 def submission_response(
-    *,
-    class_: str,
-    correlation_id: str,
-    transaction_id: str | None,
-    endpoint: str,
-    poll_interval: int,
-    timestamp: datetime,
-    body: etree._Element | bytes,
-    gateway_test: bool = False,
+    *, body: etree._Element | bytes, **reply: Unpack[SubmissionReply]
 ) -> Envelope:
     """response/submit carrying the back office's business reply as the Body."""
     if isinstance(body, bytes):
@@ -111,20 +102,11 @@ def submission_response(
         except GovTalkFault as fault:
             # The back office's reply is our side of the fence: an internal failure, not 1001.
             raise GovTalkFault.of(
-                1000, f"The back office reply body is unusable: {fault.first.text}", class_=class_
+                1000,
+                f"The back office reply body is unusable: {fault.first.text}",
+                class_=reply["class_"],
             ) from None
-    return _reply(
-        class_=class_,
-        qualifier=Qualifier.RESPONSE,
-        function=Function.SUBMIT.value,
-        correlation_id=correlation_id,
-        transaction_id=transaction_id,
-        endpoint=endpoint,
-        poll_interval=poll_interval,
-        timestamp=timestamp,
-        gateway_test=gateway_test,
-        body=body,
-    )
+    return _reply(Qualifier.RESPONSE, Function.SUBMIT.value, body=body, **reply)
 
 
 def error_reply(
@@ -132,74 +114,50 @@ def error_reply(
     class_: str | None,
     errors: Sequence[GovTalkError],
     correlation_id: str | None,
-    transaction_id: str | None,
-    endpoint: str,
-    poll_interval: int,
-    timestamp: datetime,
     function: str = Function.SUBMIT.value,
     body: etree._Element | None = None,
     gateway_test: bool = False,
+    **addressing: Unpack[Addressing],
 ) -> Envelope:
     """error/<function>: errors in GovTalkErrors; body is an ErrorResponse for business errors."""
     if not errors:
         raise ValueError("an error reply needs at least one error")
     return _reply(
+        Qualifier.ERROR,
+        function,
         class_=class_ or UNDEFINED_CLASS,
-        qualifier=Qualifier.ERROR,
-        function=function,
         correlation_id=correlation_id,
-        transaction_id=transaction_id,
-        endpoint=endpoint,
-        poll_interval=poll_interval,
-        timestamp=timestamp,
         gateway_test=gateway_test,
         errors=errors,
         body=body,
+        **addressing,
     )
 
 
 def delete_response(
-    *,
-    class_: str,
-    correlation_id: str,
-    transaction_id: str | None,
-    endpoint: str,
-    poll_interval: int,
-    timestamp: datetime,
+    *, class_: str, correlation_id: str, **addressing: Unpack[Addressing]
 ) -> Envelope:
     """response/delete: the record is gone (PollInterval is meaningless but clients read it)."""
     return _reply(
+        Qualifier.RESPONSE,
+        Function.DELETE.value,
         class_=class_,
-        qualifier=Qualifier.RESPONSE,
-        function=Function.DELETE.value,
         correlation_id=correlation_id,
-        transaction_id=transaction_id,
-        endpoint=endpoint,
-        poll_interval=poll_interval,
-        timestamp=timestamp,
+        **addressing,
     )
 
 
 def list_response(
-    *,
-    class_: str,
-    transaction_id: str | None,
-    endpoint: str,
-    poll_interval: int,
-    timestamp: datetime,
-    report: etree._Element,
+    *, class_: str, report: etree._Element, **addressing: Unpack[Addressing]
 ) -> Envelope:
     """response/list with an empty CorrelationID and the StatusReport as Body."""
     return _reply(
+        Qualifier.RESPONSE,
+        Function.LIST.value,
         class_=class_,
-        qualifier=Qualifier.RESPONSE,
-        function=Function.LIST.value,
         correlation_id=None,
-        transaction_id=transaction_id,
-        endpoint=endpoint,
-        poll_interval=poll_interval,
-        timestamp=timestamp,
         body=report,
+        **addressing,
     )
 
 

@@ -29,6 +29,26 @@ def _sender(sender_id: str | None, password: str | None, method: str) -> SenderD
     )
 
 
+def _message(
+    class_: str,
+    qualifier: Qualifier,
+    function: Function,
+    transaction_id: str | None,
+    correlation_id: str | None = None,
+    *,
+    gateway_test: bool = False,
+) -> MessageDetails:
+    """The MessageDetails of a request: each builder states its qualifier and function."""
+    return MessageDetails(
+        class_=class_,
+        qualifier=qualifier.value,
+        function=function.value,
+        transaction_id=transaction_id,
+        correlation_id=correlation_id,
+        gateway_test=gateway_test,
+    )
+
+
 def submission(
     class_: str,
     body: etree._Element | bytes | str,
@@ -44,12 +64,8 @@ def submission(
     if isinstance(body, (bytes, str)):
         body = etree.fromstring(body.encode("utf-8") if isinstance(body, str) else body)
     return Envelope(
-        message=MessageDetails(
-            class_=class_,
-            qualifier=Qualifier.REQUEST.value,
-            function=Function.SUBMIT.value,
-            transaction_id=transaction_id,
-            gateway_test=gateway_test,
+        message=_message(
+            class_, Qualifier.REQUEST, Function.SUBMIT, transaction_id, gateway_test=gateway_test
         ),
         sender=_sender(sender_id, password, method),
         keys=[Key(k, v) for k, v in (keys or {}).items()],
@@ -60,25 +76,13 @@ def submission(
 
 def poll(class_: str, correlation_id: str, *, transaction_id: str | None = None) -> Envelope:
     return Envelope(
-        message=MessageDetails(
-            class_=class_,
-            qualifier=Qualifier.POLL.value,
-            function=Function.SUBMIT.value,
-            correlation_id=correlation_id,
-            transaction_id=transaction_id,
-        )
+        _message(class_, Qualifier.POLL, Function.SUBMIT, transaction_id, correlation_id)
     )
 
 
 def delete(class_: str, correlation_id: str, *, transaction_id: str | None = None) -> Envelope:
     return Envelope(
-        message=MessageDetails(
-            class_=class_,
-            qualifier=Qualifier.REQUEST.value,
-            function=Function.DELETE.value,
-            correlation_id=correlation_id,
-            transaction_id=transaction_id,
-        )
+        _message(class_, Qualifier.REQUEST, Function.DELETE, transaction_id, correlation_id)
     )
 
 
@@ -92,12 +96,7 @@ def data_request(
     transaction_id: str | None = None,
 ) -> Envelope:
     return Envelope(
-        message=MessageDetails(
-            class_=class_,
-            qualifier=Qualifier.REQUEST.value,
-            function=Function.LIST.value,
-            transaction_id=transaction_id,
-        ),
+        message=_message(class_, Qualifier.REQUEST, Function.LIST, transaction_id),
         sender=_sender(sender_id, password, method),
         body=filters,
     )
