@@ -23,8 +23,8 @@ from gateway.govtalk.parse import xpath_of as xpath_of
 # Clients read the first error; a handful more helps a developer, hundreds help nobody.
 DEFAULT_ERROR_LIMIT = 10
 
-_CLARK = re.compile(r"\{[^}]*\}")
 # Only brace groups holding a URI are namespaces; pattern quantifiers like {3} are not.
+_CLARK = re.compile(r"\{[^}]*\}")
 _NAMESPACE = re.compile(r"\{[^{}]*[:/][^{}]*\}")
 _ATTRIBUTE_IN_MESSAGE = re.compile(r"^Element '[^']*', attribute '([^']+)'")
 _EXPECTED_CHILD = re.compile(r"Expected is[^(]*\( (?:\{[^}]*\})?(\w+)")
@@ -88,24 +88,21 @@ def schema_errors(
     number_of: Callable[[SchemaLogEntry], int] | None = None,
     limit: int = DEFAULT_ERROR_LIMIT,
     locate_missing_child: bool = False,
-    namespaces_only: bool = False,
 ) -> tuple[GovTalkError, ...]:
     """Validate root against schema; each violation becomes a GovTalkError with an XPath Location.
 
     number_of gives a violation its own number (number otherwise). locate_missing_child points a
     missing child's Location at the child rather than at its parent, as libxml2 reports it.
-    namespaces_only strips only the namespaces from the text, keeping pattern quantifiers like
-    {3}; by default every brace group goes.
+    Namespaces are stripped from the text for readability; pattern quantifiers like {3} stay.
     """
     if schema.validate(root):
         return ()
     errors: list[GovTalkError] = []
-    strip = _NAMESPACE if namespaces_only else _CLARK
     # lxml-stubs declare the error log opaque; its entries are _LogEntry objects.
     for entry in cast("Iterable[SchemaLogEntry]", schema.error_log):
         if len(errors) >= limit:
             break
-        message = strip.sub("", one_line(entry.message)).strip()
+        message = _NAMESPACE.sub("", one_line(entry.message)).strip()
         location = _location(root, entry, locate_missing_child)
         errors.append(
             GovTalkError.of(

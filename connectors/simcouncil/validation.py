@@ -109,7 +109,6 @@ def _schema_errors(root: etree._Element, schema_file: str) -> tuple[GovTalkError
             number=INVALID_VALUE,
             number_of=_number,
             locate_missing_child=True,
-            namespaces_only=True,
         )
 
 
