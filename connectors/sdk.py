@@ -23,8 +23,8 @@ from gateway.govtalk.parse import xpath_of as xpath_of
 # Clients read the first error; a handful more helps a developer, hundreds help nobody.
 DEFAULT_ERROR_LIMIT = 10
 
-# Only brace groups holding a URI are namespaces; pattern quantifiers like {3} are not.
 _CLARK = re.compile(r"\{[^}]*\}")
+# Only brace groups holding a URI are namespaces; pattern quantifiers like {3} are not.
 _NAMESPACE = re.compile(r"\{[^{}]*[:/][^{}]*\}")
 _ATTRIBUTE_IN_MESSAGE = re.compile(r"^Element '[^']*', attribute '([^']+)'")
 _EXPECTED_CHILD = re.compile(r"Expected is[^(]*\( (?:\{[^}]*\})?(\w+)")
