@@ -135,3 +135,41 @@ class ConnectorFactory(Protocol):
     """What the `gateway.connectors` entry point names: a class built from its context."""
 
     def __call__(self, ctx: ConnectorContext) -> Connector: ...
+
+
+# --- Enrolment: known facts (an optional connector capability) -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFactsRequest:
+    """A user's claim to a service: the facts they say the organisation holds about them.
+
+    For council tax: CTaxAccountRef, PostCode (of the property) and Surname (a liable person).
+    """
+
+    class_: str
+    organisation: str
+    facts: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFactsResult:
+    """The organisation's answer. On a match, identifiers become the enrolment's Keys and
+    address is where the activation PIN is posted (the lines as the organisation holds them).
+    reason says why there was no match; it is shown to the user, so it must not tell which
+    fact was wrong."""
+
+    match: bool
+    identifiers: Mapping[str, str] = field(default_factory=dict)
+    address: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@runtime_checkable
+class KnownFactsChecker(Protocol):
+    """A connector that can check known facts, so users can enrol for its services."""
+
+    async def check_known_facts(
+        self, request: KnownFactsRequest, ctx: ConnectorContext
+    ) -> KnownFactsResult:
+        """Compare the facts with the back office's records; exceptions are hub failures."""

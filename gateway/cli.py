@@ -41,20 +41,25 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 @main.command()
 @click.option("--host", help="Listen address (default from config: 127.0.0.1).")
-@click.option("--port", type=int, help="Listen port (default from config: 8080).")
+@click.option("--port", type=int, help="Plain-HTTP port (default from config: 8080).")
+@click.option("--https-port", type=int, help="HTTPS port (default from config: 8443; 0: off).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, log_level: str) -> None:
-    """Serve the GovTalk endpoints (/submission, /poll) and dispatch to connectors."""
-    from aiohttp import web
-
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, https_port: int | None, log_level: str
+) -> None:
+    """Serve the GovTalk endpoints (/submission, /poll) over HTTP and HTTPS; dispatch to connectors."""
     from gateway import logs
     from gateway.demo import base_url
     from gateway.web.app import create_app
+    from gateway.web.server import serve_forever
 
     config = _load(ctx)
     server = replace(
-        config.server, host=host or config.server.host, port=port or config.server.port
+        config.server,
+        host=host or config.server.host,
+        port=port or config.server.port,
+        https_port=config.server.https_port if https_port is None else https_port,
     )
     config = replace(config, server=server)
     logs.configure(log_level)
@@ -63,10 +68,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, log_level: str
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     base = base_url(config)
-    click.echo(
-        f"GovTalk hub on {base}  (submission: {base}/submission, poll: {base}/poll)", err=True
-    )
-    web.run_app(app, host=server.host, port=server.port, print=None, access_log=None)
+    https = f" and https://localhost:{server.https_port}" if server.https_port else ""
+    click.echo(f"GovTalk hub on {base}{https}  (POST /submission, /poll)", err=True)
+    asyncio.run(serve_forever(app, config))
 
 
 @main.group()
@@ -251,6 +255,23 @@ def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
             f"dead letter {letter_id} does not exist, was replayed, or its submission is gone"
         )
     click.echo(f"requeued {correlation_id}")
+
+
+def _register_subcommands() -> None:
+    from gateway import cli_identity
+    from gateway.cli_certs import certs
+
+    for command in (
+        certs,
+        cli_identity.register,
+        cli_identity.enrol,
+        cli_identity.activate,
+        cli_identity.letters,
+    ):
+        main.add_command(command)
+
+
+_register_subcommands()
 
 
 if __name__ == "__main__":  # pragma: no cover

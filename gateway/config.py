@@ -63,6 +63,16 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EnrolmentConfig:
+    """Enrolment with known facts and activation PINs sent by post."""
+
+    max_attempts: int = 3  # failed attempts (wrong facts or PINs) before the enrolment locks
+    lockout_minutes: float = 30  # how long a locked enrolment stays locked
+    pin_days: float = 28  # how long a posted activation PIN stays valid
+    letter_days: float = 7  # when the post is expected to arrive (informational)
+
+
+@dataclass(frozen=True, slots=True)
 class DispatcherConfig:
     concurrency: int = 8
     idle_poll_seconds: float = 0.5
@@ -107,6 +117,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     pki: PkiConfig = field(default_factory=PkiConfig)
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+    enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
 
@@ -169,6 +180,17 @@ def _pki(raw: dict[str, Any]) -> PkiConfig:
     return pki
 
 
+def _enrolment(raw: dict[str, Any]) -> EnrolmentConfig:
+    enrolment: EnrolmentConfig = _build(EnrolmentConfig, raw, "[enrolment]")
+    if not isinstance(enrolment.max_attempts, int) or enrolment.max_attempts < 1:
+        raise ConfigError("[enrolment]: max_attempts must be a whole number of at least 1")
+    for name in ("lockout_minutes", "pin_days", "letter_days"):
+        value = getattr(enrolment, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"[enrolment]: {name} must be a number of at least 0")
+    return enrolment
+
+
 def _route(raw: dict[str, Any], index: int) -> RouteConfig:
     where = f"routes[{index}]"
     data = dict(raw)
@@ -200,7 +222,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
         "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
-        "connectors", "routes",
+        "connectors", "routes", "enrolment",
     }  # fmt: skip
     unknown = set(raw) - top_known
     if unknown:
@@ -230,6 +252,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         auth=_build(AuthConfig, _section(raw, "auth"), "[auth]"),
         pki=_pki(_section(raw, "pki")),
         dispatcher=_build(DispatcherConfig, _section(raw, "dispatcher"), "[dispatcher]"),
+        enrolment=_enrolment(_section(raw, "enrolment")),
         connectors=connectors,
         routes=routes,
     )

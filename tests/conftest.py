@@ -64,6 +64,7 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
     ) -> Hub:
         settings = dict(raw or {})
         settings.setdefault("data_dir", str(data_dir or tmp_path / "var"))
+        settings.setdefault("pki", {"dir": str(tmp_path / "certs")})
         settings.setdefault("dispatcher", {"idle_poll_seconds": 0.05})
         config = parse_config(settings)
         app = create_app(config, connectors=connectors)
@@ -124,6 +125,8 @@ def spawn_hub(tmp_path: Path) -> Iterator[Callable[[Path], HubProcess]]:
                     "serve",
                     "--port",
                     str(port),
+                    "--https-port",
+                    "0",
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -13,11 +13,13 @@ from connectors.protocol import (
     BusinessError,
     ConnectorContext,
     Failed,
+    KnownFactsRequest,
+    KnownFactsResult,
     Outcome,
     Response,
     Transaction,
 )
-from connectors.simcouncil import spd, til, view
+from connectors.simcouncil import known_facts, spd, til, view
 from connectors.simcouncil.councils import CouncilInfo, council
 from connectors.simcouncil.dates import council_today
 from connectors.simcouncil.model import Property
@@ -95,6 +97,26 @@ class SimulatedCouncilConnector:
         except ResponseInvalid as exc:
             ctx.log.error(f"simulated council built an invalid reply: {exc}")
             return Failed(f"the back office built an invalid reply: {exc}")
+
+    async def check_known_facts(
+        self, request: KnownFactsRequest, ctx: ConnectorContext
+    ) -> KnownFactsResult:
+        """Enrolment: do these facts match an account this council holds? (its own store)"""
+        if request.organisation != self.council.code:
+            return KnownFactsResult(
+                False, reason=f"{self.council.name} is not organisation {request.organisation}"
+            )
+        if request.class_ not in SERVICES:
+            served = ", ".join(sorted(SERVICES))
+            return KnownFactsResult(
+                False,
+                reason=f"{self.council.name} offers no enrolment for class {request.class_} "
+                f"(it serves {served})",
+            )
+        await self.start()
+        ref = str(request.facts.get(ACCOUNT_KEY) or "").strip().upper()
+        account = await self.store.account(ref) if ref else None
+        return known_facts.check(request.facts, account)
 
     @property
     def _application(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from gateway.clock import utcnow
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
 from gateway.identity.authenticate import Authenticator, PasswordBackend, SignatureBackend
+from gateway.pki.ca import Pki
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -22,7 +24,9 @@ from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
 from gateway.web.dsp_views import dsp_endpoint
+from gateway.web.identity_views import add_identity_routes, identity_services
 from gateway.web.keys import CONFIG, CONNECTORS, DB, DISPATCHER, DSP, ROUTES
+from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import request_context
 
 log = structlog.get_logger("gateway.app")
@@ -131,9 +135,21 @@ def create_app(
     app[ROUTES] = RouteTable(config.routes)
     if connectors is not None:
         app[CONNECTORS] = connectors
-    app.cleanup_ctx.extend([_database, _connectors, _dispatch, _purge])
+    app.cleanup_ctx.extend([_database, _connectors, _dispatch, _purge, identity_services])
     app.router.add_post("/submission", dsp_endpoint)
     app.router.add_post("/poll", dsp_endpoint)
     app.router.add_get("/health", health)
     app.router.add_get("/", index)
+    add_pki_routes(app, pki_provider(config))
+    add_identity_routes(app)
     return app
+
+
+def pki_provider(config: Config) -> Callable[[], Pki]:
+    """The hub's PKI, created on first use (like `gateway certs init`) and then kept."""
+
+    @functools.cache
+    def pki() -> Pki:
+        return Pki.ensure(config.pki_dir, base_url=config.pki_base_url, hosts=config.pki.hosts)
+
+    return pki

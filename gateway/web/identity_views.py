@@ -1,0 +1,261 @@
+"""The identity JSON API: registration, enrolment with known facts, activation, the letters outbox.
+
+    POST /api/registrations                     anyone      → 201 {user_id, kind}
+    GET  /api/enrolments                        citizen     → 200 {enrolments: [...]}
+    POST /api/enrolments                        citizen     → 202 {id, state, letter: "sent"}
+    POST /api/enrolments/{id}/activation        citizen     → 200 {id, state: "active", keys}
+    GET  /admin/letters[?user_id=]              admin       → 200 {letters: [...]}
+
+Citizens authenticate with HTTP Basic (User ID + password); admin is loopback-only for now.
+Every failure is problem+json (RFC 9457), with extension members where they help a client
+(attempts_remaining, locked_until, expired_at).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.identity import registration
+from gateway.identity.enrolment import (
+    EnrolmentError,
+    EnrolmentService,
+    build_services,
+    route_lookup,
+)
+from gateway.identity.passwords import hash_secret, verify_secret
+from gateway.services.letters import LetterService
+from gateway.store.engine import Database
+from gateway.store.models import INDIVIDUAL, Citizen
+from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
+
+ENROLMENTS = web.AppKey("enrolments", EnrolmentService)
+LETTERS = web.AppKey("letters", LetterService)
+
+REALM = "Government Gateway"
+# Checked when the user ID is unknown, so a miss costs as long as a wrong password.
+_DUMMY_HASH = hash_secret("not-a-password-of-anyone")
+
+
+def add_identity_routes(app: web.Application) -> None:
+    app.router.add_post("/api/registrations", register_view)
+    app.router.add_get("/api/enrolments", list_enrolments_view)
+    app.router.add_post("/api/enrolments", enrol_view)
+    app.router.add_post("/api/enrolments/{id}/activation", activate_view)
+    app.router.add_get("/admin/letters", letters_view)
+
+
+async def identity_services(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the letters outbox and the enrolment service (after the DB and connectors)."""
+    from gateway.web.app import CLOCK  # here, not at the top: app.py imports this module
+
+    config = app[CONFIG]
+    letters, enrolments = build_services(
+        config.enrolment, app[DB], route_lookup(app[ROUTES], app[CONNECTORS]), app[CLOCK]
+    )
+    app[LETTERS] = letters
+    app[ENROLMENTS] = enrolments
+    yield
+
+
+# --- problems and authentication -----------------------------------------------------------------
+
+
+def problem(status: int, title: str, detail: str = "", **extensions: Any) -> web.Response:
+    """problems.problem with RFC 9457 extension members."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extensions)
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+class Refused(Exception):
+    """Raised by a view's helpers; becomes the problem+json response it carries."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.reason)
+        self.response = response
+
+
+def _unauthorised(detail: str) -> Refused:
+    response = problem(401, "Unauthorized", detail)
+    response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+    return Refused(response)
+
+
+async def citizen_from_request(request: web.Request) -> str:
+    """The authenticated citizen's User ID, or Refused(401).
+
+    HTTP Basic with User ID and password, checked against the scrypt hash. Further methods (a
+    TLS client certificate) can be tried here before falling back to Basic.
+    """
+    header = request.headers.get("Authorization")
+    if not header:
+        raise _unauthorised("sign in with HTTP Basic: your User ID and password")
+    decoded = decode_basic(header)
+    if decoded is None:
+        raise _unauthorised("the Authorization header is not valid HTTP Basic")
+    user_id, password = decoded
+    db = request.app[DB]
+    stored = None
+    if user_id and len(user_id) <= 64:
+        async with db.read() as session:
+            citizen = await session.get(Citizen, user_id)
+            stored = citizen.password_hash if citizen is not None else None
+    ok = await asyncio.to_thread(verify_secret, password, stored or _DUMMY_HASH)
+    if stored is None or not ok:
+        raise _unauthorised("the User ID or password was not recognised")
+    return user_id
+
+
+def decode_basic(header: str) -> tuple[str, str] | None:
+    """(user ID, password) from an `Authorization: Basic ...` header (UTF-8, RFC 7617)."""
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeError):
+        return None
+    user_id, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return user_id.strip(), password
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def require_admin(request: web.Request) -> None:
+    """Admin endpoints answer loopback peers only (no admin credentials exist yet)."""
+    if not _is_loopback(request.remote):
+        raise Refused(
+            problem(403, "Forbidden", "the admin API answers only local (loopback) peers")
+        )
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Refused(problem(400, "Bad Request", "the body must be a JSON object")) from None
+    if not isinstance(data, dict):
+        raise Refused(problem(400, "Bad Request", "the body must be a JSON object"))
+    return data
+
+
+def _string(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Refused(problem(400, "Bad Request", f"'{name}' must be a non-empty string"))
+    return value
+
+
+View = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _answers_problems(view: View) -> View:
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await view(request)
+        except Refused as exc:
+            return exc.response
+        except EnrolmentError as exc:
+            return problem(exc.status, exc.title, exc.detail, **exc.extensions())
+        except registration.RegistrationError as exc:
+            title = "Conflict" if exc.status == 409 else "Registration refused"
+            return problem(exc.status, title, str(exc))
+
+    return wrapped
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+@_answers_problems
+async def register_view(request: web.Request) -> web.Response:
+    data = await _json_object(request)
+    kind = _string(data, "kind", required=False) or INDIVIDUAL
+    display_name = _string(data, "display_name", required=False) or ""
+    password = _string(data, "password", required=False)
+    certificate = _string(data, "certificate_pem", required=False)
+    db: Database = request.app[DB]
+    user_id = await registration.register(
+        db,
+        kind=kind,
+        display_name=display_name,
+        password=password,
+        certificate_pem=certificate,
+        clock=request.app[ENROLMENTS].clock,
+    )
+    return web.json_response(
+        {"user_id": user_id, "kind": kind, "display_name": " ".join(display_name.split())},
+        status=201,
+        headers={"Location": "/api/enrolments"},
+    )
+
+
+@_answers_problems
+async def list_enrolments_view(request: web.Request) -> web.Response:
+    user_id = await citizen_from_request(request)
+    views = await request.app[ENROLMENTS].list(user_id)
+    return web.json_response({"user_id": user_id, "enrolments": [v.to_json() for v in views]})
+
+
+@_answers_problems
+async def enrol_view(request: web.Request) -> web.Response:
+    user_id = await citizen_from_request(request)
+    data = await _json_object(request)
+    class_ = _string(data, "class")
+    organisation = _string(data, "organisation")
+    facts = data.get("facts")
+    if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
+        raise Refused(problem(400, "Bad Request", "'facts' must be an object of strings"))
+    assert class_ is not None and organisation is not None
+    view = await request.app[ENROLMENTS].request(user_id, class_, organisation, facts)
+    body = view.to_json()
+    body["letter"] = "sent"
+    return web.json_response(
+        body, status=202, headers={"Location": f"/api/enrolments/{view.id}/activation"}
+    )
+
+
+@_answers_problems
+async def activate_view(request: web.Request) -> web.Response:
+    user_id = await citizen_from_request(request)
+    try:
+        enrolment_id = int(request.match_info["id"])
+    except ValueError:
+        raise Refused(problem(404, "No such enrolment", "no such enrolment")) from None
+    data = await _json_object(request)
+    pin = _string(data, "pin")
+    assert pin is not None
+    view = await request.app[ENROLMENTS].activate(user_id, enrolment_id, pin)
+    return web.json_response(view.to_json())
+
+
+@_answers_problems
+async def letters_view(request: web.Request) -> web.Response:
+    require_admin(request)
+    user_id = request.query.get("user_id") or None
+    letters = await request.app[LETTERS].list(user_id)
+    return web.json_response({"letters": [letter.to_json() for letter in letters]})

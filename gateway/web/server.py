@@ -1,0 +1,62 @@
+"""Running the hub: a plain-HTTP listener (loopback, password clients, CRL/OCSP) and an HTTPS
+listener with optional client certificates, on one application."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+from gateway.config import Config
+
+log = structlog.get_logger("gateway.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    http_url: str
+    https_url: str | None
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The HTTPS context from the hub's PKI, created on first use; None when HTTPS is off."""
+    if not config.server.https_port:
+        return None
+    from gateway.pki.ca import Pki
+    from gateway.pki.tls import server_ssl_context
+
+    pki = Pki.ensure(config.pki_dir, base_url=config.pki_base_url, hosts=config.pki.hosts)
+    return server_ssl_context(pki)
+
+
+async def start(app: web.Application, config: Config) -> tuple[web.AppRunner, Listening]:
+    """Start both listeners; the caller owns runner.cleanup()."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    server = config.server
+    await web.TCPSite(runner, server.host, server.port).start()
+    shown = "127.0.0.1" if server.host in ("0.0.0.0", "") else server.host
+    https_url = None
+    context = tls_context(config)
+    if context is not None:
+        await web.TCPSite(runner, server.host, server.https_port, ssl_context=context).start()
+        https_url = f"https://localhost:{server.https_port}" if shown == "127.0.0.1" else f"https://{shown}:{server.https_port}"
+    return runner, Listening(f"http://{shown}:{server.port}", https_url)
+
+
+async def serve_forever(app: web.Application, config: Config) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (dispatcher drained, DB closed)."""
+    runner, listening = await start(app, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("server.ready", http=listening.http_url, https=listening.https_url)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

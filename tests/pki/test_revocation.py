@@ -1,0 +1,189 @@
+"""Revocation: the CRL and the OCSP responder, over real HTTP and checked by openssl."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+
+from gateway.clock import utcnow
+from gateway.pki import Pki, PkiError
+from tests.pki.conftest import Run
+
+
+def _request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _check_signed(pki: Pki, der: bytes) -> ocsp.OCSPResponse:
+    response = ocsp.load_der_ocsp_response(der)
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.certificates == [pki.ocsp_responder]
+    public = pki.ocsp_responder.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    algorithm = response.signature_hash_algorithm
+    assert algorithm is not None
+    public.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(algorithm))
+    return response
+
+
+def test_revoke_lists_the_serial_with_its_reason(pki: Pki, run: Run, tmp_path: Path) -> None:
+    keep = pki.issue("keep", common_name="Keep")
+    gone = pki.issue("gone", common_name="Gone")
+    entry = pki.revoke(gone.serial, "keyCompromise")
+    assert entry.reason == "key_compromise" and entry.revoked_at is not None
+    assert pki.status(gone.serial) == ("revoked", entry.revoked_at, x509.ReasonFlags.key_compromise)
+    assert pki.status(keep.serial).status == "good"
+    assert pki.status(12345).status == "unknown"
+
+    now = utcnow()
+    der = pki.crl(now, validity=timedelta(minutes=30))
+    crl = x509.load_der_x509_crl(der)
+    assert crl.is_signature_valid(pki.citizen_ca.public_key())  # type: ignore[arg-type]
+    assert crl.next_update_utc is not None and crl.last_update_utc is not None
+    assert crl.next_update_utc - crl.last_update_utc == timedelta(minutes=30)
+    revoked = crl.get_revoked_certificate_by_serial_number(gone.serial)
+    assert revoked is not None
+    assert revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason is (
+        x509.ReasonFlags.key_compromise
+    )
+    assert crl.get_revoked_certificate_by_serial_number(keep.serial) is None
+
+    path = tmp_path / "crl.der"
+    path.write_bytes(der)
+    text = run("openssl", "crl", "-inform", "DER", "-in", path, "-noout", "-text")
+    assert text.returncode == 0, text.stderr
+    assert format(gone.serial, "X") in text.stdout.replace(":", "").upper()
+    assert "Key Compromise" in text.stdout
+    verify = run(
+        "openssl", "crl", "-inform", "DER", "-in", path, "-noout", "-CAfile", pki.ca_bundle_path
+    )
+    assert verify.returncode == 0 and "verify OK" in verify.stderr + verify.stdout
+
+
+def test_revoke_errors_are_clear(pki: Pki) -> None:
+    issued = pki.issue("erin", common_name="Erin")
+    with pytest.raises(PkiError, match="unknown revocation reason"):
+        pki.revoke(issued.serial, "bored")
+    with pytest.raises(PkiError, match="no certificate with serial"):
+        pki.revoke(0xDEADBEEF)
+    pki.revoke(issued.serial)
+    with pytest.raises(PkiError, match="already revoked"):
+        pki.revoke(issued.serial)
+    server = next(e for e in pki.entries() if e.kind == "server")
+    with pytest.raises(PkiError, match="not covered"):
+        pki.revoke(server.serial)
+
+
+async def test_crl_over_http_with_content_type_and_fresh_after_revoke(
+    pki: Pki, pki_url: str
+) -> None:
+    issued = pki.issue("frank", common_name="Frank")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{pki_url}/pki/crl") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "application/pkix-crl"
+            assert len(list(x509.load_der_x509_crl(await resp.read()))) == 0
+        pki.revoke(issued.serial, "cessation_of_operation")
+        async with session.get(f"{pki_url}/pki/crl") as resp:
+            crl = x509.load_der_x509_crl(await resp.read())
+            assert crl.get_revoked_certificate_by_serial_number(issued.serial) is not None
+        for name, cert in (("root-ca.pem", pki.root), ("citizen-ca.pem", pki.citizen_ca)):
+            async with session.get(f"{pki_url}/pki/{name}") as resp:
+                assert resp.headers["Content-Type"] == "application/x-pem-file"
+                assert x509.load_pem_x509_certificate(await resp.read()) == cert
+        async with session.get(f"{pki_url}/pki/ca-bundle.pem") as resp:
+            assert x509.load_pem_x509_certificates(await resp.read()) == pki.trust_anchors
+
+
+async def test_openssl_ocsp_good_then_revoked(pki: Pki, pki_url: str, run: Run) -> None:
+    issued = pki.issue("grace", common_name="Grace")
+
+    async def ask(*trust: str | Path) -> str:
+        result = await asyncio.to_thread(
+            run, "openssl", "ocsp", "-issuer", pki.citizen_ca_path, "-cert", issued.cert_path,
+            "-url", f"{pki_url}/pki/ocsp", *trust,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "Response verify OK" in result.stderr + result.stdout
+        return result.stdout
+
+    assert f"{issued.cert_path}: good" in await ask("-VAfile", pki.ocsp_responder_path)
+    assert f"{issued.cert_path}: good" in await ask("-CAfile", pki.ca_bundle_path)
+    pki.revoke(issued.serial, "affiliation_changed")
+    out = await ask("-CAfile", pki.ca_bundle_path)
+    assert f"{issued.cert_path}: revoked" in out
+    assert "Reason: affiliationChanged" in out
+
+
+async def test_ocsp_get_form_and_nonce(pki: Pki, pki_url: str) -> None:
+    issued = pki.issue("heidi", common_name="Heidi")
+    nonce = os.urandom(16)
+    encoded = quote(
+        base64.b64encode(_request(issued.cert, pki.citizen_ca, nonce)).decode(), safe=""
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{pki_url}/pki/ocsp/{encoded}") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "application/ocsp-response"
+            response = _check_signed(pki, await resp.read())
+    assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert response.serial_number == issued.serial
+    assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+    assert response.next_update_utc is not None and response.this_update_utc is not None
+    assert response.next_update_utc - response.this_update_utc == timedelta(hours=1)
+
+
+async def test_ocsp_unknown_serial_and_foreign_issuer(
+    pki: Pki, pki_url: str, tmp_path: Path
+) -> None:
+    other = Pki.init(tmp_path / "other", base_url="http://x.invalid")
+    stranger = other.issue("mallory", common_name="Mallory")
+    server = x509.load_pem_x509_certificate(pki.server_cert_path.read_bytes())
+    # Same issuer name and key as ours, unknown serial: "unknown".
+    unknown = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate_by_hash(
+            _request_hashes(pki)[0], _request_hashes(pki)[1], 4242, hashes.SHA1()
+        )
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    async with aiohttp.ClientSession() as session:
+
+        async def post(body: bytes) -> bytes:
+            async with session.post(f"{pki_url}/pki/ocsp", data=body) as resp:
+                assert resp.headers["Content-Type"] == "application/ocsp-response"
+                return await resp.read()
+
+        assert _check_signed(pki, await post(unknown)).certificate_status is (
+            ocsp.OCSPCertStatus.UNKNOWN
+        )
+        for foreign in (_request(stranger.cert, other.citizen_ca), _request(server, pki.root)):
+            status = ocsp.load_der_ocsp_response(await post(foreign)).response_status
+            assert status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+        for junk in (b"", b"not DER at all", b"\x30\x03\x02\x01\x01"):
+            status = ocsp.load_der_ocsp_response(await post(junk)).response_status
+            assert status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        async with session.get(f"{pki_url}/pki/ocsp/%%%not-base64") as resp:
+            status = ocsp.load_der_ocsp_response(await resp.read()).response_status
+            assert status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def _request_hashes(pki: Pki) -> tuple[bytes, bytes]:
+    """SHA-1 issuer name and key hashes of the citizen CA, as a client computes them."""
+    probe = ocsp.load_der_ocsp_request(_request(pki.ocsp_responder, pki.citizen_ca))
+    return probe.issuer_name_hash, probe.issuer_key_hash
