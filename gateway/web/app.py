@@ -38,7 +38,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     db = Database.open(config.database_url, echo=config.database.echo)
     app[DB] = db
     if config.demo:
-        await demo.seed(db)
+        await demo.seed(db, config)
     yield
     await db.aclose()
 

@@ -18,12 +18,21 @@ def invoke(*args: str, config: Path | None = None):
     return runner.invoke(main, full, catch_exceptions=False)
 
 
-def test_demo_info_json_has_everything_a_client_needs() -> None:
-    result = invoke("demo", "info", "--json")
+def test_demo_info_json_has_everything_a_client_needs(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n')
+    result = invoke("demo", "info", "--json", config=config)
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["submission_url"] == "http://127.0.0.1:8080/submission"
     assert data["poll_url"] == "http://127.0.0.1:8080/poll"
+    assert data["https_submission_url"] == "https://localhost:8443/submission"
+    bundle = Path(data["ca_bundle"]).read_text()
+    assert bundle.count("BEGIN CERTIFICATE") == 2
+    assert any(not c["enrolments"] for c in data["citizens"]), "one citizen is left to enrol"
+    for citizen in data["citizens"]:
+        assert "BEGIN CERTIFICATE" in Path(citizen["certificate"]).read_text()
+        assert "PRIVATE KEY" in Path(citizen["key"]).read_text()
     assert {c["code"]: c["name"] for c in data["councils"]} == {
         "E08000024": "Sunderland City Council",
         "E07000188": "Sedgemoor District Council",
