@@ -101,7 +101,10 @@ class RouteConfig:
     retries: int = 3
     backoff: float = 0.5
     mode: Literal["async", "sync"] = "async"
+    # 0: anyone; 1: user ID + password (or stronger) and Keys of an active enrolment;
+    # 2: a certificate, by mutual TLS or a signed envelope, and the Keys.
     auth_level: float = 1
+    allow_sha1: bool = False  # accept SHA-1 XML signatures on this class (logged)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from aiohttp import web
 from gateway.config import Config, parse_config
 from gateway.routing.registry import ConnectorSet
 from gateway.web.app import create_app
+from gateway.web.server import tls_context
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,7 @@ class Hub:
     app: web.Application
     session: aiohttp.ClientSession
     config: Config
+    https_url: str | None = None
 
     @property
     def submission_url(self) -> str:
@@ -61,22 +64,34 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
         *,
         connectors: ConnectorSet | None = None,
         data_dir: Path | None = None,
+        https: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> Hub:
         settings = dict(raw or {})
         settings.setdefault("data_dir", str(data_dir or tmp_path / "var"))
         settings.setdefault("pki", {"dir": str(tmp_path / "certs")})
         settings.setdefault("dispatcher", {"idle_poll_seconds": 0.05})
+        # Ports are fixed before the app exists: issued certificates carry the CRL and OCSP URLs.
+        server = dict(settings.get("server", {}))
+        server.setdefault("port", free_port())
+        server.setdefault("https_port", free_port() if https else 0)
+        settings["server"] = server
         config = parse_config(settings)
-        app = create_app(config, connectors=connectors)
+        app = create_app(config, connectors=connectors, **({"clock": clock} if clock else {}))
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        await web.TCPSite(runner, "127.0.0.1", config.server.port).start()
+        https_url = None
+        context = tls_context(config)
+        if context is not None:
+            await web.TCPSite(
+                runner, "127.0.0.1", config.server.https_port, ssl_context=context
+            ).start()
+            https_url = f"https://localhost:{config.server.https_port}"
         runners.append(runner)
-        port = runner.addresses[0][1]
         session = aiohttp.ClientSession()
         sessions.append(session)
-        return Hub(f"http://127.0.0.1:{port}", app, session, config)
+        return Hub(f"http://127.0.0.1:{config.server.port}", app, session, config, https_url)
 
     yield start
     for session in sessions:

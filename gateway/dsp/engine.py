@@ -88,12 +88,17 @@ class DocumentSubmission:
 
     # -- entry points -------------------------------------------------------------------------
 
-    async def handle(self, raw: bytes, endpoints: Endpoints) -> bytes:
-        """Answer one message; protocol failures are replies, never exceptions."""
+    async def handle(
+        self, raw: bytes, endpoints: Endpoints, *, client_certificate: bytes | None = None
+    ) -> bytes:
+        """Answer one message; protocol failures are replies, never exceptions.
+
+        client_certificate is the DER the client presented at the TLS layer, if any.
+        """
         envelope: Envelope | None = None
         try:
             envelope = parse(raw)
-            reply = await self._route_message(envelope, endpoints)
+            reply = await self._route_message(envelope, endpoints, client_certificate)
         except GovTalkFault as fault:
             reply = self._error(fault, envelope, endpoints)
         except Exception:
@@ -110,7 +115,9 @@ class DocumentSubmission:
         )
         return serialise(self._error(fault, None, endpoints))
 
-    async def _route_message(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+    async def _route_message(
+        self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
+    ) -> Envelope:
         message = envelope.message
         qualifier, function = message.qualifier, message.function or Function.SUBMIT.value
         structlog.contextvars.bind_contextvars(
@@ -119,13 +126,13 @@ class DocumentSubmission:
         if message.correlation_id:
             structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id)
         if qualifier == Qualifier.REQUEST and function == Function.SUBMIT:
-            return await self._submit(envelope, endpoints)
+            return await self._submit(envelope, endpoints, client_certificate)
         if qualifier == Qualifier.POLL and function == Function.SUBMIT:
             return await self._poll(envelope, endpoints)
         if qualifier == Qualifier.REQUEST and function == Function.DELETE:
             return await self._delete(envelope, endpoints)
         if qualifier == Qualifier.REQUEST and function == Function.LIST:
-            return await self._list(envelope, endpoints)
+            return await self._list(envelope, endpoints, client_certificate)
         raise GovTalkFault.of(
             1001,
             f"Qualifier '{qualifier}' with Function '{function}' is not a message the gateway accepts",
@@ -134,7 +141,9 @@ class DocumentSubmission:
 
     # -- submission ----------------------------------------------------------------------------
 
-    async def _submit(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+    async def _submit(
+        self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
+    ) -> Envelope:
         message = envelope.message
         class_ = message.class_
         if message.correlation_id:
@@ -142,7 +151,7 @@ class DocumentSubmission:
         if envelope.body is None:
             raise GovTalkFault.of(1042, class_=class_)
         route = self._routes.resolve(message.base_class, envelope.organisation, reply_class=class_)
-        identity = await self._auth.authenticate(envelope, class_)
+        identity = await self._identify(envelope, class_, client_certificate)
         self._authorise(route, identity, envelope)
         now = self._clock()
         correlation_id = replies.new_correlation_id()
@@ -191,6 +200,29 @@ class DocumentSubmission:
             gateway_test=message.gateway_test,
         )
 
+    async def _identify(
+        self, envelope: Envelope, class_: str, client_certificate: bytes | None
+    ) -> Identity | None:
+        """The sender: from the envelope's credentials and/or the TLS client certificate.
+
+        A certificate presented at the TLS layer is always checked (a revoked one is refused even
+        beside a good password); when both name a user they must name the same one.
+        """
+        identity = await self._auth.authenticate(envelope, class_)
+        if client_certificate is None:
+            return identity
+        by_certificate = await self._auth.authenticate_tls(client_certificate, envelope, class_)
+        if identity is not None and identity.user_id != by_certificate.user_id:
+            raise GovTalkFault.of(
+                1046,
+                "Authentication failure: the envelope's credentials and the client certificate "
+                "belong to different users",
+                class_=class_,
+            )
+        if identity is not None and identity.auth_level >= by_certificate.auth_level:
+            return identity
+        return by_certificate
+
     def _authorise(self, route: RouteConfig, identity: Identity | None, envelope: Envelope) -> None:
         class_ = envelope.message.class_
         if route.auth_level < 1:
@@ -200,6 +232,13 @@ class DocumentSubmission:
                 1046,
                 f"Class '{route.class_}' requires authentication (level {route.auth_level:g}): "
                 "supply SenderDetails/IDAuthentication",
+                class_=class_,
+            )
+        if route.auth_level >= 2 and identity.auth_level < 2:
+            raise GovTalkFault.of(
+                1046,
+                f"Class '{route.class_}' requires a certificate (level {route.auth_level:g}): "
+                "use mutual TLS or a W3Csigned envelope",
                 class_=class_,
             )
         keys = envelope.keys_dict
@@ -304,12 +343,14 @@ class DocumentSubmission:
 
     # -- data request (list) ---------------------------------------------------------------------
 
-    async def _list(self, envelope: Envelope, endpoints: Endpoints) -> Envelope:
+    async def _list(
+        self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
+    ) -> Envelope:
         message = envelope.message
         class_ = message.class_
         if message.correlation_id:
             raise GovTalkFault.of(1020, class_=class_)
-        identity = await self._auth.authenticate(envelope, class_)
+        identity = await self._identify(envelope, class_, client_certificate)
         if identity is None or identity.user_id is None:
             raise GovTalkFault.of(
                 1046, "A data request needs the same credentials as the submissions", class_=class_

@@ -1,7 +1,8 @@
 """Who sent this envelope? Pluggable backends by IDAuthentication Method, one answer: an Identity.
 
-Password methods (clear, MD5) are served here; W3Csigned and TLS client certificates plug in as
-further backends (identity issue) without touching the DSP engine.
+Password methods (clear, MD5) are served here; W3Csigned is SignedEnvelopeBackend
+(gateway.identity.signatures); a TLS client certificate is authenticated by
+ClientCertificateAuthenticator, reached through Authenticator.authenticate_tls.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from connectors.protocol import Identity
 from gateway.govtalk.errors import GovTalkFault
 from gateway.govtalk.model import Authentication, AuthMethod, Envelope
 from gateway.identity import citizens
+from gateway.identity.certificates import CertificateRefused, CertificateValidator, registered_user
 from gateway.identity.passwords import verify_secret
 from gateway.store.engine import Database
 
@@ -110,29 +112,59 @@ class PasswordBackend:
         return ok
 
 
-class SignatureBackend:
-    """W3Csigned: until the hub has signature trust anchors, every signature is unrecognised."""
+class ClientCertificateAuthenticator:
+    """A TLS client certificate as the credential: valid, not revoked, registered to a user."""
 
-    methods = frozenset({AuthMethod.W3CSIGNED.value})
+    def __init__(self, db: Database, validator: CertificateValidator) -> None:
+        self._db = db
+        self._validator = validator
 
-    async def authenticate(self, envelope: Envelope, auth: Authentication, class_: str) -> Identity:
-        if (auth.value is not None and auth.value.strip()) or auth.signature is None:
+    async def authenticate(self, cert_der: bytes, envelope: Envelope, class_: str) -> Identity:
+        try:
+            cert = await self._validator.validate(cert_der)
+        except CertificateRefused as exc:
             raise GovTalkFault.of(
-                1040, "Method W3Csigned requires a Signature and no Value", class_=class_
+                1046, f"client certificate refused: {exc.reason}", class_=class_
+            ) from None
+        user_id = await registered_user(self._db, cert.fingerprint)
+        if user_id is None:
+            raise GovTalkFault.of(
+                1046, "certificate not registered to any Gateway user", class_=class_
             )
-        raise GovTalkFault.of(
-            1002,
-            "Authentication failure: the signature was not recognised "
-            "(this hub has no trust anchors for signed envelopes configured)",
-            class_=class_,
+        sender_id = envelope.sender.sender_id if envelope.sender else None
+        if sender_id and sender_id != user_id:
+            raise GovTalkFault.of(
+                1046,
+                f"SenderID {sender_id} is not the user the client certificate is registered to",
+                class_=class_,
+            )
+        return Identity(
+            user_id=user_id,
+            auth_method="certificate",
+            auth_level=2,
+            enrolments=await citizens.enrolments(self._db, user_id),
         )
 
 
 class Authenticator:
     """Picks the backend for the envelope's Method; no credentials gives None (anonymous)."""
 
-    def __init__(self, backends: list[AuthBackend]) -> None:
+    def __init__(
+        self,
+        backends: list[AuthBackend],
+        *,
+        client_certificates: ClientCertificateAuthenticator | None = None,
+    ) -> None:
         self._by_method = {m: b for b in backends for m in b.methods}
+        self._client_certificates = client_certificates
+
+    async def authenticate_tls(self, cert_der: bytes, envelope: Envelope, class_: str) -> Identity:
+        """Authenticate by the TLS client certificate presented on the connection."""
+        if self._client_certificates is None:
+            raise GovTalkFault.of(
+                1046, "client certificates are not accepted by this hub", class_=class_
+            )
+        return await self._client_certificates.authenticate(cert_der, envelope, class_)
 
     async def authenticate(self, envelope: Envelope, class_: str) -> Identity | None:
         sender = envelope.sender

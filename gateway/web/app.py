@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from aiohttp import web
@@ -15,7 +15,16 @@ from gateway import __version__, demo
 from gateway.clock import utcnow
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
-from gateway.identity.authenticate import Authenticator, PasswordBackend, SignatureBackend
+from gateway.govtalk.model import TIL_SUFFIX
+from gateway.identity.authenticate import (
+    Authenticator,
+    ClientCertificateAuthenticator,
+    PasswordBackend,
+)
+from gateway.identity.certificates import CertificateValidator
+from gateway.identity.replay import ReplayStore
+from gateway.identity.revocation import RevocationChecker
+from gateway.identity.signatures import SignedEnvelopeBackend
 from gateway.pki.ca import Pki
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
@@ -61,8 +70,25 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
     db, routes = app[DB], app[ROUTES]
     dispatcher = Dispatcher(db, routes, app[CONNECTORS], config, clock)
     app[DISPATCHER] = dispatcher
+    pki = await asyncio.to_thread(pki_provider(config))
+    revocation = RevocationChecker(
+        timeout=config.pki.status_timeout, fail_open=config.pki.fail_open, clock=clock
+    )
+    validator = CertificateValidator(pki.trust_anchors, revocation, clock=clock)
+    replay = ReplayStore(db, timedelta(seconds=config.pki.replay_window_seconds), clock=clock)
+    sha1_classes = {r.class_ for r in routes if r.allow_sha1}
     authenticator = Authenticator(
-        [PasswordBackend(db, allow_md5=config.auth.allow_md5), SignatureBackend()]
+        [
+            PasswordBackend(db, allow_md5=config.auth.allow_md5),
+            SignedEnvelopeBackend(
+                db,
+                validator,
+                replay,
+                allow_sha1=lambda class_: class_.removesuffix(TIL_SUFFIX) in sha1_classes,
+                clock=clock,
+            ),
+        ],
+        client_certificates=ClientCertificateAuthenticator(db, validator),
     )
     app[DSP] = DocumentSubmission(
         config=config,
@@ -78,6 +104,7 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await dispatcher.drain()
+    await revocation.aclose()
 
 
 async def _purge(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,16 @@ def endpoints_for(request: web.Request) -> Endpoints:
     return Endpoints(f"{request.scheme}://{request.host}")
 
 
+def client_certificate(request: web.Request) -> bytes | None:
+    """The DER certificate the client presented over TLS (optional at the TLS layer)."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return bytes(der) if der else None
+
+
 async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     """The body, or None once it exceeds limit (decompressed bytes count, so bombs stop early)."""
     chunks: list[bytes] = []
@@ -43,5 +53,5 @@ async def dsp_endpoint(request: web.Request) -> web.Response:
         # The rest of the body is never read: the connection cannot be reused.
         response.force_close()
         return response
-    reply = await engine.handle(raw, endpoints)
+    reply = await engine.handle(raw, endpoints, client_certificate=client_certificate(request))
     return web.Response(body=reply, content_type=CONTENT_TYPE, charset="utf-8")
