@@ -132,8 +132,14 @@ class RevocationChecker:
         timeout: float = 2.0,
         fail_open: bool = False,
         clock: Callable[[], datetime] = utcnow,
+        revocations_changed: Callable[[], object] | None = None,
     ) -> None:
         self._session_factory = session_factory
+        # A CA that shares this machine can say when its revocations changed (the hub's own PKI
+        # rewrites its index): cached answers are dropped then, so a certificate revoked
+        # mid-session is refused on its next use rather than at the next nextUpdate.
+        self._revocations_changed = revocations_changed
+        self._revocations_token: object = revocations_changed() if revocations_changed else None
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._fail_open = fail_open
@@ -141,6 +147,15 @@ class RevocationChecker:
         self._ocsp_cache: dict[tuple[str, int], RevocationStatus] = {}
         self._crl_cache: dict[str, x509.CertificateRevocationList] = {}
         self._crl_locks: dict[str, asyncio.Lock] = {}
+
+    def _forget_if_revocations_changed(self) -> None:
+        if self._revocations_changed is None:
+            return
+        token = self._revocations_changed()
+        if token != self._revocations_token:
+            self._revocations_token = token
+            self._ocsp_cache.clear()
+            self._crl_cache.clear()
 
     async def aclose(self) -> None:
         """Close the HTTP session this checker opened, if any."""
@@ -150,6 +165,7 @@ class RevocationChecker:
 
     async def status(self, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationStatus:
         """The leaf's status per OCSP, else the CRL; unobtainable refuses unless fail_open."""
+        self._forget_if_revocations_changed()
         now = self._clock()
         key = (fingerprint(issuer), cert.serial_number)
         cached = self._ocsp_cache.get(key)

@@ -17,7 +17,14 @@ def server_ssl_context(pki: Pki) -> ssl.SSLContext:
     # OPTIONAL, not REQUIRED: a client without a certificate still gets an HTTP answer (and an
     # audit record) instead of a dropped connection; a presented one must still chain.
     ctx.verify_mode = ssl.CERT_OPTIONAL
+    # The handshake does not judge validity dates: the application does, so an expired or
+    # not-yet-valid certificate gets a GovTalk error that says so, not a reset connection.
+    ctx.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
     return ctx
+
+
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME, which the ssl module has no name for.
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000
 
 
 def client_ssl_context(

@@ -261,7 +261,9 @@ def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:
         try:
             parse_xml(outcome.body)
         except GovTalkFault as fault:
-            return _failed(f"{connector} answered a body that is not usable XML: {fault.first.text}")
+            return _failed(
+                f"{connector} answered a body that is not usable XML: {fault.first.text}"
+            )
         return FinalAnswer(RESPONSE, response_body=outcome.body)
     if isinstance(outcome, BusinessError):
         if not outcome.errors:

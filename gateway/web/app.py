@@ -72,7 +72,10 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER] = dispatcher
     pki = await asyncio.to_thread(pki_provider(config))
     revocation = RevocationChecker(
-        timeout=config.pki.status_timeout, fail_open=config.pki.fail_open, clock=clock
+        timeout=config.pki.status_timeout,
+        fail_open=config.pki.fail_open,
+        clock=clock,
+        revocations_changed=pki.index_version,
     )
     validator = CertificateValidator(pki.trust_anchors, revocation, clock=clock)
     replay = ReplayStore(db, timedelta(seconds=config.pki.replay_window_seconds), clock=clock)

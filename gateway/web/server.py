@@ -44,7 +44,11 @@ async def start(app: web.Application, config: Config) -> tuple[web.AppRunner, Li
     context = tls_context(config)
     if context is not None:
         await web.TCPSite(runner, server.host, server.https_port, ssl_context=context).start()
-        https_url = f"https://localhost:{server.https_port}" if shown == "127.0.0.1" else f"https://{shown}:{server.https_port}"
+        https_url = (
+            f"https://localhost:{server.https_port}"
+            if shown == "127.0.0.1"
+            else f"https://{shown}:{server.https_port}"
+        )
     return runner, Listening(f"http://{shown}:{server.port}", https_url)
 
 

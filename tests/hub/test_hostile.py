@@ -106,6 +106,7 @@ async def test_internal_failure_is_1000_and_the_hub_keeps_answering(hub_factory,
     import sqlite3
 
     hub = await hub_factory({"data_dir": str(tmp_path / "broken")})
+
     def break_store() -> None:
         with sqlite3.connect(tmp_path / "broken" / "gateway.db") as conn:
             conn.execute("DROP TABLE submissions")

@@ -1,0 +1,206 @@
+"""Certificates end to end through the running hub: mutual TLS, signed envelopes, revocation
+mid-session, authentication level 2 — over real TLS with the hub's own PKI."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import main
+from gateway.clock import utcnow
+from gateway.demo import certificate_paths, citizens_list
+from gateway.identity.signing import sign_envelope
+from gateway.pki.ca import Pki
+from gateway.pki.tls import client_ssl_context
+from tests.conftest import Hub
+from tests.hub import wire
+from tests.hub.test_dsp import VIEW
+
+CITIZEN = citizens_list()[0]
+ENROLMENT = CITIZEN.enrolments[0]
+
+
+def unsigned(**overrides) -> str:
+    """A View Council Tax submission carrying Keys but no credentials in the envelope."""
+    args = {"keys": ENROLMENT.keys, "organisation": ENROLMENT.organisation, "user": None}
+    args.update(overrides)
+    return wire.submission(VIEW, ENROLMENT.example_body(), **args)
+
+
+def pki_of(hub: Hub) -> Pki:
+    return Pki.load(hub.config.pki_dir)
+
+
+async def https_post(
+    hub: Hub, xml: bytes | str, cert: Path | None = None, key: Path | None = None
+) -> wire.Reply:
+    assert hub.https_url
+    context = client_ssl_context(pki_of(hub).ca_bundle_path, cert, key)
+    data = xml.encode() if isinstance(xml, str) else xml
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{hub.https_url}/submission", data=data, ssl=context) as resp,
+    ):
+        assert resp.status == 200
+        return wire.read(await resp.read())
+
+
+async def final(hub: Hub, class_: str, cid: str) -> wire.Reply:
+    async with asyncio.timeout(10):
+        while True:
+            reply = wire.read(await hub.post(wire.poll(class_, cid), path="/poll"))
+            if reply.qualifier != "acknowledgement":
+                return reply
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def tls_hub(hub_factory) -> Hub:
+    return await hub_factory(https=True)
+
+
+async def test_mutual_tls_authenticates_the_citizen(tls_hub: Hub) -> None:
+    cert, key = certificate_paths(tls_hub.config, CITIZEN.user_id)
+    ack = await https_post(tls_hub, unsigned(), cert, key)
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.endpoint == f"{tls_hub.https_url}/poll"
+    assert ack.correlation_id
+    assert (await final(tls_hub, VIEW, ack.correlation_id)).qualifier == "response"
+
+
+async def test_no_certificate_and_no_password_is_refused(tls_hub: Hub) -> None:
+    reply = await https_post(tls_hub, unsigned())
+    assert reply.error_number == 1046
+    assert "requires authentication" in reply.errors[0]["text"]
+
+
+async def test_unregistered_expired_and_revoked_certificates_are_refused(tls_hub: Hub) -> None:
+    pki = pki_of(tls_hub)
+    stranger = pki.issue("stranger", common_name="Not A Gateway User")
+    reply = await https_post(tls_hub, unsigned(), stranger.cert_path, stranger.key_path)
+    assert reply.error_number == 1046 and "not registered" in reply.errors[0]["text"]
+
+    now = utcnow()
+    old = pki.issue(
+        "old",
+        common_name="Expired",
+        not_before=now - timedelta(days=400),
+        not_after=now - timedelta(days=35),
+    )
+    reply = await https_post(tls_hub, unsigned(), old.cert_path, old.key_path)
+    assert reply.error_number == 1046 and "expired" in reply.errors[0]["text"]
+
+
+async def test_certificate_revoked_mid_session_is_refused_on_next_use(tls_hub: Hub) -> None:
+    cert, key = certificate_paths(tls_hub.config, CITIZEN.user_id)
+    first = await https_post(tls_hub, unsigned(), cert, key)
+    assert first.qualifier == "acknowledgement", first.errors
+    serial = next(e.serial for e in pki_of(tls_hub).entries() if e.name == CITIZEN.user_id)
+    # Revoked by the operator's CLI, another process as far as the hub is concerned.
+    config = tls_hub.config
+    toml = config.data_dir.parent / "revoke.toml"
+    toml.write_text(f'[pki]\ndir = "{config.pki_dir}"\nbase_url = "{config.pki_base_url}"\n')
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        [
+            "--config",
+            str(toml),
+            "certs",
+            "revoke",
+            format(serial, "x"),
+            "--reason",
+            "keyCompromise",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    second = await https_post(tls_hub, unsigned(), cert, key)
+    assert second.error_number == 1046
+    assert "revoked" in second.errors[0]["text"] and "keyCompromise" in second.errors[0]["text"]
+    # A password cannot ride along with a revoked certificate either.
+    with_password = unsigned(user=CITIZEN.user_id, password=CITIZEN.password)
+    assert (await https_post(tls_hub, with_password, cert, key)).error_number == 1046
+
+
+async def test_signed_envelope_accepted_then_replay_and_tampering_refused(hub: Hub) -> None:
+    cert, key = certificate_paths(hub.config, CITIZEN.user_id)
+    signed = sign_envelope(unsigned().encode(), cert.read_bytes(), key.read_bytes())
+    ack = wire.read(await hub.post(signed))
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    assert (await final(hub, VIEW, ack.correlation_id)).qualifier == "response"
+
+    replayed = wire.read(await hub.post(signed))
+    assert replayed.error_number == 1002 and "replayed" in replayed.errors[0]["text"]
+
+    fresh = sign_envelope(
+        unsigned(transaction_id="0002").encode(), cert.read_bytes(), key.read_bytes()
+    )
+    tampered = fresh.replace(ENROLMENT.account_ref.encode(), b"SUN00000000", 1)
+    assert tampered != fresh
+    reply = wire.read(await hub.post(tampered))
+    assert reply.error_number == 1002, reply.errors
+
+
+async def test_signed_envelope_with_a_value_is_1040(hub: Hub) -> None:
+    cert, key = certificate_paths(hub.config, CITIZEN.user_id)
+    signed = sign_envelope(unsigned().encode(), cert.read_bytes(), key.read_bytes())
+    with_value = signed.replace(b"</Method>", b"</Method><Value>secret</Value>", 1)
+    reply = wire.read(await hub.post(with_value))
+    assert reply.error_number == 1040
+
+
+async def test_level_2_route_needs_a_certificate(hub_factory) -> None:
+    route = {
+        "class": VIEW,
+        "organisation": ENROLMENT.organisation,
+        "connector": f"council-{ENROLMENT.organisation}",
+        "auth_level": 2,
+    }
+    hub = await hub_factory({"routes": [route]}, https=True)
+    with_password = unsigned(user=CITIZEN.user_id, password=CITIZEN.password)
+    refused = wire.read(await hub.post(with_password))
+    assert refused.error_number == 1046 and "requires a certificate" in refused.errors[0]["text"]
+    cert, key = certificate_paths(hub.config, CITIZEN.user_id)
+    accepted = await https_post(hub, with_password, cert, key)
+    assert accepted.qualifier == "acknowledgement", accepted.errors
+    signed = sign_envelope(unsigned().encode(), cert.read_bytes(), key.read_bytes())
+    assert wire.read(await hub.post(signed)).qualifier == "acknowledgement"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_curl_with_a_client_certificate(tls_hub: Hub, tmp_path: Path) -> None:
+    cert, key = certificate_paths(tls_hub.config, CITIZEN.user_id)
+    request = tmp_path / "submission.xml"
+    request.write_text(unsigned())
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "--cacert",
+            str(pki_of(tls_hub).ca_bundle_path),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "-H",
+            "Content-Type: text/xml",
+            "--data-binary",
+            f"@{request}",
+            f"{tls_hub.https_url}/submission",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    reply = wire.read(result.stdout)
+    assert reply.qualifier == "acknowledgement", reply.errors
