@@ -168,15 +168,24 @@ def demo_info(ctx: click.Context, as_json: bool) -> None:
 @click.option(
     "--wait", default=10.0, show_default=True, help="Seconds to wait for the hub to come up."
 )
+@click.option(
+    "--auth",
+    type=click.Choice(["password", "tls", "signed"]),
+    default="password",
+    show_default=True,
+    help="User ID + password in the envelope, a TLS client certificate, or a W3Csigned envelope.",
+)
 @click.pass_context
 def demo_client(
-    ctx: click.Context, hub: str | None, class_: str, user_id: str | None, wait: float
+    ctx: click.Context, hub: str | None, class_: str, user_id: str | None, wait: float, auth: str
 ) -> None:
     """File one transaction as a GovTalk client would, printing every message on the wire."""
     from gateway.demo_client import run_demo_client
 
     config = _load(ctx)
-    ok = asyncio.run(run_demo_client(config, hub=hub, class_=class_, user_id=user_id, wait=wait))
+    ok = asyncio.run(
+        run_demo_client(config, hub=hub, class_=class_, user_id=user_id, wait=wait, auth=auth)
+    )
     if not ok:
         sys.exit(1)
 

@@ -53,7 +53,7 @@ class GovTalkClient:
 
     async def cycle(
         self,
-        submission: Envelope,
+        submission: Envelope | bytes,
         *,
         delete: bool = True,
         max_polls: int = 60,

@@ -11,9 +11,12 @@ from lxml import etree
 
 from gateway.client import GovTalkClient
 from gateway.config import Config
-from gateway.demo import base_url, citizens_list
+from gateway.demo import base_url, certificate_paths, citizens_list
 from gateway.govtalk import requests
-from gateway.govtalk.model import Qualifier
+from gateway.govtalk.model import Envelope, Qualifier
+from gateway.govtalk.serialise import serialise
+from gateway.identity.signing import sign_envelope
+from gateway.pki.tls import client_ssl_context
 
 
 def _pretty(data: bytes) -> str:
@@ -65,9 +68,19 @@ async def _wait_ready(session: aiohttp.ClientSession, base: str, wait: float) ->
 
 
 async def run_demo_client(
-    config: Config, *, hub: str | None, class_: str, user_id: str | None, wait: float
+    config: Config,
+    *,
+    hub: str | None,
+    class_: str,
+    user_id: str | None,
+    wait: float,
+    auth: str = "password",
 ) -> bool:
-    base = (hub or base_url(config)).rstrip("/")
+    """auth: password (clear, in the envelope), tls (client certificate) or signed (W3Csigned)."""
+    if auth == "tls":
+        base = (hub or f"https://localhost:{config.server.https_port}").rstrip("/")
+    else:
+        base = (hub or base_url(config)).rstrip("/")
     citizens = citizens_list()
     citizen = next((c for c in citizens if c.user_id == user_id), None) if user_id else citizens[0]
     if citizen is None:
@@ -75,19 +88,26 @@ async def run_demo_client(
     enrolment = next((e for e in citizen.enrolments if e.class_ == class_), None)
     if enrolment is None:
         raise click.ClickException(f"{citizen.user_id} has no enrolment for {class_}")
-    async with aiohttp.ClientSession() as session:
+    cert, key = certificate_paths(config, citizen.user_id)
+    tls = None
+    if auth == "tls":
+        tls = client_ssl_context(config.pki_dir / "ca-bundle.pem", cert, key)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls or True)) as session:
         await _wait_ready(session, base, wait)
         client = GovTalkClient(session, f"{base}/submission")
         envelope = requests.submission(
             class_,
             enrolment.example_body(),
             sender_id=citizen.user_id,
-            password=citizen.password,
+            password=citizen.password if auth == "password" else None,
             keys=enrolment.keys,
             organisation=enrolment.organisation,
             transaction_id="1",
         )
-        cycle = await client.cycle(envelope)
+        submission: Envelope | bytes = envelope
+        if auth == "signed":
+            submission = sign_envelope(serialise(envelope), cert.read_bytes(), key.read_bytes())
+        cycle = await client.cycle(submission)
     for exchange in cycle.exchanges:
         reply = exchange.reply.message
         click.secho(f"\n>>> POST {exchange.url}", bold=True)

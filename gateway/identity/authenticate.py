@@ -119,18 +119,22 @@ class ClientCertificateAuthenticator:
         self._db = db
         self._validator = validator
 
-    async def authenticate(self, cert_der: bytes, envelope: Envelope, class_: str) -> Identity:
+    async def user_for(self, cert_der: bytes) -> str:
+        """The user the certificate is registered to, or CertificateRefused saying why not."""
         try:
             cert = await self._validator.validate(cert_der)
         except CertificateRefused as exc:
-            raise GovTalkFault.of(
-                1046, f"client certificate refused: {exc.reason}", class_=class_
-            ) from None
+            raise CertificateRefused(f"client certificate refused: {exc.reason}") from None
         user_id = await registered_user(self._db, cert.fingerprint)
         if user_id is None:
-            raise GovTalkFault.of(
-                1046, "certificate not registered to any Gateway user", class_=class_
-            )
+            raise CertificateRefused("certificate not registered to any Gateway user")
+        return user_id
+
+    async def authenticate(self, cert_der: bytes, envelope: Envelope, class_: str) -> Identity:
+        try:
+            user_id = await self.user_for(cert_der)
+        except CertificateRefused as exc:
+            raise GovTalkFault.of(1046, exc.reason, class_=class_) from None
         sender_id = envelope.sender.sender_id if envelope.sender else None
         if sender_id and sender_id != user_id:
             raise GovTalkFault.of(

@@ -34,7 +34,7 @@ from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
 from gateway.web.dsp_views import dsp_endpoint
 from gateway.web.identity_views import add_identity_routes, identity_services
-from gateway.web.keys import CONFIG, CONNECTORS, DB, DISPATCHER, DSP, ROUTES
+from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, DISPATCHER, DSP, ROUTES
 from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import request_context
 
@@ -80,6 +80,8 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
     validator = CertificateValidator(pki.trust_anchors, revocation, clock=clock)
     replay = ReplayStore(db, timedelta(seconds=config.pki.replay_window_seconds), clock=clock)
     sha1_classes = {r.class_ for r in routes if r.allow_sha1}
+    client_certificates = ClientCertificateAuthenticator(db, validator)
+    app[CLIENT_CERTIFICATES] = client_certificates
     authenticator = Authenticator(
         [
             PasswordBackend(db, allow_md5=config.auth.allow_md5),
@@ -91,7 +93,7 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
                 clock=clock,
             ),
         ],
-        client_certificates=ClientCertificateAuthenticator(db, validator),
+        client_certificates=client_certificates,
     )
     app[DSP] = DocumentSubmission(
         config=config,

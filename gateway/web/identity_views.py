@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.identity import registration
+from gateway.identity.certificates import CertificateRefused
 from gateway.identity.enrolment import (
     EnrolmentError,
     EnrolmentService,
@@ -34,7 +35,8 @@ from gateway.identity.passwords import hash_secret, verify_secret
 from gateway.services.letters import LetterService
 from gateway.store.engine import Database
 from gateway.store.models import INDIVIDUAL, Citizen
-from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
+from gateway.web.dsp_views import client_certificate
+from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES
 
 ENROLMENTS = web.AppKey("enrolments", EnrolmentService)
 LETTERS = web.AppKey("letters", LetterService)
@@ -94,9 +96,15 @@ def _unauthorised(detail: str) -> Refused:
 async def citizen_from_request(request: web.Request) -> str:
     """The authenticated citizen's User ID, or Refused(401).
 
-    HTTP Basic with User ID and password, checked against the scrypt hash. Further methods (a
-    TLS client certificate) can be tried here before falling back to Basic.
+    A TLS client certificate registered to the citizen, else HTTP Basic with User ID and
+    password, checked against the scrypt hash.
     """
+    der = client_certificate(request)
+    if der is not None:
+        try:
+            return await request.app[CLIENT_CERTIFICATES].user_for(der)
+        except CertificateRefused as exc:
+            raise _unauthorised(exc.reason) from None
     header = request.headers.get("Authorization")
     if not header:
         raise _unauthorised("sign in with HTTP Basic: your User ID and password")

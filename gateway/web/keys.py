@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
+from gateway.identity.authenticate import ClientCertificateAuthenticator
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -17,3 +18,4 @@ ROUTES = web.AppKey("routes", RouteTable)
 CONNECTORS = web.AppKey("connectors", ConnectorSet)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 DSP = web.AppKey("dsp", DocumentSubmission)
+CLIENT_CERTIFICATES = web.AppKey("client_certificates", ClientCertificateAuthenticator)

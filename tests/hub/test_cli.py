@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from lxml import etree
 
@@ -126,3 +127,38 @@ async def test_demo_client_files_view_council_tax_end_to_end(hub) -> None:
     assert "<Qualifier>response</Qualifier>" in result.output
     assert "LA-CTAX-VIEW for DEMO0SUN0001 at E08000024: answered" in result.output
     assert "balance £" in result.output
+
+
+@pytest.mark.parametrize("auth", ["tls", "signed"])
+async def test_demo_client_with_certificates(hub_factory, tmp_path: Path, auth: str) -> None:
+    import asyncio
+
+    hub = await hub_factory(https=True)
+    config = tmp_path / "client.toml"
+    config.write_text(
+        f"[server]\nport = {hub.config.server.port}\nhttps_port = {hub.config.server.https_port}\n"
+        f'[pki]\ndir = "{hub.config.pki_dir}"\n'
+    )
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["--config", str(config), "demo", "client", "--auth", auth, "--wait", "5"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "answered" in result.output
+    if auth == "signed":
+        assert "<Method>W3Csigned</Method>" in result.output
+        assert "SignatureValue" in result.output
+    else:
+        assert "<Value>" not in result.output
+
+
+def test_example_configuration_documents_the_defaults() -> None:
+    import dataclasses
+
+    from gateway.config import load_config
+    from tests.conftest import ROOT
+
+    example = load_config(ROOT / "gateway.example.toml")
+    defaults = load_config(None)
+    assert dataclasses.replace(example, base_dir=defaults.base_dir, data_dir=defaults.data_dir) == defaults

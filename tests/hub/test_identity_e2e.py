@@ -204,3 +204,41 @@ async def test_curl_with_a_client_certificate(tls_hub: Hub, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     reply = wire.read(result.stdout)
     assert reply.qualifier == "acknowledgement", reply.errors
+
+
+async def test_certificate_only_citizen_registers_and_enrols_over_mutual_tls(tls_hub: Hub) -> None:
+    from connectors.simcouncil.dataset import generate
+
+    issued = pki_of(tls_hub).issue("certonly", common_name="Cert Only Citizen")
+    async with tls_hub.session.post(
+        f"{tls_hub.url}/api/registrations",
+        json={
+            "kind": "individual",
+            "display_name": "Cert Only",
+            "certificate_pem": issued.cert_path.read_text(),
+        },
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        user_id = (await resp.json())["user_id"]
+    prop = generate("E08000024")[17]
+    facts = {
+        "CTaxAccountRef": prop.account_ref,
+        "PostCode": prop.address.postcode,
+        "Surname": prop.liable[0].surname,
+    }
+    context = client_ssl_context(pki_of(tls_hub).ca_bundle_path, issued.cert_path, issued.key_path)
+    body = {"class": VIEW, "organisation": "E08000024", "facts": facts}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{tls_hub.https_url}/api/enrolments", json=body, ssl=context
+        ) as resp:
+            assert resp.status == 202, await resp.text()
+        # Without the certificate (and with no password to fall back on) the API refuses.
+        plain = client_ssl_context(pki_of(tls_hub).ca_bundle_path)
+        async with session.get(f"{tls_hub.https_url}/api/enrolments", ssl=plain) as resp:
+            assert resp.status == 401
+    async with tls_hub.session.get(
+        f"{tls_hub.url}/admin/letters", params={"user_id": user_id}
+    ) as resp:
+        letters = (await resp.json())["letters"]
+    assert len(letters) == 1 and prop.address.postcode in "\n".join(letters[0]["address"])

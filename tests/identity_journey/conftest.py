@@ -14,7 +14,6 @@ from aiohttp import web
 from gateway.clock import MovableClock
 from gateway.config import Config, parse_config
 from gateway.web.app import create_app
-from gateway.web.identity_views import add_identity_routes, identity_services
 
 
 @dataclass
@@ -60,11 +59,11 @@ async def identity_hub_factory(tmp_path: Path) -> AsyncIterator[IdentityHubFacto
         settings.setdefault("data_dir", str(tmp_path / "var"))
         settings.setdefault("dispatcher", {"idle_poll_seconds": 0.05})
         settings.setdefault("demo", True)
+        settings.setdefault("pki", {"dir": str(tmp_path / "certs")})
+        settings.setdefault("server", {"https_port": 0})
         config = parse_config(settings)
         clock = MovableClock()
         app = create_app(config, clock=clock)
-        add_identity_routes(app)
-        app.cleanup_ctx.append(identity_services)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
