@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from gateway.cli_support import cli_errors, run_with_database
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError
 
@@ -33,10 +34,8 @@ def _load(ctx: click.Context) -> Config:
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """The reference Government Gateway hub."""
-    try:
+    with cli_errors(ConfigError):
         ctx.obj = {"config": load_config(config_path)}
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -63,10 +62,8 @@ def serve(
     )
     config = replace(config, server=server)
     logs.configure(log_level)
-    try:
+    with cli_errors(ConfigError):
         app = create_app(config)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
     base = base_url(config)
     https = f" and https://localhost:{server.https_port}" if server.https_port else ""
     click.echo(f"GovTalk hub on {base}{https}  (POST /submission, /poll)", err=True)
@@ -79,7 +76,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION."""
@@ -202,33 +199,25 @@ def deadletters() -> None:
 def deadletters_list(ctx: click.Context, include_replayed: bool, as_json: bool) -> None:
     """List dead letters."""
     from gateway.store import submissions as store
-    from gateway.store.engine import Database
 
-    config = _load(ctx)
-
-    async def go() -> list[dict[str, Any]]:
-        database = Database.open(config.database_url)
-        try:
-            letters = await store.dead_letters(database, include_replayed=include_replayed)
-        finally:
-            await database.aclose()
-        return [
-            {
-                "id": d.id,
-                "correlation_id": d.correlation_id,
-                "class": d.class_,
-                "organisation": d.organisation,
-                "connector": d.connector,
-                "error_number": d.error_number,
-                "attempts": d.attempts,
-                "reason": d.reason,
-                "created_at": d.created_at.isoformat(),
-                "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
-            }
-            for d in letters
-        ]
-
-    rows = asyncio.run(go())
+    letters = run_with_database(
+        _load(ctx), lambda db: store.dead_letters(db, include_replayed=include_replayed)
+    )
+    rows = [
+        {
+            "id": d.id,
+            "correlation_id": d.correlation_id,
+            "class": d.class_,
+            "organisation": d.organisation,
+            "connector": d.connector,
+            "error_number": d.error_number,
+            "attempts": d.attempts,
+            "reason": d.reason,
+            "created_at": d.created_at.isoformat(),
+            "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
+        }
+        for d in letters
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -247,18 +236,10 @@ def deadletters_list(ctx: click.Context, include_replayed: bool, as_json: bool) 
 def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
     """Queue a dead letter's transaction for delivery again (a running hub picks it up)."""
     from gateway.store import submissions as store
-    from gateway.store.engine import Database
 
-    config = _load(ctx)
-
-    async def go() -> str | None:
-        database = Database.open(config.database_url)
-        try:
-            return await store.replay(database, letter_id, datetime.now(UTC))
-        finally:
-            await database.aclose()
-
-    correlation_id = asyncio.run(go())
+    correlation_id = run_with_database(
+        _load(ctx), lambda db: store.replay(db, letter_id, datetime.now(UTC))
+    )
     if correlation_id is None:
         raise click.ClickException(
             f"dead letter {letter_id} does not exist, was replayed, or its submission is gone"

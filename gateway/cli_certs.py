@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from gateway.cli_support import cli_errors
 from gateway.clock import utcnow
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError
@@ -32,10 +33,8 @@ def _settings(pki_dir: Path | None) -> _Settings:
     obj = click.get_current_context().obj
     config: Config | None = obj.get("config") if isinstance(obj, dict) else None
     if config is None:
-        try:
+        with cli_errors(ConfigError):
             config = load_config(None)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from exc
     return _Settings(pki_dir or config.pki_dir, config.pki_base_url, config.pki.hosts)
 
 
@@ -50,10 +49,8 @@ def _dir_option(func: F) -> F:
 
 
 def _load(pki_dir: Path | None) -> Pki:
-    try:
+    with cli_errors(PkiError):
         return Pki.load(_settings(pki_dir).dir)
-    except PkiError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _status(entry: IndexEntry) -> str:
@@ -73,10 +70,8 @@ def certs() -> None:
 def init_cmd(pki_dir: Path | None, force: bool) -> None:
     """Create the root CA, citizen CA, server certificate and OCSP responder."""
     settings = _settings(pki_dir)
-    try:
+    with cli_errors(PkiError):
         pki = Pki.init(settings.dir, base_url=settings.base_url, hosts=settings.hosts, force=force)
-    except PkiError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"PKI ready in {pki.dir} (CRL and OCSP URLs under {pki.base_url}/pki/)")
     click.echo(f"  trust bundle:   {pki.ca_bundle_path}")
     click.echo(f"  server:         {pki.server_chain_path} + {pki.server_key_path}")
@@ -108,12 +103,10 @@ def issue_cmd(
 ) -> None:
     """Issue a client certificate NAME (PEM, key and PKCS#12 under issued/)."""
     pki = _load(pki_dir)
-    try:
+    with cli_errors(PkiError):
         issued = pki.issue(
             name, common_name=common_name, kind=kind, email=email, days=days, passphrase=passphrase
         )
-    except PkiError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"serial {issued.serial:x}")
     click.echo(f"  certificate: {issued.cert_path}")
     click.echo(f"  key:         {issued.key_path}")
@@ -153,10 +146,8 @@ def revoke_cmd(serial: str, reason: str, pki_dir: Path | None) -> None:
     """Revoke the certificate with SERIAL (hex or decimal)."""
     pki = _load(pki_dir)
     number = _resolve_serial(serial, pki.entries())
-    try:
+    with cli_errors(PkiError):
         entry = pki.revoke(number, reason)
-    except PkiError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(f"revoked {entry.serial_hex} ({entry.name}): {entry.reason}")
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from gateway.cli_support import with_database
 from gateway.config import Config
 
 if TYPE_CHECKING:
@@ -46,12 +47,9 @@ def _run(work: Callable[[Config], Coroutine[Any, Any, T]]) -> T:
         raise click.ClickException(str(exc)) from exc
 
 
-async def _open(config: Config) -> Database:
-    from gateway.store.engine import Database
-    from gateway.store.migrate import upgrade_async
-
-    await upgrade_async(config.database_url)
-    return Database.open(config.database_url)
+def _run_on_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run work on the hub's database, brought up to date first, refusals as CLI errors."""
+    return _run(lambda config: with_database(config, work, upgrade=True))
 
 
 @click.command()
@@ -74,16 +72,13 @@ def register(kind: str, display_name: str, password: str | None, certificate: Pa
 
     pem = certificate.read_bytes() if certificate is not None else None
 
-    async def go(config: Config) -> str:
-        db = await _open(config)
-        try:
-            return await registration.register(
+    click.echo(
+        _run_on_database(
+            lambda db: registration.register(
                 db, kind=kind, display_name=display_name, password=password, certificate_pem=pem
             )
-        finally:
-            await db.aclose()
-
-    click.echo(_run(go))
+        )
+    )
 
 
 def _fact(values: tuple[str, ...]) -> dict[str, str]:
@@ -101,17 +96,18 @@ async def _with_enrolments(config: Config, work: Callable[[EnrolmentService], Aw
     from gateway.routing.registry import ConnectorSet
     from gateway.routing.table import RouteTable
 
-    db = await _open(config)
-    connectors = ConnectorSet.build(config.connectors, config.data_dir, config.base_dir)
-    try:
-        await connectors.start()
-        _letters, enrolments = build_services(
-            config.enrolment, db, route_lookup(RouteTable(config.routes), connectors)
-        )
-        return await work(enrolments)
-    finally:
-        await connectors.aclose()
-        await db.aclose()
+    async def with_connectors(db: Database) -> T:
+        connectors = ConnectorSet.build(config.connectors, config.data_dir, config.base_dir)
+        try:
+            await connectors.start()
+            _letters, enrolments = build_services(
+                config.enrolment, db, route_lookup(RouteTable(config.routes), connectors)
+            )
+            return await work(enrolments)
+        finally:
+            await connectors.aclose()
+
+    return await with_database(config, with_connectors, upgrade=True)
 
 
 @click.command()
@@ -126,14 +122,10 @@ def enrol(
     """Ask to enrol USER_ID for a service with known facts; a match posts an activation PIN."""
     given = _fact(facts)
 
-    async def go(config: Config) -> dict[str, Any]:
-        async def work(enrolments: EnrolmentService) -> dict[str, Any]:
-            view = await enrolments.request(user_id, class_, organisation, given)
-            return view.to_json()
+    async def work(enrolments: EnrolmentService) -> dict[str, Any]:
+        return (await enrolments.request(user_id, class_, organisation, given)).to_json()
 
-        return await _with_enrolments(config, work)
-
-    view = _run(go)
+    view = _run(lambda config: _with_enrolments(config, work))
     if as_json:
         click.echo(json.dumps(view, indent=2))
     else:
@@ -151,14 +143,10 @@ def enrol(
 def activate(user_id: str, enrolment_id: int, pin: str, as_json: bool) -> None:
     """Activate USER_ID's enrolment ENROLMENT_ID with the PIN from the letter."""
 
-    async def go(config: Config) -> dict[str, Any]:
-        async def work(enrolments: EnrolmentService) -> dict[str, Any]:
-            view = await enrolments.activate(user_id, enrolment_id, pin)
-            return view.to_json()
+    async def work(enrolments: EnrolmentService) -> dict[str, Any]:
+        return (await enrolments.activate(user_id, enrolment_id, pin)).to_json()
 
-        return await _with_enrolments(config, work)
-
-    view = _run(go)
+    view = _run(lambda config: _with_enrolments(config, work))
     if as_json:
         click.echo(json.dumps(view, indent=2))
     else:
@@ -178,14 +166,10 @@ def letters_list(user_id: str | None, as_json: bool) -> None:
     """List letters, oldest first, with their full text (this is the post)."""
     from gateway.services.letters import LetterService
 
-    async def go(config: Config) -> list[dict[str, object]]:
-        db = await _open(config)
-        try:
-            return [letter.to_json() for letter in await LetterService(db).list(user_id)]
-        finally:
-            await db.aclose()
+    async def go(db: Database) -> list[dict[str, object]]:
+        return [letter.to_json() for letter in await LetterService(db).list(user_id)]
 
-    rows = _run(go)
+    rows = _run_on_database(go)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

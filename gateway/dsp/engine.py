@@ -19,7 +19,7 @@ from gateway.govtalk import replies
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
 from gateway.govtalk.irmark import body_with_namespaces, find_body, find_body_irmark
 from gateway.govtalk.listing import StatusRecord, parse_list_filter, status_report
-from gateway.govtalk.model import Envelope, Function, Qualifier
+from gateway.govtalk.model import Envelope, Function, MessageDetails, Qualifier
 from gateway.govtalk.parse import parse
 from gateway.govtalk.serialise import serialise
 from gateway.identity.authenticate import Authenticator
@@ -54,6 +54,14 @@ class Endpoints:
     @property
     def submission(self) -> str:
         return f"{self.base_url}/submission"
+
+
+def _opening(message: MessageDetails) -> str:
+    """The class of a submission or data request: it opens a conversation, so carries no
+    CorrelationID (fault 1020 if it does)."""
+    if message.correlation_id:
+        raise GovTalkFault.of(1020, class_=message.class_)
+    return message.class_
 
 
 def _envelope_body(envelope: Envelope) -> bytes | None:
@@ -145,9 +153,7 @@ class DocumentSubmission:
         self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
     ) -> Envelope:
         message = envelope.message
-        class_ = message.class_
-        if message.correlation_id:
-            raise GovTalkFault.of(1020, class_=class_)
+        class_ = _opening(message)
         if envelope.body is None:
             raise GovTalkFault.of(1042, class_=class_)
         route = self._routes.resolve(message.base_class, envelope.organisation, reply_class=class_)
@@ -347,9 +353,7 @@ class DocumentSubmission:
         self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
     ) -> Envelope:
         message = envelope.message
-        class_ = message.class_
-        if message.correlation_id:
-            raise GovTalkFault.of(1020, class_=class_)
+        class_ = _opening(message)
         identity = await self._identify(envelope, class_, client_certificate)
         if identity is None or identity.user_id is None:
             raise GovTalkFault.of(

@@ -112,6 +112,18 @@ class PasswordBackend:
         return ok
 
 
+def check_sender(envelope: Envelope, user_id: str, certificate: str, class_: str) -> None:
+    """A SenderID, if the envelope gives one, must be the user the (`certificate`: client or
+    signing) certificate is registered to; fault 1046 if not."""
+    sender_id = envelope.sender.sender_id if envelope.sender else None
+    if sender_id and sender_id != user_id:
+        raise GovTalkFault.of(
+            1046,
+            f"SenderID {sender_id} is not the user the {certificate} certificate is registered to",
+            class_=class_,
+        )
+
+
 class ClientCertificateAuthenticator:
     """A TLS client certificate as the credential: valid, not revoked, registered to a user."""
 
@@ -135,13 +147,7 @@ class ClientCertificateAuthenticator:
             user_id = await self.user_for(cert_der)
         except CertificateRefused as exc:
             raise GovTalkFault.of(1046, exc.reason, class_=class_) from None
-        sender_id = envelope.sender.sender_id if envelope.sender else None
-        if sender_id and sender_id != user_id:
-            raise GovTalkFault.of(
-                1046,
-                f"SenderID {sender_id} is not the user the client certificate is registered to",
-                class_=class_,
-            )
+        check_sender(envelope, user_id, "client", class_)
         return Identity(
             user_id=user_id,
             auth_method="certificate",

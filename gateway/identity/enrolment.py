@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -246,11 +246,16 @@ def _long_date(when: datetime) -> str:
     return f"{when.day} {when:%B %Y}"
 
 
-@dataclass(slots=True)
-class _Outcome:
-    view: EnrolmentView | None = None
-    error: EnrolmentError | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """An attempt that failed: counted against the enrolment, then raised as `kind`."""
+
+    reason: str
+    kind: type[FactsMismatch]
+
+
+# How an attempt settles: the id of the letter it posted (None if none) on success, or _Failed.
+_Settled = int | None | _Failed
 
 
 class EnrolmentService:
@@ -307,9 +312,7 @@ class EnrolmentService:
         pin = new_pin()
         pin_hash = await asyncio.to_thread(hash_secret, pin) if result.match else None
 
-        outcome = _Outcome()
-        async with self.db.transaction() as session:
-            now = self.clock()
+        async def load(session: AsyncSession, now: datetime) -> EnrolmentRow:
             row = await _find(session, user_id, class_, organisation)
             if row is None:
                 row = EnrolmentRow(
@@ -323,87 +326,70 @@ class EnrolmentService:
                 )
                 session.add(row)
                 await session.flush()
-            self._expire_lock(row, now)
-            self._refuse_if_active_or_locked(row, now)
+            return row
+
+        async def settle(session: AsyncSession, row: EnrolmentRow, now: datetime) -> _Settled:
             if not result.match:
-                outcome.error = self._fail(
-                    row, now, result.reason or "the facts given do not match", FactsMismatch
-                )
-            elif not result.address:
+                return _Failed(result.reason or "the facts given do not match", FactsMismatch)
+            if not result.address:
                 raise BackOfficeUnavailable(
                     f"{target.organisation_name} matched the facts but holds no address to post "
                     "the activation PIN to"
                 )
-            else:
-                assert pin_hash is not None
-                expires = now + self.pin_validity
-                row.state = AWAITING_ACTIVATION
-                row.keys = dict(result.identifiers)
-                row.pin_hash = pin_hash
-                row.pin_expires_at = expires
-                row.pin_used_at = None
-                row.failed_attempts = 0
-                row.locked_until = None
-                letter = await self.letters.send(
-                    user_id=user_id,
-                    organisation=organisation,
-                    kind=ACTIVATION_PIN,
-                    address=result.address,
-                    text=_pin_letter(
-                        citizen.display_name, class_, target.organisation_name, pin, expires, row.id
-                    ),
-                    enrolment_id=row.id,
-                    session=session,
-                )
-                outcome.view = EnrolmentView.of(row, letter.id)
-            if outcome.view is None:
-                outcome.view = EnrolmentView.of(row)
-        if outcome.error is not None:
-            raise outcome.error
-        assert outcome.view is not None
-        return outcome.view
+            assert pin_hash is not None
+            expires = now + self.pin_validity
+            row.state = AWAITING_ACTIVATION
+            row.keys = dict(result.identifiers)
+            row.pin_hash = pin_hash
+            row.pin_expires_at = expires
+            row.pin_used_at = None
+            letter = await self.letters.send(
+                user_id=user_id,
+                organisation=organisation,
+                kind=ACTIVATION_PIN,
+                address=result.address,
+                text=_pin_letter(
+                    citizen.display_name, class_, target.organisation_name, pin, expires, row.id
+                ),
+                enrolment_id=row.id,
+                session=session,
+            )
+            return letter.id
+
+        return await self._attempt(load, self._refuse_if_active_or_locked, settle)
 
     # -- activate ---------------------------------------------------------------------------------
 
     async def activate(self, user_id: str, enrolment_id: int, pin: str) -> EnrolmentView:
         """Use the posted PIN: the enrolment becomes active and its Keys usable."""
         async with self.db.read() as session:
-            row = await session.get(EnrolmentRow, enrolment_id)
-            if row is None or row.user_id != user_id:
-                raise EnrolmentNotFound(f"you have no enrolment {enrolment_id}")
+            row = await _own(session, user_id, enrolment_id)
             self._refuse_activation(row, self.clock())
             stored = row.pin_hash
         assert stored is not None
         given = normalise_pin(pin)
-        ok = bool(given) and await asyncio.to_thread(verify_secret, given, stored)
 
-        outcome = _Outcome()
-        async with self.db.transaction() as session:
-            now = self.clock()
-            row = await session.get(EnrolmentRow, enrolment_id)
-            if row is None or row.user_id != user_id:
-                raise EnrolmentNotFound(f"you have no enrolment {enrolment_id}")
-            self._expire_lock(row, now)
-            self._refuse_activation(row, now)
-            if row.pin_hash != stored:
-                # A fresh PIN was issued meanwhile: check against that one.
-                assert row.pin_hash is not None
-                ok = bool(given) and await asyncio.to_thread(verify_secret, given, row.pin_hash)
-            if ok:
-                row.state = ACTIVE
-                row.activated_at = now
-                row.pin_used_at = now
-                row.failed_attempts = 0
-                row.locked_until = None
-            else:
-                outcome.error = self._fail(
-                    row, now, "the activation PIN is not the one we sent", WrongPin
-                )
-            outcome.view = EnrolmentView.of(row)
-        if outcome.error is not None:
-            raise outcome.error
-        assert outcome.view is not None
-        return outcome.view
+        async def matches(pin_hash: str) -> bool:
+            return bool(given) and await asyncio.to_thread(verify_secret, given, pin_hash)
+
+        ok = await matches(stored)
+
+        async def settle(session: AsyncSession, row: EnrolmentRow, now: datetime) -> _Settled:
+            current = row.pin_hash
+            assert current is not None
+            # A fresh PIN may have been issued meanwhile: then check against that one.
+            if not (ok if current == stored else await matches(current)):
+                return _Failed("the activation PIN is not the one we sent", WrongPin)
+            row.state = ACTIVE
+            row.activated_at = now
+            row.pin_used_at = now
+            return None
+
+        return await self._attempt(
+            lambda session, _now: _own(session, user_id, enrolment_id),
+            self._refuse_activation,
+            settle,
+        )
 
     # -- list -------------------------------------------------------------------------------------
 
@@ -418,12 +404,34 @@ class EnrolmentService:
 
     async def get(self, user_id: str, enrolment_id: int) -> EnrolmentView:
         async with self.db.read() as session:
-            row = await session.get(EnrolmentRow, enrolment_id)
-            if row is None or row.user_id != user_id:
-                raise EnrolmentNotFound(f"you have no enrolment {enrolment_id}")
-            return EnrolmentView.of(row)
+            return EnrolmentView.of(await _own(session, user_id, enrolment_id))
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    async def _attempt(
+        self,
+        load: Callable[[AsyncSession, datetime], Awaitable[EnrolmentRow]],
+        refuse: Callable[[EnrolmentRow, datetime], None],
+        settle: Callable[[AsyncSession, EnrolmentRow, datetime], Awaitable[_Settled]],
+    ) -> EnrolmentView:
+        """One attempt as a single read-check-write transaction.
+
+        Load the row, lift a lock that has run out, `refuse` what may not go ahead, then `settle`
+        the attempt. Success clears the failed attempts; a failure is counted (locking the
+        enrolment after `max_attempts`) and committed before its error is raised.
+        """
+        async with self.db.transaction() as session:
+            now = self.clock()
+            row = await load(session, now)
+            self._expire_lock(row, now)
+            refuse(row, now)
+            settled = await settle(session, row, now)
+            if not isinstance(settled, _Failed):
+                row.failed_attempts = 0
+                row.locked_until = None
+                return EnrolmentView.of(row, settled)
+            error = self._fail(row, now, settled.reason, settled.kind)
+        raise error
 
     async def _ask(self, target: ServiceTarget, request: KnownFactsRequest) -> KnownFactsResult:
         checker = target.connector
@@ -451,12 +459,7 @@ class EnrolmentService:
             row.locked_until = None
             row.failed_attempts = 0
 
-    def _refuse_if_active_or_locked(self, row: EnrolmentRow, now: datetime) -> None:
-        if row.state == ACTIVE:
-            raise AlreadyActive(
-                f"you are already enrolled for {row.class_} at {row.organisation} "
-                f"(enrolment {row.id})"
-            )
+    def _refuse_if_locked(self, row: EnrolmentRow, now: datetime) -> None:
         if row.locked_until is not None and row.locked_until > now:
             raise EnrolmentLocked(
                 f"too many failed attempts: enrolment {row.id} is locked until "
@@ -464,15 +467,18 @@ class EnrolmentService:
                 row.locked_until,
             )
 
+    def _refuse_if_active_or_locked(self, row: EnrolmentRow, now: datetime) -> None:
+        if row.state == ACTIVE:
+            raise AlreadyActive(
+                f"you are already enrolled for {row.class_} at {row.organisation} "
+                f"(enrolment {row.id})"
+            )
+        self._refuse_if_locked(row, now)
+
     def _refuse_activation(self, row: EnrolmentRow, now: datetime) -> None:
         if row.state == ACTIVE:
             raise PinUsed(f"enrolment {row.id} is already active; its PIN has been used")
-        if row.locked_until is not None and row.locked_until > now:
-            raise EnrolmentLocked(
-                f"too many failed attempts: enrolment {row.id} is locked until "
-                f"{row.locked_until.isoformat()}",
-                row.locked_until,
-            )
+        self._refuse_if_locked(row, now)
         if row.state != AWAITING_ACTIVATION or row.pin_hash is None:
             raise NotAwaitingActivation(
                 f"enrolment {row.id} has no activation PIN: give the known facts first"
@@ -502,6 +508,13 @@ class EnrolmentService:
             )
         plural = "s" if remaining != 1 else ""
         return kind(f"{reason}; {remaining} attempt{plural} remaining", remaining)
+
+
+async def _own(session: AsyncSession, user_id: str, enrolment_id: int) -> EnrolmentRow:
+    row = await session.get(EnrolmentRow, enrolment_id)
+    if row is None or row.user_id != user_id:
+        raise EnrolmentNotFound(f"you have no enrolment {enrolment_id}")
+    return row
 
 
 async def _find(

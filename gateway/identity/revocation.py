@@ -174,29 +174,22 @@ class RevocationChecker:
         self._ocsp_cache.pop(key, None)
 
         failures: list[str] = []
-        urls = ocsp_urls(cert)
-        for url in urls:
-            try:
-                answer = await self._ocsp(url, cert, issuer)
-            except _Unavailable as exc:
-                failures.append(f"OCSP responder {url} {exc}")
-                continue
-            self._remember(key, answer)
-            return answer
-        if not urls:
-            failures.append("no OCSP responder named in the certificate")
-
-        crls = crl_urls(cert)
-        for url in crls:
-            try:
-                answer = await self._crl_status(url, cert, issuer)
-            except _Unavailable as exc:
-                failures.append(f"CRL {url} {exc}")
-                continue
-            self._remember(key, answer)
-            return answer
-        if not crls:
-            failures.append("no CRL distribution point named in the certificate")
+        sources = (
+            ("OCSP responder", ocsp_urls, self._ocsp, "no OCSP responder"),
+            ("CRL", crl_urls, self._crl_status, "no CRL distribution point"),
+        )
+        for label, named_in, ask, none_named in sources:
+            urls = named_in(cert)
+            for url in urls:
+                try:
+                    answer = await ask(url, cert, issuer)
+                except _Unavailable as exc:
+                    failures.append(f"{label} {url} {exc}")
+                    continue
+                self._remember(key, answer)
+                return answer
+            if not urls:
+                failures.append(f"{none_named} named in the certificate")
 
         reason = "revocation status unavailable: " + "; ".join(failures)
         if self._fail_open:

@@ -26,6 +26,7 @@ from gateway.clock import utcnow
 from gateway.govtalk.errors import GovTalkFault
 from gateway.govtalk.model import DSIG_NS, ENVELOPE_NS, Authentication, AuthMethod, Envelope
 from gateway.identity import citizens
+from gateway.identity.authenticate import check_sender
 from gateway.identity.certificates import (
     CertificateRefused,
     CertificateValidator,
@@ -129,13 +130,7 @@ class SignedEnvelopeBackend:
             raise GovTalkFault.of(
                 1046, "certificate not registered to any Gateway user", class_=class_
             )
-        sender_id = envelope.sender.sender_id if envelope.sender else None
-        if sender_id and sender_id != user_id:
-            raise GovTalkFault.of(
-                1046,
-                f"SenderID {sender_id} is not the user the signing certificate is registered to",
-                class_=class_,
-            )
+        check_sender(envelope, user_id, "signing", class_)
         value = signature.findtext("ds:SignatureValue", namespaces=_DS) or ""
         digests = [
             hashlib.sha256("".join(value.split()).encode("ascii", "replace")).hexdigest(),

@@ -69,31 +69,41 @@ def _sign(builder: x509.CertificateBuilder, key: ec.EllipticCurvePrivateKey) -> 
     return builder.sign(key, hashes.SHA256())
 
 
-def _ca_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
+def _lifetime(now: datetime, days: int) -> tuple[datetime, datetime]:
+    """Valid from a little before now (BACKDATE) for `days`."""
+    return now - BACKDATE, now + timedelta(days=days)
 
 
-def _leaf_usage(*, key_agreement: bool) -> x509.KeyUsage:
+def _key_usage(*, ca: bool, key_agreement: bool = False) -> x509.KeyUsage:
+    """Digital signatures always; a CA signs certificates and CRLs; ECDH with key_agreement."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=key_agreement,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
         encipher_only=False,
         decipher_only=False,
+    )
+
+
+def _ca(builder: x509.CertificateBuilder, path_length: int) -> x509.CertificateBuilder:
+    """A CA with at most `path_length` CAs below it."""
+    return builder.add_extension(
+        x509.BasicConstraints(ca=True, path_length=path_length), critical=True
+    ).add_extension(_key_usage(ca=True), critical=True)
+
+
+def _end_entity(
+    builder: x509.CertificateBuilder, purpose: x509.ObjectIdentifier, *, key_agreement: bool = False
+) -> x509.CertificateBuilder:
+    """An end entity (not a CA) for one extended key usage."""
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False, key_agreement=key_agreement), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
     )
 
 
@@ -101,18 +111,8 @@ def build_root(
     key: ec.EllipticCurvePrivateKey, now: datetime, days: int = 3650
 ) -> x509.Certificate:
     """The self-signed root CA."""
-    builder = (
-        _builder(
-            make_name("Gateway Development Root CA"),
-            key,
-            None,
-            now - BACKDATE,
-            now + timedelta(days=days),
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .add_extension(_ca_usage(), critical=True)
-    )
-    return _sign(builder, key)
+    name = make_name("Gateway Development Root CA")
+    return _sign(_ca(_builder(name, key, None, *_lifetime(now, days)), path_length=1), key)
 
 
 def build_issuing_ca(
@@ -123,12 +123,8 @@ def build_issuing_ca(
     days: int = 1825,
 ) -> x509.Certificate:
     """An issuing CA under the root; path length 0 so it can only sign end entities."""
-    builder = (
-        _builder(make_name(common_name), key, issuer, now - BACKDATE, now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_usage(), critical=True)
-    )
-    return _sign(builder, issuer.key)
+    builder = _builder(make_name(common_name), key, issuer, *_lifetime(now, days))
+    return _sign(_ca(builder, path_length=0), issuer.key)
 
 
 def host_names(hosts: Iterable[str]) -> list[x509.GeneralName]:
@@ -153,18 +149,11 @@ def build_server(
     days: int = 825,
 ) -> x509.Certificate:
     """The hub's TLS server certificate."""
-    builder = (
-        _builder(
-            make_name("Gateway Development Hub", "servers"),
-            key,
-            issuer,
-            now - BACKDATE,
-            now + timedelta(days=days),
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_leaf_usage(key_agreement=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(host_names(hosts)), critical=False)
+    builder = _builder(
+        make_name("Gateway Development Hub", "servers"), key, issuer, *_lifetime(now, days)
+    )
+    builder = _end_entity(builder, ExtendedKeyUsageOID.SERVER_AUTH).add_extension(
+        x509.SubjectAlternativeName(host_names(hosts)), critical=False
     )
     return _sign(builder, issuer.key)
 
@@ -173,19 +162,12 @@ def build_ocsp_responder(
     key: ec.EllipticCurvePrivateKey, issuer: Signer, now: datetime, days: int = 825
 ) -> x509.Certificate:
     """The delegated OCSP signer (RFC 6960 §4.2.2.2), issued by the CA whose status it reports."""
-    builder = (
-        _builder(
-            make_name("Gateway Development OCSP Responder", "ocsp"),
-            key,
-            issuer,
-            now - BACKDATE,
-            now + timedelta(days=days),
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_leaf_usage(key_agreement=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
-        # id-pkix-ocsp-nocheck: clients need not ask about the responder itself (no loop).
-        .add_extension(x509.OCSPNoCheck(), critical=False)
+    builder = _builder(
+        make_name("Gateway Development OCSP Responder", "ocsp"), key, issuer, *_lifetime(now, days)
+    )
+    # id-pkix-ocsp-nocheck: clients need not ask about the responder itself (no loop).
+    builder = _end_entity(builder, ExtendedKeyUsageOID.OCSP_SIGNING).add_extension(
+        x509.OCSPNoCheck(), critical=False
     )
     return _sign(builder, issuer.key)
 
@@ -232,12 +214,10 @@ def build_client(
             )
         ]
     )
+    builder = _builder(make_name(common_name, f"{kind}s"), key, issuer, not_before, not_after)
     builder = (
-        _builder(make_name(common_name, f"{kind}s"), key, issuer, not_before, not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         # keyAgreement too: an EC key may do ECDH in a non-TLS protocol.
-        .add_extension(_leaf_usage(key_agreement=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        _end_entity(builder, ExtendedKeyUsageOID.CLIENT_AUTH, key_agreement=True)
         .add_extension(x509.SubjectAlternativeName(client_names(name, kind, email)), critical=False)
         .add_extension(crl_dp, critical=False)
         .add_extension(aia, critical=False)

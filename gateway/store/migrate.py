@@ -21,13 +21,13 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the schema at url up to revision (blocking: call from a thread inside a loop)."""
     if is_sqlite(url):
         ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "heads") -> None:
     # env.py runs its own event loop, which cannot nest inside ours.
     await asyncio.to_thread(upgrade, url, revision)

@@ -102,33 +102,30 @@ async def answer(
     keep_for: timedelta,
 ) -> bool:
     """Record the final answer if this owner still holds the lease; False if it lost it."""
-    stmt = (
-        update(Submission)
-        .where(
-            Submission.correlation_id == correlation_id,
-            Submission.state == LEASED,
-            Submission.lease_owner == owner,
-        )
-        .values(
-            state=final.state,
-            response_body=final.response_body,
-            errors=final.errors,
-            error_application=final.application,
-            answered_at=now,
-            purge_after=now + keep_for,
-            lease_owner=None,
-            lease_until=None,
-        )
+    return await _update_leased(
+        db,
+        correlation_id,
+        owner,
+        state=final.state,
+        response_body=final.response_body,
+        errors=final.errors,
+        error_application=final.application,
+        answered_at=now,
+        purge_after=now + keep_for,
     )
-    async with db.transaction() as session:
-        result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def reschedule(
     db: Database, correlation_id: str, *, owner: str, at: datetime, reason: str
 ) -> bool:
     """Put a leased submission back in the queue for another attempt at `at`."""
+    return await _update_leased(
+        db, correlation_id, owner, state=QUEUED, next_attempt_at=at, last_error=reason
+    )
+
+
+async def _update_leased(db: Database, correlation_id: str, owner: str, **values: Any) -> bool:
+    """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
     stmt = (
         update(Submission)
         .where(
@@ -136,9 +133,7 @@ async def reschedule(
             Submission.state == LEASED,
             Submission.lease_owner == owner,
         )
-        .values(
-            state=QUEUED, next_attempt_at=at, lease_owner=None, lease_until=None, last_error=reason
-        )
+        .values(**values, lease_owner=None, lease_until=None)
     )
     async with db.transaction() as session:
         result = await session.execute(stmt)
