@@ -70,7 +70,7 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
     db, routes = app[DB], app[ROUTES]
     dispatcher = Dispatcher(db, routes, app[CONNECTORS], config, clock)
     app[DISPATCHER] = dispatcher
-    pki = await asyncio.to_thread(pki_provider(config))
+    pki = await asyncio.to_thread(app[PKI])
     revocation = RevocationChecker(
         timeout=config.pki.status_timeout,
         fail_open=config.pki.fail_open,
@@ -150,6 +150,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+PKI: web.AppKey[Callable[[], Pki]] = web.AppKey("pki")
 
 
 def create_app(
@@ -172,7 +173,8 @@ def create_app(
     app.router.add_post("/poll", dsp_endpoint)
     app.router.add_get("/health", health)
     app.router.add_get("/", index)
-    add_pki_routes(app, pki_provider(config))
+    app[PKI] = pki_provider(config)
+    add_pki_routes(app, app[PKI])
     add_identity_routes(app)
     return app
 
