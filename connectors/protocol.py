@@ -106,6 +106,8 @@ class ConnectorContext:
     data_dir: Path
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("connector"))
     clock: Callable[[], datetime] = field(default_factory=lambda: _utcnow)
+    # Secure mail to citizens enrolled at this connector's council (None: mail not offered).
+    mail: MailSender | None = None
 
 
 def _utcnow() -> datetime:
@@ -173,3 +175,97 @@ class KnownFactsChecker(Protocol):
         self, request: KnownFactsRequest, ctx: ConnectorContext
     ) -> KnownFactsResult:
         """Compare the facts with the back office's records; exceptions are hub failures."""
+
+
+# --- Payments: a council told about a card payment (an optional connector capability) -----------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentNotification:
+    """A successful payment through the hub's payment service, for the council's books.
+
+    reference is what the payment was for (a Council Tax account reference); the same
+    payment_id may be delivered more than once (at-least-once), so receivers apply it once.
+    """
+
+    payment_id: str
+    organisation: str
+    reference: str
+    amount_pence: int
+    paid_at: datetime
+
+
+@runtime_checkable
+class PaymentReceiver(Protocol):
+    """A connector that records payments taken by the hub against its accounts."""
+
+    async def payment_received(
+        self, notification: PaymentNotification, ctx: ConnectorContext
+    ) -> None:
+        """Record the payment, idempotently by payment_id; an exception means "try again later"."""
+
+
+# --- Secure mail: messages to citizens by enrolment identifiers, replies back -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MailExpiryReport:
+    """A message that expired unread: the sender is told so (listed, never pushed)."""
+
+    id: int
+    message_id: str
+    organisation: str
+    class_: str
+    sender_message_id: str | None
+    expired_at: datetime
+    deleted_unread: bool = False  # the citizen deleted it without opening it
+
+
+class MailSender(Protocol):
+    """What the hub puts in ConnectorContext.mail: send as this connector's council.
+
+    The message goes to the citizen with an active enrolment for class_ at the council whose
+    Keys hold key_type = key_value (never a user ID). Refusals raise an exception carrying a
+    `status` (422 nobody enrolled, 409 duplicate sender_message_id, 507 mailbox full).
+    """
+
+    async def send(
+        self,
+        class_: str,
+        key_type: str,
+        key_value: str,
+        subject: str,
+        body: str,
+        *,
+        sender_message_id: str,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """The hub's message id."""
+        ...
+
+    async def expired(self, since: int = 0) -> list[MailExpiryReport]:
+        """This council's messages that expired unread, with report id above since."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailMessage:
+    """A citizen's reply, as delivered to the council's connector (at least once, by id)."""
+
+    id: str
+    organisation: str
+    class_: str
+    keys: Mapping[str, str]  # the enrolment identifier the original was addressed by
+    subject: str
+    body: str
+    in_reply_to: str | None  # the hub's id of the council's message
+    in_reply_to_sender_message_id: str | None  # the council's own id for it
+    sent_at: datetime
+
+
+@runtime_checkable
+class MailReceiver(Protocol):
+    """A connector that takes citizens' replies to its messages."""
+
+    async def receive_mail(self, message: MailMessage, ctx: ConnectorContext) -> None:
+        """Record the reply, idempotently by message.id; an exception means "try again later"."""

@@ -13,7 +13,11 @@ DEMO_COUNCILS: dict[str, str] = {
     "E08000024": "Sunderland City Council",
     "E07000188": "Sedgemoor District Council",
 }
-DEMO_CLASSES = ("LA-CTAX-VIEW", "LA-CTAX-SPD")
+DEMO_CLASSES = ("LA-CTAX-VIEW", "LA-CTAX-SPD", "LA-CTAX-CLOSE", "LA-CTAX-REOPEN", "LA-CTAX-OPEN")
+# The simulated electoral registration service notified when a citizen moves to Sunderland, and
+# the hub's own joined-up service (change of address) that drives the legs.
+DEMO_ELECTORAL = "ER-E08000024"
+DEMO_JOURNEYS = "GW"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,44 @@ class EnrolmentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """A URL payment events are POSTed to, signed with its secret (Gateway-Signature)."""
+
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsConfig:
+    """The payment service (GOV.UK Pay-like); see gateway/services/payments/."""
+
+    webhooks: tuple[WebhookConfig, ...] = ()
+    # Council code -> bearer token a council system uses on /api/payments (loopback needs none).
+    api_tokens: dict[str, str] = field(default_factory=dict)
+    expiry_minutes: float = 90  # created/started payments older than this become expired
+    idempotency_hours: float = 24  # how long an Idempotency-Key is remembered
+    sender_interval_seconds: float = 5  # how often the background task looks for due work
+    webhook_timeout_seconds: float = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    """Secure mail; see gateway/services/mail/service.py and gateway/web/mail_views.py."""
+
+    # Key id -> base64 of 32 bytes (AES-256-GCM). Empty: a key derived from <data_dir>/mail.key,
+    # created on first use (development). New messages use current_key; old ones keep theirs.
+    keys: dict[str, str] = field(default_factory=dict)
+    current_key: str = ""
+    capacity: int = 100  # messages a mailbox holds (unexpired, undeleted, to the citizen)
+    default_expiry_days: float | None = None  # applied when a sender gives no expiry
+    pin_letters_to_mailbox: bool = False  # activation PIN letters also go to the mailbox
+    # Council code -> bearer token for /api/council/mail. Empty: loopback peers only, naming
+    # their organisation in an X-Council header (development).
+    council_tokens: dict[str, str] = field(default_factory=dict)
+    expiry_interval_seconds: float = 60  # how often unread expired messages are looked for
+
+
+@dataclass(frozen=True, slots=True)
 class DispatcherConfig:
     concurrency: int = 8
     idle_poll_seconds: float = 0.5
@@ -105,6 +147,9 @@ class RouteConfig:
     # 2: a certificate, by mutual TLS or a signed envelope, and the Keys.
     auth_level: float = 1
     allow_sha1: bool = False  # accept SHA-1 XML signatures on this class (logged)
+    # False: level 1/2 needs a signed-on citizen but no enrolment Keys (hub services such as the
+    # joined-up GW-CHANGE-OF-ADDRESS, which check the enrolments their legs need themselves).
+    keys_required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +166,8 @@ class Config:
     pki: PkiConfig = field(default_factory=PkiConfig)
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
 
@@ -138,14 +185,23 @@ class Config:
 
 
 def demo_connectors() -> tuple[ConnectorConfig, ...]:
-    return tuple(
+    councils = tuple(
         ConnectorConfig(name=f"council-{code}", type="simulated-council", options={"council": code})
         for code in DEMO_COUNCILS
+    )
+    return (
+        *councils,
+        ConnectorConfig(
+            name="electoral-E08000024",
+            type="electoral-registration",
+            options={"organisation": DEMO_ELECTORAL},
+        ),
+        ConnectorConfig(name="journeys", type="journey", options={"check_seconds": 1.0}),
     )
 
 
 def demo_routes() -> tuple[RouteConfig, ...]:
-    return tuple(
+    councils = tuple(
         RouteConfig(
             class_=class_,
             organisation=code,
@@ -154,6 +210,25 @@ def demo_routes() -> tuple[RouteConfig, ...]:
         )
         for code, name in DEMO_COUNCILS.items()
         for class_ in DEMO_CLASSES
+    )
+    return (
+        *councils,
+        RouteConfig(
+            class_="ER-NOTIFY-MOVE",
+            organisation=DEMO_ELECTORAL,
+            organisation_name="Electoral Registration, Sunderland",
+            connector="electoral-E08000024",
+            retries=0,
+        ),
+        RouteConfig(
+            class_="GW-CHANGE-OF-ADDRESS",
+            organisation=DEMO_JOURNEYS,
+            organisation_name="Government Gateway",
+            connector="journeys",
+            # Each delivery asks "is the journey final yet?" and counts as an attempt.
+            retries=100000,
+            keys_required=False,
+        ),
     )
 
 
@@ -194,6 +269,64 @@ def _enrolment(raw: dict[str, Any]) -> EnrolmentConfig:
     return enrolment
 
 
+def _payments(raw: dict[str, Any]) -> PaymentsConfig:
+    data = dict(raw)
+    hooks = data.get("webhooks", [])
+    if not isinstance(hooks, list) or not all(isinstance(h, dict) for h in hooks):
+        raise ConfigError("[payments]: webhooks must be an array of {url, secret} tables")
+    built = []
+    for i, hook in enumerate(hooks):
+        webhook: WebhookConfig = _build(WebhookConfig, hook, f"[payments] webhooks[{i}]")
+        if not str(webhook.url).startswith(("http://", "https://")) or not webhook.secret:
+            raise ConfigError(f"[payments] webhooks[{i}]: needs an http(s) url and a secret")
+        built.append(webhook)
+    data["webhooks"] = tuple(built)
+    tokens = data.get("api_tokens", {})
+    if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
+        raise ConfigError("[payments]: api_tokens must map council codes to non-empty tokens")
+    payments: PaymentsConfig = _build(PaymentsConfig, data, "[payments]")
+    for name in ("expiry_minutes", "idempotency_hours", "sender_interval_seconds"):
+        value = getattr(payments, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"[payments]: {name} must be a number above 0")
+    return payments
+
+
+def _mail(raw: dict[str, Any]) -> MailConfig:
+    import base64
+    import binascii
+
+    mail: MailConfig = _build(MailConfig, raw, "[mail]")
+    for name in ("keys", "council_tokens"):
+        table = getattr(mail, name)
+        if not isinstance(table, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in table.items()
+        ):
+            raise ConfigError(f"[mail]: {name} must map names to non-empty strings")
+    for key_id, encoded in mail.keys.items():
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (ValueError, binascii.Error):
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(f"[mail]: key '{key_id}' must be the base64 of 32 bytes")
+    if mail.keys and mail.current_key not in mail.keys:
+        raise ConfigError("[mail]: current_key must name one of [mail] keys")
+    if not mail.keys and mail.current_key:
+        raise ConfigError("[mail]: current_key is set but no keys are configured")
+    if isinstance(mail.capacity, bool) or not isinstance(mail.capacity, int) or mail.capacity < 1:
+        raise ConfigError("[mail]: capacity must be a whole number of at least 1")
+    expiry = mail.default_expiry_days
+    if expiry is not None and (
+        isinstance(expiry, bool) or not isinstance(expiry, int | float) or expiry <= 0
+    ):
+        raise ConfigError("[mail]: default_expiry_days must be a number above 0")
+    interval = mail.expiry_interval_seconds
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError("[mail]: expiry_interval_seconds must be a number above 0")
+    return mail
+
+
 def _route(raw: dict[str, Any], index: int) -> RouteConfig:
     where = f"routes[{index}]"
     data = dict(raw)
@@ -225,7 +358,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
         "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
-        "connectors", "routes", "enrolment",
+        "connectors", "routes", "enrolment", "payments", "mail",
     }  # fmt: skip
     unknown = set(raw) - top_known
     if unknown:
@@ -256,6 +389,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         pki=_pki(_section(raw, "pki")),
         dispatcher=_build(DispatcherConfig, _section(raw, "dispatcher"), "[dispatcher]"),
         enrolment=_enrolment(_section(raw, "enrolment")),
+        payments=_payments(_section(raw, "payments")),
+        mail=_mail(_section(raw, "mail")),
         connectors=connectors,
         routes=routes,
     )

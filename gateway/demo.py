@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from gateway.config import DEMO_COUNCILS, Config
+from gateway.config import DEMO_COUNCILS, DEMO_ELECTORAL, DEMO_JOURNEYS, Config
 from gateway.identity import citizens
 from gateway.identity.registration import DuplicateCertificate, add_certificate
 from gateway.pki.ca import Pki
@@ -147,6 +147,8 @@ def info(config: Config) -> dict[str, Any]:
         "councils": [
             {"code": code, "name": organisations.get(code) or DEMO_COUNCILS.get(code, code)}
             for code in dict.fromkeys(r.organisation for r in config.routes)
+            # The electoral service and the hub's own joined-up service are not councils.
+            if code not in (DEMO_ELECTORAL, DEMO_JOURNEYS)
         ],
         "citizens": [
             {

@@ -15,11 +15,13 @@ from connectors.protocol import (
     Failed,
     KnownFactsRequest,
     KnownFactsResult,
+    MailMessage,
     Outcome,
+    PaymentNotification,
     Response,
     Transaction,
 )
-from connectors.simcouncil import known_facts, spd, til, view
+from connectors.simcouncil import known_facts, move_in, move_out, spd, til, view
 from connectors.simcouncil.councils import CouncilInfo, council
 from connectors.simcouncil.dates import council_today
 from connectors.simcouncil.model import Property
@@ -28,7 +30,9 @@ from connectors.simcouncil.store import CouncilStore, Delivery, Write
 from connectors.simcouncil.validation import Rejected, ResponseInvalid, check_response, read_request
 from connectors.simcouncil.xmlbody import text
 
-SERVICES: dict[str, Service] = {s.class_: s for s in (view.SERVICE, spd.SERVICE)}
+SERVICES: dict[str, Service] = {
+    s.class_: s for s in (view.SERVICE, spd.SERVICE, move_out.CLOSE, move_out.REOPEN, move_in.OPEN)
+}
 
 
 class SimulatedCouncilConnector:
@@ -90,6 +94,14 @@ class SimulatedCouncilConnector:
             gateway_test=tx.gateway_test,
             keys_ref=tx.keys.get(ACCOUNT_KEY),
         )
+        if base == move_in.CLASS:
+            # What an open depends on besides the request: the reference it would take and
+            # whether the property already has an account (a race is caught by the UNIQUE uprn).
+            situation = replace(
+                situation,
+                next_account_ref=await self.store.next_account_ref(),
+                uprn_account=await self.store.account_for_uprn(move_in.requested_uprn(request)),
+            )
         try:
             if test_in_live:
                 return await self._test_in_live(service, request, situation)
@@ -118,6 +130,28 @@ class SimulatedCouncilConnector:
         account = await self.store.account(ref) if ref else None
         return known_facts.check(request.facts, account)
 
+    async def payment_received(
+        self, notification: PaymentNotification, ctx: ConnectorContext
+    ) -> None:
+        """Payments: a card payment taken by the hub, recorded once against the account."""
+        from connectors.simcouncil import payments
+
+        if notification.organisation != self.council.code:
+            raise ValueError(f"{self.council.name} is not organisation {notification.organisation}")
+        await self.start()
+        await payments.record(self.store, notification)
+
+    async def receive_mail(self, message: MailMessage, ctx: ConnectorContext) -> None:
+        """Secure mail: a citizen's reply, kept once by message id in the council's post room."""
+        from connectors.simcouncil.mailbox import Mailbox
+
+        if message.organisation != self.council.code:
+            raise ValueError(f"{self.council.name} is not organisation {message.organisation}")
+        mailbox = getattr(self, "mailbox", None)
+        if mailbox is None:
+            mailbox = self.mailbox = Mailbox(self.ctx.data_dir / f"{self.council.code}-mail.sqlite")
+        await mailbox.record(message)
+
     @property
     def _application(self) -> str:
         return application_name(self.council)
@@ -131,7 +165,13 @@ class SimulatedCouncilConnector:
                 return Write(decision.reply)
             # Checked inside the store's transaction: an invalid reply rolls the change back too.
             body = check_response(decision.reply, service.response)
-            return Write(Response(body), decision.updated, decision.application)
+            return Write(
+                Response(body),
+                decision.updated,
+                decision.application,
+                decision.status,
+                decision.opened,
+            )
 
         delivery = Delivery(
             correlation_id=tx.correlation_id,

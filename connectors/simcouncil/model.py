@@ -77,6 +77,7 @@ class Property:
     discounts: tuple[Discount, ...]
     instalments: tuple[Instalment, ...]
     payments: tuple[Payment, ...]
+    closed_from: date | None = None  # set once the liable people moved out (LA-CTAX-CLOSE)
 
     @property
     def discount_pence(self) -> int:

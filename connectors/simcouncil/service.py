@@ -30,6 +30,8 @@ class Situation:
     gateway_test: bool
     keys_ref: str | None
     spd_number: int = 0  # the sequence number a newly accepted SPD application would take
+    next_account_ref: str = ""  # the CTaxAccountRef a newly opened account would take
+    uprn_account: str | None = None  # the account already held for the UPRN in an open request
 
     @property
     def application(self) -> str:
@@ -43,6 +45,16 @@ class Decision:
     reply: etree._Element | BusinessError  # a reply document is schema-checked before it is sent
     updated: Property | None = None
     application: SpdApplication | None = None
+    status: StatusChange | None = None  # closing or reopening an account
+    opened: Property | None = None  # a new account (LA-CTAX-OPEN)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An account closed from a date (a move out), or reopened (closed_from None)."""
+
+    account_ref: str
+    closed_from: date | None
 
 
 Decide = Callable[[etree._Element, Property | None, Situation], Decision]

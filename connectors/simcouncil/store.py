@@ -25,6 +25,7 @@ from connectors.simcouncil.model import (
     Property,
     SpdApplication,
 )
+from connectors.simcouncil.service import StatusChange
 from gateway.govtalk.errors import ErrorType, GovTalkError
 
 T = TypeVar("T")
@@ -75,6 +76,10 @@ _DDL = (
         kind TEXT NOT NULL CHECK (kind IN ('response', 'business')),
         payload BLOB NOT NULL,
         applied_at TEXT NOT NULL)""",
+    # Accounts closed by a move out (LA-CTAX-CLOSE); a reopen (LA-CTAX-REOPEN) deletes the row.
+    """CREATE TABLE IF NOT EXISTS account_status (
+        account_ref TEXT PRIMARY KEY REFERENCES accounts,
+        closed_from TEXT NOT NULL)""",
 )
 
 
@@ -96,6 +101,8 @@ class Write:
     outcome: Response | BusinessError
     updated: Property | None = None
     application: SpdApplication | None = None
+    status: StatusChange | None = None
+    opened: Property | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,23 @@ class CouncilStore:
 
     async def recorded(self, correlation_id: str) -> Recorded | None:
         return await self._run(lambda c: _recorded(c, correlation_id))
+
+    async def account_for_uprn(self, uprn: str) -> str | None:
+        """The account held for a property (UPRN), if any."""
+        return await self._run(
+            lambda c: _scalar(c, "SELECT account_ref FROM accounts WHERE uprn = ?", uprn)
+        )
+
+    async def next_account_ref(self) -> str:
+        """The reference a newly opened account takes: one above the highest held."""
+        prefix = self.council.prefix
+        highest = await self._run(
+            lambda c: _scalar(
+                c, "SELECT MAX(account_ref) FROM accounts WHERE account_ref LIKE ?", f"{prefix}%"
+            )
+        )
+        number = int(highest[len(prefix) :]) + 1 if highest else 1
+        return f"{prefix}{number:08d}"
 
     async def spd_applications(self, account_ref: str | None = None) -> list[SpdApplication]:
         return await self._run(lambda c: _applications(c, account_ref))
@@ -196,24 +220,7 @@ class CouncilStore:
             [("council", self.council.code), ("schema_version", SCHEMA_VERSION)],
         )
         for prop in generate(self.council.code):
-            a = prop.address
-            conn.execute(
-                "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (prop.account_ref, prop.uprn, a.saon, a.paon, a.street, a.locality, a.town,
-                 a.postcode, prop.band, prop.annual_charge_pence),
-            )  # fmt: skip
-            conn.executemany(
-                "INSERT INTO liable_persons VALUES (?, ?, ?, ?)",
-                [(prop.account_ref, n, p.forename, p.surname) for n, p in enumerate(prop.liable)],
-            )
-            conn.executemany(
-                "INSERT INTO payments VALUES (?, ?, ?, ?)",
-                [
-                    (prop.account_ref, n, p.paid_on.isoformat(), p.amount_pence)
-                    for n, p in enumerate(prop.payments)
-                ],
-            )
-            _write_plan(conn, prop)
+            _insert_account(conn, prop)
 
     def _apply_once(
         self,
@@ -235,6 +242,10 @@ class CouncilStore:
                 _write_plan(conn, write.updated)
             if write.application is not None:
                 _insert_application(conn, write.application)
+            if write.status is not None:
+                _write_status(conn, write.status)
+            if write.opened is not None:
+                _insert_account(conn, write.opened)
             kind, payload = _encode(write.outcome)
             conn.execute(
                 "INSERT INTO applied VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -255,6 +266,42 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _insert_account(conn: sqlite3.Connection, prop: Property) -> None:
+    """A whole account: the dwelling, its liable people, payments and plan."""
+    a = prop.address
+    conn.execute(
+        "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (prop.account_ref, prop.uprn, a.saon, a.paon, a.street, a.locality, a.town,
+         a.postcode, prop.band, prop.annual_charge_pence),
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO liable_persons VALUES (?, ?, ?, ?)",
+        [(prop.account_ref, n, p.forename, p.surname) for n, p in enumerate(prop.liable)],
+    )
+    conn.executemany(
+        "INSERT INTO payments VALUES (?, ?, ?, ?)",
+        [
+            (prop.account_ref, n, p.paid_on.isoformat(), p.amount_pence)
+            for n, p in enumerate(prop.payments)
+        ],
+    )
+    _write_plan(conn, prop)
+
+
+def _write_status(conn: sqlite3.Connection, change: StatusChange) -> None:
+    conn.execute("DELETE FROM account_status WHERE account_ref = ?", (change.account_ref,))
+    if change.closed_from is not None:
+        conn.execute(
+            "INSERT INTO account_status VALUES (?, ?)",
+            (change.account_ref, change.closed_from.isoformat()),
+        )
+
+
+def _scalar(conn: sqlite3.Connection, sql: str, *params: str) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
 
 
 def _write_plan(conn: sqlite3.Connection, prop: Property) -> None:
@@ -320,6 +367,13 @@ def _load(conn: sqlite3.Connection, ref: str) -> Property | None:
             for d, a in rows(
                 "SELECT paid_on, amount_pence FROM payments WHERE account_ref = ? ORDER BY seq"
             )
+        ),
+        closed_from=next(
+            (
+                date.fromisoformat(c)
+                for (c,) in rows("SELECT closed_from FROM account_status WHERE account_ref = ?")
+            ),
+            None,
         ),
     )
 

@@ -25,6 +25,7 @@ from gateway.govtalk.errors import GovTalkError
 VIEW_NS = "urn:govtalk-hub:la:ctax:view:v1"
 SPD_NS = "urn:govtalk-hub:la:ctax:spd:v1"
 TIL_NS = "urn:govtalk-hub:la:ctax:til:v1"
+MOVE_NS = "urn:govtalk-hub:la:ctax:move:v1"
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 _SCHEMA_LOCK = threading.Lock()

@@ -76,6 +76,51 @@ def _envelope_body(envelope: Envelope) -> bytes | None:
     return None if body is None else etree.tostring(body_with_namespaces(body), encoding="utf-8")
 
 
+def new_submission(
+    route: RouteConfig,
+    *,
+    correlation_id: str,
+    class_: str,
+    base_class: str,
+    identity: Identity | None,
+    keys: dict[str, str],
+    request_body: bytes,
+    now: datetime,
+    transaction_id: str | None = None,
+    gateway_test: bool = False,
+    test_in_live: bool = False,
+    envelope_body: bytes | None = None,
+    lease: tuple[str, timedelta] | None = None,
+) -> Submission:
+    """A new routed submission row: queued for the dispatcher, or, given lease (owner, length),
+    leased by the caller from the start (a synchronous route; if the caller dies mid-call the
+    lease runs out and the background dispatcher delivers it instead).
+
+    The DSP and the joined-up transactions (gateway/journeys) both make their rows here."""
+    return Submission(
+        correlation_id=correlation_id,
+        class_=class_,
+        base_class=base_class,
+        organisation=route.organisation,
+        connector=route.connector,
+        sender_id=identity.user_id if identity else None,
+        auth_method=identity.auth_method if identity else "none",
+        auth_level=identity.auth_level if identity else 0,
+        transaction_id=transaction_id,
+        keys=keys,
+        gateway_test=gateway_test,
+        test_in_live=test_in_live,
+        request_body=request_body,
+        envelope_body=envelope_body,
+        received_at=now,
+        state=LEASED if lease else QUEUED,
+        attempts=1 if lease else 0,
+        next_attempt_at=now,
+        lease_owner=lease[0] if lease else None,
+        lease_until=now + lease[1] if lease else None,
+    )
+
+
 class DocumentSubmission:
     def __init__(
         self,
@@ -162,29 +207,20 @@ class DocumentSubmission:
         now = self._clock()
         correlation_id = replies.new_correlation_id()
         sync = route.mode == "sync"
-        submission = Submission(
+        submission = new_submission(
+            route,
             correlation_id=correlation_id,
             class_=class_,
             base_class=message.base_class,
-            organisation=route.organisation,
-            connector=route.connector,
-            sender_id=identity.user_id if identity else None,
-            auth_method=identity.auth_method if identity else "none",
-            auth_level=identity.auth_level if identity else 0,
-            transaction_id=message.transaction_id,
+            identity=identity,
             keys=envelope.keys_dict,
+            request_body=etree.tostring(envelope.body, encoding="utf-8"),
+            now=now,
+            transaction_id=message.transaction_id,
             gateway_test=message.gateway_test,
             test_in_live=message.test_in_live,
-            request_body=etree.tostring(envelope.body, encoding="utf-8"),
             envelope_body=_envelope_body(envelope),
-            received_at=now,
-            # A synchronous route is leased by this process from the start; if it dies mid-call
-            # the lease runs out and the background dispatcher delivers it instead.
-            state=LEASED if sync else QUEUED,
-            attempts=1 if sync else 0,
-            next_attempt_at=now,
-            lease_owner=self._dispatcher.owner if sync else None,
-            lease_until=now + self._dispatcher.lease if sync else None,
+            lease=(self._dispatcher.owner, self._dispatcher.lease) if sync else None,
         )
         await store.insert(self._db, submission)
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
@@ -247,6 +283,10 @@ class DocumentSubmission:
                 "use mutual TLS or a W3Csigned envelope",
                 class_=class_,
             )
+        if not route.keys_required:
+            # A hub service for any signed-on citizen (a joined-up transaction checks the
+            # enrolments its legs need itself).
+            return
         keys = envelope.keys_dict
         for enrolment in identity.enrolments:
             if (

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from connectors.protocol import API_VERSION, Connector, ConnectorContext
-from gateway.config import ConnectorConfig
+from connectors.protocol import API_VERSION, Connector, ConnectorContext, MailSender
+from gateway.config import ConnectorConfig, RouteConfig
 from gateway.errors import ConfigError
 
 GROUP = "gateway.connectors"
@@ -65,6 +65,31 @@ class ConnectorSet:
 
     def get(self, name: str) -> tuple[Connector, ConnectorContext] | None:
         return self._items.get(name)
+
+    def attach_mail(
+        self,
+        routes: Iterable[RouteConfig],
+        make: Callable[[str, frozenset[str], ConnectorContext], MailSender],
+    ) -> None:
+        """Fill each connector's ctx.mail: it sends as the council its routes serve.
+
+        The organisation is the one the connector's routes name; a connector serving several
+        names one in its `mail_organisation` option, or gets no mail (ctx.mail stays None).
+        make(organisation, classes served there, ctx) builds the sender.
+        """
+        served: dict[str, dict[str, set[str]]] = {}
+        for route in routes:
+            served.setdefault(route.connector, {}).setdefault(route.organisation, set()).add(
+                route.class_
+            )
+        for name, (_connector, ctx) in self._items.items():
+            organisations = served.get(name, {})
+            chosen = ctx.options.get("mail_organisation")
+            if not isinstance(chosen, str) or chosen not in organisations:
+                if len(organisations) != 1:
+                    continue
+                chosen = next(iter(organisations))
+            ctx.mail = make(chosen, frozenset(organisations[chosen]), ctx)
 
     async def start(self) -> None:
         for connector, _ctx in self._items.values():

@@ -6,7 +6,7 @@ through the admin API (`GET /admin/letters`) and `gateway letters list`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +75,9 @@ class LetterService:
         self.db = db
         self.clock = clock
         self.delivery = delivery
+        # Set by the mail service when [mail] pin_letters_to_mailbox: activation PIN letters
+        # also go to the citizen's secure mailbox, in the letter's own transaction.
+        self.copy_to_mailbox: Callable[[LetterView, AsyncSession], Awaitable[object]] | None = None
 
     async def send(
         self,
@@ -104,11 +107,17 @@ class LetterService:
         if session is not None:
             session.add(row)
             await session.flush()
+            await self._copy(row, session)
         else:
             async with self.db.transaction() as own:
                 own.add(row)
                 await own.flush()
+                await self._copy(row, own)
         return LetterView.of(row)
+
+    async def _copy(self, row: Letter, session: AsyncSession) -> None:
+        if self.copy_to_mailbox is not None and row.kind == ACTIVATION_PIN:
+            await self.copy_to_mailbox(LetterView.of(row), session)
 
     async def list(self, user_id: str | None = None) -> list[LetterView]:
         """Letters, oldest first; only this user's when user_id is given."""

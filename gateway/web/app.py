@@ -34,7 +34,10 @@ from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
 from gateway.web.dsp_views import dsp_endpoint
 from gateway.web.identity_views import add_identity_routes, identity_services
+from gateway.web.journey_views import add_journey_routes, journey_services
 from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, DISPATCHER, DSP, ROUTES
+from gateway.web.mail_views import add_mail_routes, mail_services
+from gateway.web.payment_views import add_payment_routes, payment_services
 from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import request_context
 
@@ -168,7 +171,18 @@ def create_app(
     app[ROUTES] = RouteTable(config.routes)
     if connectors is not None:
         app[CONNECTORS] = connectors
-    app.cleanup_ctx.extend([_database, _connectors, _dispatch, _purge, identity_services])
+    app.cleanup_ctx.extend(
+        [
+            _database,
+            _connectors,
+            _dispatch,
+            _purge,
+            identity_services,
+            mail_services,
+            payment_services,
+            journey_services,
+        ]
+    )
     app.router.add_post("/submission", dsp_endpoint)
     app.router.add_post("/poll", dsp_endpoint)
     app.router.add_get("/health", health)
@@ -176,6 +190,9 @@ def create_app(
     app[PKI] = pki_provider(config)
     add_pki_routes(app, app[PKI])
     add_identity_routes(app)
+    add_mail_routes(app)
+    add_payment_routes(app)
+    add_journey_routes(app)
     return app
 
 

@@ -161,4 +161,7 @@ def test_example_configuration_documents_the_defaults() -> None:
 
     example = load_config(ROOT / "gateway.example.toml")
     defaults = load_config(None)
-    assert dataclasses.replace(example, base_dir=defaults.base_dir, data_dir=defaults.data_dir) == defaults
+    assert (
+        dataclasses.replace(example, base_dir=defaults.base_dir, data_dir=defaults.data_dir)
+        == defaults
+    )

@@ -1,0 +1,1 @@
+"""A simulated electoral registration service: notified when a citizen moves (ER-NOTIFY-MOVE)."""

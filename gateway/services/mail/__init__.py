@@ -1,0 +1,1 @@
+"""Secure mail: council-to-citizen messages by enrolment identifier, encrypted at rest."""

@@ -1,0 +1,502 @@
+"""The payment service: create (idempotent), the hosted page's card step, cancel, refund,
+expiry of abandoned payments, the council's notification and the webhook outbox.
+
+Every state change goes through lifecycle.check and queues its webhook event in the same
+transaction. A success also marks the payment's notification to the council's connector
+(PaymentReceiver) pending; it is attempted at once and retried by the background pass until the
+connector accepts it, so it is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.protocol import PaymentNotification, PaymentReceiver
+from gateway.config import PaymentsConfig
+from gateway.routing.registry import ConnectorSet
+from gateway.routing.table import RouteTable
+from gateway.services.payments import lifecycle, webhooks
+from gateway.services.payments.cards import Card
+from gateway.store.engine import Database
+from gateway.store.payment_models import (
+    NOTIFY_DONE,
+    NOTIFY_NONE,
+    NOTIFY_PENDING,
+    IdempotencyKeyRow,
+    PaymentRow,
+    RefundRow,
+)
+
+log = structlog.get_logger("gateway.payments")
+
+MAX_AMOUNT_PENCE = 10_000_000  # £100,000, as GOV.UK Pay
+NOTIFY_BACKOFF_CAP = timedelta(hours=1)
+
+
+class PaymentError(Exception):
+    """A refusal with its HTTP status, for problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extensions = extensions
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    amount_pence: int
+    reference: str
+    council: str
+    description: str
+    return_url: str
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + secrets.token_hex(13)
+
+
+def body_digest(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def read_new_payment(body: dict[str, Any]) -> NewPayment:
+    """The create request's fields, checked (422 naming the field otherwise)."""
+
+    def bad(field: str, detail: str) -> PaymentError:
+        return PaymentError(422, "Invalid payment request", detail, field=field)
+
+    amount = body.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise bad("amount", "'amount' must be a whole number of pence")
+    if not 1 <= amount <= MAX_AMOUNT_PENCE:
+        raise bad("amount", f"'amount' must be from 1 to {MAX_AMOUNT_PENCE} pence")
+    fields: dict[str, str] = {}
+    for name, limit in (("reference", 64), ("council", 64), ("description", 255)):
+        value = body.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise bad(name, f"'{name}' must be a non-empty string")
+        if len(value) > limit:
+            raise bad(name, f"'{name}' must be at most {limit} characters")
+        fields[name] = value.strip()
+    return_url = body.get("return_url")
+    if not isinstance(return_url, str) or len(return_url) > 2000:
+        raise bad("return_url", "'return_url' must be an http(s) URL")
+    parts = urlsplit(return_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise bad("return_url", "'return_url' must be an absolute http(s) URL")
+    return NewPayment(
+        amount, fields["reference"], fields["council"], fields["description"], return_url
+    )
+
+
+def payment_json(row: PaymentRow) -> dict[str, Any]:
+    """A payment as the API (and webhook events) show it; never a card number."""
+    out: dict[str, Any] = {
+        "payment_id": row.id,
+        "amount": row.amount_pence,
+        "reference": row.reference,
+        "council": row.organisation,
+        "description": row.description,
+        "return_url": row.return_url,
+        "state": row.state,
+        "finished": row.state in lifecycle.FINAL_STATES,
+        "created_date": row.created_at.isoformat(),
+    }
+    if row.finished_at is not None:
+        out["finished_date"] = row.finished_at.isoformat()
+    if row.card_last4:
+        out["card_details"] = {
+            "card_brand": row.card_brand,
+            "last_digits_card_number": row.card_last4,
+            "cardholder_name": row.cardholder_name,
+        }
+    if row.failure_code:
+        out["failure"] = {"code": row.failure_code, "message": row.failure_message}
+    if row.state == lifecycle.SUCCESS:
+        out["refund_summary"] = {
+            "amount_refunded": row.refunded_pence,
+            "amount_available": row.amount_pence - row.refunded_pence,
+        }
+        out["council_notified"] = row.notify_state == NOTIFY_DONE
+    return out
+
+
+def refund_json(row: RefundRow) -> dict[str, Any]:
+    return {
+        "refund_id": row.id,
+        "payment_id": row.payment_id,
+        "amount": row.amount_pence,
+        "state": row.state,
+        "created_date": row.created_at.isoformat(),
+    }
+
+
+class PaymentService:
+    def __init__(
+        self,
+        db: Database,
+        config: PaymentsConfig,
+        routes: RouteTable,
+        connectors: ConnectorSet,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.routes = routes
+        self.connectors = connectors
+        self.clock = clock
+        self.sender = webhooks.WebhookSender(
+            db, config.webhooks, clock, timeout=config.webhook_timeout_seconds
+        )
+        self.wake = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
+
+    # --- councils and their connectors ---------------------------------------------------------
+
+    def councils(self) -> set[str]:
+        return {route.organisation for route in self.routes}
+
+    def receiver_for(self, organisation: str) -> str | None:
+        """The name of a connector serving the organisation that can take payments."""
+        for route in self.routes:
+            if route.organisation != organisation:
+                continue
+            found = self.connectors.get(route.connector)
+            if found is not None and isinstance(found[0], PaymentReceiver):
+                return route.connector
+        return None
+
+    # --- create and read -----------------------------------------------------------------------
+
+    async def create(
+        self, caller: str, key: str | None, body: dict[str, Any]
+    ) -> tuple[PaymentRow, bool]:
+        """(payment, created): a repeat of a key with the same body gives the original."""
+        request = read_new_payment(body)
+        if request.council not in self.councils():
+            raise PaymentError(
+                422, "Unknown council", f"no council {request.council} is routed at this hub",
+                field="council",
+            )  # fmt: skip
+        digest = body_digest(body)
+        for _ in range(3):
+            try:
+                return await self._create_once(caller, key, digest, request)
+            except IntegrityError:
+                continue  # another request took the key at the same moment: look again
+        raise PaymentError(409, "Conflict", "the Idempotency-Key is being used concurrently")
+
+    async def _create_once(
+        self, caller: str, key: str | None, digest: str, request: NewPayment
+    ) -> tuple[PaymentRow, bool]:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            if key is not None:
+                used = await session.get(IdempotencyKeyRow, (caller, key))
+                if used is not None and used.expires_at <= now:
+                    await session.delete(used)
+                    await session.flush()
+                    used = None
+                if used is not None:
+                    if used.body_sha256 != digest:
+                        raise PaymentError(
+                            409,
+                            "Conflict",
+                            "this Idempotency-Key was used with a different request body",
+                            payment_id=used.payment_id,
+                        )
+                    original = await session.get(PaymentRow, used.payment_id)
+                    if original is not None:
+                        return original, False
+                    await session.delete(used)
+                    await session.flush()
+            payment = PaymentRow(
+                id=new_id(),
+                caller=caller,
+                organisation=request.council,
+                reference=request.reference,
+                description=request.description,
+                amount_pence=request.amount_pence,
+                return_url=request.return_url,
+                state=lifecycle.CREATED,
+                created_at=now,
+                updated_at=now,
+                refunded_pence=0,
+                notify_state=NOTIFY_NONE,
+                notify_attempts=0,
+            )
+            session.add(payment)
+            if key is not None:
+                session.add(
+                    IdempotencyKeyRow(
+                        caller=caller,
+                        key=key,
+                        body_sha256=digest,
+                        payment_id=payment.id,
+                        created_at=now,
+                        expires_at=now + timedelta(hours=self.config.idempotency_hours),
+                    )
+                )
+        log.info("payments.created", payment=payment.id, council=request.council)
+        return payment, True
+
+    async def get(self, payment_id: str) -> PaymentRow | None:
+        async with self.db.read() as session:
+            return await session.get(PaymentRow, payment_id)
+
+    async def refunds(self, payment_id: str) -> list[RefundRow]:
+        async with self.db.read() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(RefundRow)
+                        .where(RefundRow.payment_id == payment_id)
+                        .order_by(RefundRow.created_at, RefundRow.id)
+                    )
+                ).all()
+            )
+
+    # --- state changes -------------------------------------------------------------------------
+
+    def _abandoned(self, row: PaymentRow, now: datetime) -> bool:
+        limit = timedelta(minutes=self.config.expiry_minutes)
+        return row.state in lifecycle.OPEN_STATES and row.created_at + limit <= now
+
+    def _move(self, session: AsyncSession, row: PaymentRow, target: str, now: datetime) -> None:
+        lifecycle.check(row.state, target)
+        row.state = target
+        row.updated_at = now
+        if target == lifecycle.STARTED:
+            row.started_at = now
+        if target in lifecycle.FINAL_STATES:
+            row.finished_at = now
+        if target == lifecycle.SUCCESS:
+            connector = self.receiver_for(row.organisation)
+            if connector is not None:
+                row.notify_state = NOTIFY_PENDING
+                row.notify_connector = connector
+                row.notify_next_at = now
+        event = lifecycle.EVENTS.get(target)
+        if event is not None:
+            self._event(session, event, {"payment": payment_json(row)}, now)
+
+    def _event(
+        self, session: AsyncSession, event_type: str, data: dict[str, Any], now: datetime
+    ) -> None:
+        if not self.config.webhooks:
+            return
+        event_id = new_id("evt_")
+        payload = {"id": event_id, "type": event_type, "created": now.isoformat(), **data}
+        webhooks.queue(session, self.config.webhooks, event_id, event_type, payload, now)
+
+    async def _locked_payment(self, session: AsyncSession, payment_id: str) -> PaymentRow:
+        row = await session.get(PaymentRow, payment_id, with_for_update=True)
+        if row is None:
+            raise PaymentError(404, "Not Found", "no such payment")
+        return row
+
+    async def start(self, payment_id: str) -> PaymentRow:
+        """The hosted page was opened: created → started (expired first if abandoned)."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            row = await self._locked_payment(session, payment_id)
+            if self._abandoned(row, now):
+                self._move(session, row, lifecycle.EXPIRED, now)
+            elif row.state == lifecycle.CREATED:
+                self._move(session, row, lifecycle.STARTED, now)
+        self.wake.set()
+        return row
+
+    async def pay(self, payment_id: str, card: Card) -> PaymentRow:
+        """The card was entered: the outcome its number stands for."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            row = await self._locked_payment(session, payment_id)
+            if self._abandoned(row, now):
+                self._move(session, row, lifecycle.EXPIRED, now)
+            else:
+                if row.state == lifecycle.CREATED:
+                    self._move(session, row, lifecycle.STARTED, now)
+                if row.state != lifecycle.STARTED:
+                    raise PaymentError(409, "Conflict", f"the payment is already {row.state}")
+                outcome = card.outcome()
+                row.card_brand = card.brand
+                row.card_last4 = card.last4
+                row.cardholder_name = card.cardholder_name
+                row.failure_code = outcome.failure_code
+                row.failure_message = outcome.message
+                self._move(session, row, outcome.state, now)
+        log.info("payments.card", payment=row.id, state=row.state)
+        if row.notify_state == NOTIFY_PENDING:
+            await self.notify(row.id)
+            row = await self.get(row.id) or row
+        self.wake.set()
+        return row
+
+    async def cancel(self, payment_id: str) -> PaymentRow:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            row = await self._locked_payment(session, payment_id)
+            if self._abandoned(row, now):
+                self._move(session, row, lifecycle.EXPIRED, now)
+            elif not lifecycle.can_move(row.state, lifecycle.CANCELLED):
+                raise PaymentError(
+                    409, "Conflict", f"a {row.state} payment cannot be cancelled", state=row.state
+                )
+            else:
+                self._move(session, row, lifecycle.CANCELLED, now)
+        self.wake.set()
+        if row.state != lifecycle.CANCELLED:
+            raise PaymentError(409, "Conflict", f"the payment is {row.state}", state=row.state)
+        return row
+
+    async def refund(self, payment_id: str, amount: Any, caller: str) -> RefundRow:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+            raise PaymentError(
+                422, "Invalid refund", "'amount' must be a positive whole number of pence"
+            )
+        now = self.clock()
+        async with self.db.transaction() as session:
+            row = await self._locked_payment(session, payment_id)
+            if row.state != lifecycle.SUCCESS:
+                raise PaymentError(
+                    409, "Conflict", f"only a successful payment can be refunded ({row.state})"
+                )
+            available = row.amount_pence - row.refunded_pence
+            if amount > available:
+                raise PaymentError(
+                    422,
+                    "Refund amount not available",
+                    f"at most {available} pence can still be refunded",
+                    amount_available=available,
+                )
+            refund = RefundRow(
+                id=new_id("rfd_"),
+                payment_id=row.id,
+                amount_pence=amount,
+                state="success",
+                caller=caller,
+                created_at=now,
+            )
+            session.add(refund)
+            row.refunded_pence += amount
+            row.updated_at = now
+            self._event(
+                session,
+                lifecycle.REFUND_SUCCEEDED,
+                {"refund": refund_json(refund), "payment": payment_json(row)},
+                now,
+            )
+        self.wake.set()
+        return refund
+
+    # --- background work ------------------------------------------------------------------------
+
+    async def expire_abandoned(self) -> int:
+        now = self.clock()
+        cutoff = now - timedelta(minutes=self.config.expiry_minutes)
+        async with self.db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(PaymentRow).where(
+                        PaymentRow.state.in_(lifecycle.OPEN_STATES),
+                        PaymentRow.created_at <= cutoff,
+                    )
+                )
+            ).all()
+            for row in rows:
+                self._move(session, row, lifecycle.EXPIRED, now)
+            await session.execute(
+                delete(IdempotencyKeyRow).where(IdempotencyKeyRow.expires_at <= now)
+            )
+        return len(rows)
+
+    async def notify(self, payment_id: str) -> bool:
+        """Tell the council's connector about a success; True once it has accepted it."""
+        row = await self.get(payment_id)
+        if row is None or row.notify_state != NOTIFY_PENDING or row.finished_at is None:
+            return row is not None and row.notify_state == NOTIFY_DONE
+        found = self.connectors.get(row.notify_connector or "")
+        error: str | None = None
+        connector = found[0] if found is not None else None
+        if found is None or not isinstance(connector, PaymentReceiver):
+            error = f"connector {row.notify_connector} is not running or takes no payments"
+        else:
+            ctx = found[1]
+            notification = PaymentNotification(
+                row.id, row.organisation, row.reference, row.amount_pence, row.finished_at
+            )
+            try:
+                await connector.payment_received(notification, ctx)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+        now = self.clock()
+        async with self.db.transaction() as session:
+            fresh = await self._locked_payment(session, payment_id)
+            if fresh.notify_state != NOTIFY_PENDING:
+                return fresh.notify_state == NOTIFY_DONE
+            fresh.notify_attempts += 1
+            if error is None:
+                fresh.notify_state = NOTIFY_DONE
+                fresh.notified_at = now
+                fresh.notify_next_at = None
+                fresh.notify_error = None
+            else:
+                delay = timedelta(seconds=30) * 2 ** min(fresh.notify_attempts - 1, 12)
+                fresh.notify_next_at = now + min(delay, NOTIFY_BACKOFF_CAP)
+                fresh.notify_error = error
+        if error is not None:
+            log.warning("payments.notify_failed", payment=payment_id, error=error)
+        return error is None
+
+    async def notify_due(self) -> int:
+        now = self.clock()
+        async with self.db.read() as session:
+            ids = (
+                await session.scalars(
+                    select(PaymentRow.id).where(
+                        PaymentRow.notify_state == NOTIFY_PENDING,
+                        PaymentRow.notify_next_at <= now,
+                    )
+                )
+            ).all()
+        for payment_id in ids:
+            await self.notify(payment_id)
+        return len(ids)
+
+    async def run_once(self) -> None:
+        """One pass: expire abandoned payments, retry notifications, send due webhooks."""
+        async with self._pass_lock:
+            for step in (self.expire_abandoned, self.notify_due, self.sender.send_due):
+                try:
+                    await step()
+                except Exception:
+                    log.exception("payments.background_failed", step=step.__name__)
+
+    async def run(self) -> None:
+        """The background task: a pass every sender_interval_seconds, or at once when woken."""
+        while True:
+            self.wake.clear()
+            await self.run_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.config.sender_interval_seconds)
+
+    async def aclose(self) -> None:
+        await self.sender.aclose()

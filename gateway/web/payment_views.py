@@ -1,0 +1,367 @@
+"""Payments over HTTP: the JSON API for council systems and the citizen's hosted payment page.
+
+    POST /api/payments                        council   → 201 {payment_id, state, next_url, ...}
+                                                          (Idempotency-Key: a repeat → 200, the original)
+    GET  /api/payments/{id}                   council   → 200 the payment
+    POST /api/payments/{id}/cancel            council   → 204
+    GET  /api/payments/{id}/refunds           council   → 200 {refunds: [...]}
+    POST /api/payments/{id}/refunds           council   → 201 the refund  ({amount} in pence)
+    GET  /api/payments/reports/{council}.csv?from=YYYY-MM-DD&to=YYYY-MM-DD
+                                              council   → 200 text/csv (payments and refunds)
+    GET  /api/payments/webhooks/attempts      admin     → 200 {attempts: [...]}
+    GET  /pay/{id}                            citizen   → 200 HTML card form (created → started)
+    POST /pay/{id}                            citizen   → 303 to return_url?payment_id=… once
+                                                          decided; 422 HTML with the error otherwise
+
+"council" means a loopback peer, or `Authorization: Bearer <token>` with a token from
+`[payments] api_tokens` (council code → token); a token reaches only its own council's payments
+(others are 404). The hosted page needs no credentials: its unguessable payment id is the
+capability, as GOV.UK Pay's next_url is. API failures are problem+json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from html import escape
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from gateway.services.payments import lifecycle, reconciliation, webhooks
+from gateway.services.payments.cards import CardInvalid, read_card
+from gateway.services.payments.service import (
+    PaymentError,
+    PaymentService,
+    payment_json,
+    refund_json,
+)
+from gateway.store.payment_models import PaymentRow
+from gateway.web.identity_views import Refused, _is_loopback, _json_object, problem, require_admin
+from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
+
+PAYMENTS = web.AppKey("payments", PaymentService)
+_PAYMENTS_TASK = web.AppKey("payments_task", object)
+
+LOOPBACK_CALLER = "loopback"
+
+
+def add_payment_routes(app: web.Application) -> None:
+    app.router.add_post("/api/payments", create_view)
+    app.router.add_get("/api/payments/webhooks/attempts", attempts_view)
+    app.router.add_get("/api/payments/reports/{council}.csv", report_view)
+    app.router.add_get("/api/payments/{id}", get_view)
+    app.router.add_post("/api/payments/{id}/cancel", cancel_view)
+    app.router.add_get("/api/payments/{id}/refunds", list_refunds_view)
+    app.router.add_post("/api/payments/{id}/refunds", refund_view)
+    app.router.add_get("/pay/{id}", page_view)
+    app.router.add_post("/pay/{id}", page_submit_view)
+
+
+async def payment_services(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the payment service and its background pass (after DB and connectors)."""
+    import asyncio
+
+    from gateway.web.app import CLOCK  # here, not at the top: app.py imports the views
+
+    config = app[CONFIG]
+    service = PaymentService(app[DB], config.payments, app[ROUTES], app[CONNECTORS], app[CLOCK])
+    app[PAYMENTS] = service
+    task = asyncio.create_task(service.run(), name="payments")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await service.aclose()
+
+
+# --- authentication and problems -----------------------------------------------------------------
+
+
+def caller_of(request: web.Request) -> tuple[str, str | None]:
+    """(caller, council the caller is limited to or None) or Refused(401)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        for council, expected in request.app[CONFIG].payments.api_tokens.items():
+            if hmac.compare_digest(expected.encode(), token.strip().encode()):
+                return f"council:{council}", council
+        raise _unauthorised("the bearer token is not one of [payments] api_tokens")
+    if _is_loopback(request.remote):
+        return LOOPBACK_CALLER, None
+    raise _unauthorised("use a council's bearer token ([payments] api_tokens)")
+
+
+def _unauthorised(detail: str) -> Refused:
+    response = problem(401, "Unauthorized", detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="Government Gateway payments"'
+    return Refused(response)
+
+
+async def _payment_for(request: web.Request) -> tuple[PaymentRow, str]:
+    caller, council = caller_of(request)
+    row = await request.app[PAYMENTS].get(request.match_info["id"])
+    if row is None or (council is not None and row.organisation != council):
+        raise Refused(problem(404, "Not Found", "no such payment"))
+    return row, caller
+
+
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _answers_problems(view: View) -> View:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await view(request)
+        except Refused as exc:
+            return exc.response
+        except PaymentError as exc:
+            return problem(exc.status, exc.title, exc.detail, **exc.extensions)
+
+    return wrapped
+
+
+def _next_url(request: web.Request, payment_id: str) -> str:
+    base = request.app[CONFIG].server.public_url.rstrip("/")
+    if not base:
+        base = f"{request.scheme}://{request.host}"
+    return f"{base}/pay/{payment_id}"
+
+
+def _with_links(request: web.Request, row: PaymentRow) -> dict[str, Any]:
+    body = payment_json(row)
+    if row.state in lifecycle.OPEN_STATES:
+        body["next_url"] = _next_url(request, row.id)
+    return body
+
+
+# --- the JSON API --------------------------------------------------------------------------------
+
+
+@_answers_problems
+async def create_view(request: web.Request) -> web.StreamResponse:
+    caller, council = caller_of(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise Refused(problem(400, "Bad Request", "Idempotency-Key must be 1 to 255 characters"))
+    body = await _json_object(request)
+    if council is not None and body.get("council") != council:
+        raise Refused(problem(403, "Forbidden", f"this token takes payments for {council} only"))
+    row, created = await request.app[PAYMENTS].create(caller, key, body)
+    return web.json_response(
+        _with_links(request, row),
+        status=201 if created else 200,
+        headers={"Location": f"/api/payments/{row.id}"},
+    )
+
+
+@_answers_problems
+async def get_view(request: web.Request) -> web.StreamResponse:
+    row, _ = await _payment_for(request)
+    return web.json_response(_with_links(request, row))
+
+
+@_answers_problems
+async def cancel_view(request: web.Request) -> web.StreamResponse:
+    row, _ = await _payment_for(request)
+    await request.app[PAYMENTS].cancel(row.id)
+    return web.Response(status=204)
+
+
+@_answers_problems
+async def list_refunds_view(request: web.Request) -> web.StreamResponse:
+    row, _ = await _payment_for(request)
+    refunds = await request.app[PAYMENTS].refunds(row.id)
+    return web.json_response({"payment_id": row.id, "refunds": [refund_json(r) for r in refunds]})
+
+
+@_answers_problems
+async def refund_view(request: web.Request) -> web.StreamResponse:
+    row, caller = await _payment_for(request)
+    data = await _json_object(request)
+    refund = await request.app[PAYMENTS].refund(row.id, data.get("amount"), caller)
+    return web.json_response(refund_json(refund), status=201)
+
+
+@_answers_problems
+async def report_view(request: web.Request) -> web.StreamResponse:
+    _, council = caller_of(request)
+    wanted = request.match_info["council"]
+    if council is not None and wanted != council:
+        raise Refused(problem(403, "Forbidden", f"this token reads {council}'s report only"))
+    try:
+        start = date.fromisoformat(request.query["from"])
+        end = date.fromisoformat(request.query["to"])
+    except (KeyError, ValueError):
+        raise Refused(
+            problem(400, "Bad Request", "give from=YYYY-MM-DD and to=YYYY-MM-DD")
+        ) from None
+    if end < start:
+        raise Refused(problem(400, "Bad Request", "'to' is before 'from'"))
+    text = await reconciliation.report(request.app[DB], wanted, start, end)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="payments-{wanted}-{start}-{end}.csv"'
+        },
+    )
+
+
+@_answers_problems
+async def attempts_view(request: web.Request) -> web.StreamResponse:
+    require_admin(request)
+    return web.json_response({"attempts": await webhooks.list_attempts(request.app[DB])})
+
+
+# --- the hosted payment page ---------------------------------------------------------------------
+
+
+def _pounds(pence: int) -> str:
+    return f"£{pence // 100:,}.{pence % 100:02d}"
+
+
+def _page(title: str, main: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} – Government Gateway</title></head>"
+        f'<body><header><p>Government Gateway</p></header><main id="main">{main}</main>'
+        "</body></html>"
+    )
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; form-action 'self'"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _summary(row: PaymentRow) -> str:
+    return (
+        "<dl>"
+        f"<dt>Payment for</dt><dd>{escape(row.description)}</dd>"
+        f"<dt>Reference</dt><dd>{escape(row.reference)}</dd>"
+        f"<dt>Total amount</dt><dd>{_pounds(row.amount_pence)}</dd>"
+        "</dl>"
+    )
+
+
+def _field(name: str, label: str, value: str, error: CardInvalid | None, **attrs: str) -> str:
+    extra = "".join(f' {k.replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
+    message = ""
+    described = ""
+    if error is not None and error.field == name:
+        message = f'<p id="{name}-error" class="error">Error: {escape(error.message)}</p>'
+        described = f' aria-describedby="{name}-error" aria-invalid="true"'
+    return (
+        f'<div><label for="{name}">{escape(label)}</label>{message}'
+        f'<input id="{name}" name="{name}" type="text" value="{escape(value)}"{described}{extra}>'
+        "</div>"
+    )
+
+
+def card_form(row: PaymentRow, error: CardInvalid | None = None, values: Any = None) -> str:
+    values = values or {}
+
+    def value(name: str) -> str:
+        # The card number and CVC are never echoed back.
+        return "" if name in ("card-number", "cvc") else str(values.get(name, ""))
+
+    summary = ""
+    if error is not None:
+        summary = (
+            '<div role="alert" aria-labelledby="error-summary-title">'
+            '<h2 id="error-summary-title">There is a problem</h2>'
+            f'<ul><li><a href="#{error.field}">{escape(error.message)}</a></li></ul></div>'
+        )
+    main = (
+        f"{summary}<h1>Enter card details</h1>{_summary(row)}"
+        f'<form method="post" action="/pay/{escape(row.id)}" novalidate>'
+        '<input type="hidden" name="action" value="pay">'
+        + _field("card-number", "Card number", value("card-number"), error,
+                 inputmode="numeric", autocomplete="cc-number", spellcheck="false")
+        + "<fieldset><legend>Expiry date (for example 01/30)</legend>"
+        + _field("expiry-month", "Month", value("expiry-month"), error,
+                 inputmode="numeric", autocomplete="cc-exp-month", maxlength="2")
+        + _field("expiry-year", "Year", value("expiry-year"), error,
+                 inputmode="numeric", autocomplete="cc-exp-year", maxlength="4")
+        + "</fieldset>"
+        + _field("cardholder-name", "Name on card", value("cardholder-name"), error,
+                 autocomplete="cc-name", spellcheck="false")
+        + _field("cvc", "Card security code", value("cvc"), error,
+                 inputmode="numeric", autocomplete="cc-csc", maxlength="4")
+        + '<button type="submit">Continue</button></form>'
+        f'<form method="post" action="/pay/{escape(row.id)}">'
+        '<input type="hidden" name="action" value="cancel">'
+        '<button type="submit">Cancel payment</button></form>'
+    )  # fmt: skip
+    return _page("Enter card details", main)
+
+
+def _return_url(row: PaymentRow) -> str:
+    return str(URL(row.return_url).update_query(payment_id=row.id))
+
+
+def finished_page(row: PaymentRow) -> str:
+    titles = {
+        lifecycle.SUCCESS: "Your payment was successful",
+        lifecycle.DECLINED: "Your payment was declined",
+        lifecycle.ERROR: "Your payment could not be taken",
+        lifecycle.EXPIRED: "Your payment session has expired",
+        lifecycle.CANCELLED: "Your payment was cancelled",
+    }
+    title = titles.get(row.state, f"This payment is {row.state}")
+    main = (
+        f"<h1>{escape(title)}</h1>{_summary(row)}"
+        f'<p><a href="{escape(_return_url(row))}">Continue to the service</a></p>'
+    )
+    return _page(title, main)
+
+
+async def page_view(request: web.Request) -> web.StreamResponse:
+    service = request.app[PAYMENTS]
+    try:
+        row = await service.start(request.match_info["id"])
+    except PaymentError:
+        return _html(_page("Payment not found", "<h1>Payment not found</h1>"), 404)
+    if row.state in lifecycle.FINAL_STATES:
+        return _html(finished_page(row))
+    return _html(card_form(row))
+
+
+async def page_submit_view(request: web.Request) -> web.StreamResponse:
+    service = request.app[PAYMENTS]
+    payment_id = request.match_info["id"]
+    row = await service.get(payment_id)
+    if row is None:
+        return _html(_page("Payment not found", "<h1>Payment not found</h1>"), 404)
+    form = await request.post()
+    try:
+        if form.get("action") == "cancel":
+            row = await service.cancel(payment_id)
+        else:
+            card = read_card(
+                str(form.get("card-number", "")),
+                str(form.get("expiry-month", "")),
+                str(form.get("expiry-year", "")),
+                str(form.get("cvc", "")),
+                str(form.get("cardholder-name", "")),
+                today=service.clock().date(),
+            )
+            row = await service.pay(payment_id, card)
+    except CardInvalid as exc:
+        row = await service.start(payment_id)
+        if row.state in lifecycle.FINAL_STATES:
+            raise web.HTTPSeeOther(_return_url(row)) from None
+        values = {k: str(v) for k, v in form.items()}
+        return _html(card_form(row, exc, values), 422)
+    except PaymentError:
+        row = await service.get(payment_id) or row
+    raise web.HTTPSeeOther(_return_url(row))

@@ -1,0 +1,123 @@
+"""A successful payment reaches the council's back office: View Council Tax (over the DSP)
+shows the payment and a lower balance; a failing connector is retried, never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from lxml import etree
+
+from connectors.protocol import PaymentNotification, PaymentReceiver
+from connectors.simcouncil.connector import SimulatedCouncilConnector
+from gateway.demo import citizens_list
+from gateway.web.keys import CONNECTORS
+from tests.hub import wire
+from tests.payments.conftest import PayHub, eventually
+
+VIEW = "LA-CTAX-VIEW"
+NS = {"v": "urn:govtalk-hub:la:ctax:view:v1"}
+CITIZEN = citizens_list()[0]
+ENROLMENT = CITIZEN.enrolments[0]
+
+
+async def view_council_tax(hub: PayHub) -> etree._Element:
+    xml = wire.submission(
+        VIEW,
+        ENROLMENT.example_body(),
+        user=CITIZEN.user_id,
+        password=CITIZEN.password,
+        keys=ENROLMENT.keys,
+        organisation=ENROLMENT.organisation,
+        correlation_id="",
+    )
+    async with hub.session.post(hub.url + "/submission", data=xml.encode()) as resp:
+        ack = wire.read(await resp.read())
+    assert ack.correlation_id, ack.errors
+    async with asyncio.timeout(10):
+        while True:
+            async with hub.session.post(
+                hub.url + "/poll", data=wire.poll(VIEW, ack.correlation_id).encode()
+            ) as resp:
+                reply = wire.read(await resp.read())
+            if reply.qualifier != "acknowledgement":
+                break
+            await asyncio.sleep(0.05)
+    assert reply.qualifier == "response", reply.errors
+    assert reply.body is not None
+    return reply.body
+
+
+def balance(body: etree._Element) -> Decimal:
+    return Decimal(body.findtext("v:Balance", namespaces=NS) or "")
+
+
+def payments(body: etree._Element) -> list[str]:
+    return [str(a) for a in body.xpath("v:Payments/v:Payment/v:Amount/text()", namespaces=NS)]
+
+
+async def test_success_shows_in_view_council_tax(pay_hub: PayHub) -> None:
+    before = await view_council_tax(pay_hub)
+    payment_id = await pay_hub.paid_payment(
+        amount=4321, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+    )
+    _, body = await pay_hub.call("GET", f"/api/payments/{payment_id}")
+    assert body["council_notified"] is True
+    after = await view_council_tax(pay_hub)
+    assert balance(after) == balance(before) - Decimal("43.21")
+    assert payments(after) == [*payments(before), "43.21"]
+    # A redelivered notification changes nothing (idempotent by payment id).
+    connector, ctx = pay_hub.app[CONNECTORS].get(f"council-{ENROLMENT.organisation}")  # type: ignore[misc]
+    assert isinstance(connector, PaymentReceiver)
+    row = await pay_hub.payments.get(payment_id)
+    assert row is not None and row.finished_at is not None
+    await connector.payment_received(
+        PaymentNotification(
+            payment_id, row.organisation, row.reference, row.amount_pence, row.finished_at
+        ),
+        ctx,
+    )
+    again = await view_council_tax(pay_hub)
+    assert balance(again) == balance(after)
+
+
+async def test_declined_payment_does_not_reach_the_council(pay_hub: PayHub) -> None:
+    before = await view_council_tax(pay_hub)
+    _, body = await pay_hub.create(
+        amount=1000, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+    )
+    assert await pay_hub.pay(body["payment_id"], "4000000000000002") == "declined"
+    after = await view_council_tax(pay_hub)
+    assert balance(after) == balance(before)
+
+
+async def test_failing_connector_is_retried_until_it_accepts(pay_hub: PayHub, monkeypatch) -> None:
+    calls: list[str] = []
+    original = SimulatedCouncilConnector.payment_received
+
+    async def flaky(self, notification, ctx):  # type: ignore[no-untyped-def]
+        calls.append(notification.payment_id)
+        if len(calls) == 1:
+            raise ConnectionError("back office down")
+        await original(self, notification, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, "payment_received", flaky)
+    before = await view_council_tax(pay_hub)
+    payment_id = await pay_hub.paid_payment(
+        amount=100, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+    )
+    row = await pay_hub.payments.get(payment_id)
+    assert row is not None and row.notify_state == "pending"
+    assert row.notify_error and "back office down" in row.notify_error
+    assert balance(await view_council_tax(pay_hub)) == balance(before)
+    await pay_hub.payments.run_once()  # not due yet: nothing happens
+    assert len(calls) == 1
+    pay_hub.clock.advance(row.notify_next_at - pay_hub.clock())  # type: ignore[operator]
+    await pay_hub.payments.run_once()
+
+    async def notified() -> bool:
+        fresh = await pay_hub.payments.get(payment_id)
+        return fresh is not None and fresh.notify_state == "done"
+
+    await eventually(notified)
+    assert balance(await view_council_tax(pay_hub)) == balance(before) - Decimal("1.00")
