@@ -33,6 +33,7 @@ from connectors.protocol import (
 )
 from gateway.clock import utcnow
 from gateway.config import EnrolmentConfig
+from gateway.errors import ProblemError
 from gateway.identity.passwords import hash_secret, verify_secret
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -58,16 +59,12 @@ Clock = Callable[[], datetime]
 # --- Errors: each carries the HTTP status the JSON API answers with ------------------------------
 
 
-class EnrolmentError(Exception):
+class EnrolmentError(ProblemError):
     status = 400
     title = "Enrolment refused"
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-    def extensions(self) -> dict[str, Any]:
-        return {}
+        super().__init__(type(self).status, type(self).title, detail)
 
 
 class InvalidRequest(EnrolmentError):
@@ -98,7 +95,7 @@ class FactsMismatch(EnrolmentError):
         super().__init__(detail)
         self.attempts_remaining = attempts_remaining
 
-    def extensions(self) -> dict[str, Any]:
+    def members(self) -> dict[str, Any]:
         return {"attempts_remaining": self.attempts_remaining}
 
 
@@ -114,7 +111,7 @@ class EnrolmentLocked(EnrolmentError):
         super().__init__(detail)
         self.until = until
 
-    def extensions(self) -> dict[str, Any]:
+    def members(self) -> dict[str, Any]:
         return {"locked_until": self.until.isoformat()}
 
 
@@ -146,7 +143,7 @@ class PinExpired(EnrolmentError):
         super().__init__(detail)
         self.expired_at = expired_at
 
-    def extensions(self) -> dict[str, Any]:
+    def members(self) -> dict[str, Any]:
         return {"expired_at": self.expired_at.isoformat()}
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.clock import utcnow
+from gateway.errors import ProblemError
 from gateway.identity.passwords import hash_password
 from gateway.store.engine import Database
 from gateway.store.models import AGENT, INDIVIDUAL, ORGANISATION, Citizen, CitizenCertificate
@@ -37,16 +38,21 @@ MAX_DISPLAY_NAME = 128
 Clock = Callable[[], datetime]
 
 
-class RegistrationError(ValueError):
+class RegistrationError(ProblemError):
     """A registration the hub refuses; the message says why (shown to the user)."""
 
     status = 400
+    title = "Registration refused"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(type(self).status, type(self).title, detail)
 
 
 class DuplicateCertificate(RegistrationError):
     """The certificate is already registered (to this or another user)."""
 
     status = 409
+    title = "Conflict"
 
 
 class UnknownUser(RegistrationError):

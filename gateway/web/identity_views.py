@@ -18,15 +18,15 @@ import base64
 import binascii
 import ipaddress
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from gateway.errors import ProblemError
 from gateway.identity import registration
 from gateway.identity.certificates import CertificateRefused
 from gateway.identity.enrolment import (
-    EnrolmentError,
     EnrolmentService,
     build_services,
     route_lookup,
@@ -67,34 +67,16 @@ async def identity_services(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-# --- problems and authentication -----------------------------------------------------------------
+# --- authentication -----------------------------------------------------------------
 
 
-def problem(status: int, title: str, detail: str = "", **extensions: Any) -> web.Response:
-    """problems.problem with RFC 9457 extension members."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extensions)
-    return web.json_response(body, status=status, content_type="application/problem+json")
-
-
-class Refused(Exception):
-    """Raised by a view's helpers; becomes the problem+json response it carries."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.reason)
-        self.response = response
-
-
-def _unauthorised(detail: str) -> Refused:
-    response = problem(401, "Unauthorized", detail)
-    response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
-    return Refused(response)
+def _unauthorised(detail: str) -> ProblemError:
+    challenge = f'Basic realm="{REALM}", charset="UTF-8"'
+    return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
 async def citizen_from_request(request: web.Request) -> str:
-    """The authenticated citizen's User ID, or Refused(401).
+    """The authenticated citizen's User ID, or ProblemError(401).
 
     A TLS client certificate registered to the citizen, else HTTP Basic with User ID and
     password, checked against the scrypt hash.
@@ -154,18 +136,16 @@ def _is_loopback(remote: str | None) -> bool:
 def require_admin(request: web.Request) -> None:
     """Admin endpoints answer loopback peers only (no admin credentials exist yet)."""
     if not _is_loopback(request.remote):
-        raise Refused(
-            problem(403, "Forbidden", "the admin API answers only local (loopback) peers")
-        )
+        raise ProblemError(403, "Forbidden", "the admin API answers only local (loopback) peers")
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Refused(problem(400, "Bad Request", "the body must be a JSON object")) from None
+        raise ProblemError(400, "Bad Request", "the body must be a JSON object") from None
     if not isinstance(data, dict):
-        raise Refused(problem(400, "Bad Request", "the body must be a JSON object"))
+        raise ProblemError(400, "Bad Request", "the body must be a JSON object")
     return data
 
 
@@ -174,32 +154,13 @@ def _string(data: dict[str, Any], name: str, *, required: bool = True) -> str | 
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
-        raise Refused(problem(400, "Bad Request", f"'{name}' must be a non-empty string"))
+        raise ProblemError(400, "Bad Request", f"'{name}' must be a non-empty string")
     return value
-
-
-View = Callable[[web.Request], Awaitable[web.Response]]
-
-
-def _answers_problems(view: View) -> View:
-    async def wrapped(request: web.Request) -> web.Response:
-        try:
-            return await view(request)
-        except Refused as exc:
-            return exc.response
-        except EnrolmentError as exc:
-            return problem(exc.status, exc.title, exc.detail, **exc.extensions())
-        except registration.RegistrationError as exc:
-            title = "Conflict" if exc.status == 409 else "Registration refused"
-            return problem(exc.status, title, str(exc))
-
-    return wrapped
 
 
 # --- views ---------------------------------------------------------------------------------------
 
 
-@_answers_problems
 async def register_view(request: web.Request) -> web.Response:
     data = await _json_object(request)
     kind = _string(data, "kind", required=False) or INDIVIDUAL
@@ -222,14 +183,12 @@ async def register_view(request: web.Request) -> web.Response:
     )
 
 
-@_answers_problems
 async def list_enrolments_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     views = await request.app[ENROLMENTS].list(user_id)
     return web.json_response({"user_id": user_id, "enrolments": [v.to_json() for v in views]})
 
 
-@_answers_problems
 async def enrol_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     data = await _json_object(request)
@@ -237,7 +196,7 @@ async def enrol_view(request: web.Request) -> web.Response:
     organisation = _string(data, "organisation")
     facts = data.get("facts")
     if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
-        raise Refused(problem(400, "Bad Request", "'facts' must be an object of strings"))
+        raise ProblemError(400, "Bad Request", "'facts' must be an object of strings")
     assert class_ is not None and organisation is not None
     view = await request.app[ENROLMENTS].request(user_id, class_, organisation, facts)
     body = view.to_json()
@@ -247,13 +206,12 @@ async def enrol_view(request: web.Request) -> web.Response:
     )
 
 
-@_answers_problems
 async def activate_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     try:
         enrolment_id = int(request.match_info["id"])
     except ValueError:
-        raise Refused(problem(404, "No such enrolment", "no such enrolment")) from None
+        raise ProblemError(404, "No such enrolment", "no such enrolment") from None
     data = await _json_object(request)
     pin = _string(data, "pin")
     assert pin is not None
@@ -261,7 +219,6 @@ async def activate_view(request: web.Request) -> web.Response:
     return web.json_response(view.to_json())
 
 
-@_answers_problems
 async def letters_view(request: web.Request) -> web.Response:
     require_admin(request)
     user_id = request.query.get("user_id") or None

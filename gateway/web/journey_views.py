@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.errors import ProblemError
 from gateway.journeys import report
 from gateway.journeys.change_of_address import CLASS as CHANGE_OF_ADDRESS_CLASS
 from gateway.journeys.change_of_address import DEFINITION, normalise
@@ -22,7 +23,7 @@ from gateway.journeys.connector import JourneyConnector
 from gateway.journeys.coordinator import Citizen, Coordinator
 from gateway.journeys.definition import JourneyRequestError
 from gateway.web.dsp_views import client_certificate
-from gateway.web.identity_views import Refused, citizen_from_request, problem
+from gateway.web.identity_views import citizen_from_request
 from gateway.web.keys import CONNECTORS, DB, DISPATCHER, ROUTES
 
 COORDINATOR = web.AppKey("journey_coordinator", Coordinator)
@@ -67,27 +68,20 @@ async def journey_services(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _citizen(request: web.Request) -> str | web.Response:
-    try:
-        return await citizen_from_request(request)
-    except Refused as exc:
-        return exc.response
-
-
 async def start_view(request: web.Request) -> web.Response:
-    user_id = await _citizen(request)
-    if isinstance(user_id, web.Response):
-        return user_id
+    user_id = await citizen_from_request(request)
     if request.content_length is not None and request.content_length > MAX_REQUEST:
-        return problem(413, "Request too large")
+        raise ProblemError(413, "Request too large")
     try:
         data = json.loads(await request.read())
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
-        return problem(400, "Bad request", "the body must be a JSON object")
+        raise ProblemError(400, "Bad request", "the body must be a JSON object") from None
     try:
         normalised = normalise(data)
     except JourneyRequestError as exc:
-        return problem(422, "Invalid journey request", exc.text, location=exc.location)
+        raise ProblemError(
+            422, "Invalid journey request", exc.text, location=exc.location
+        ) from None
     coordinator = request.app[COORDINATOR]
     method = "certificate" if client_certificate(request) is not None else "clear"
     try:
@@ -97,7 +91,7 @@ async def start_view(request: web.Request) -> web.Response:
             Citizen(user_id, method, 2 if method == "certificate" else 1),
         )
     except JourneyRequestError as exc:
-        return problem(422, "Journey refused", exc.text, location=exc.location)
+        raise ProblemError(422, "Journey refused", exc.text, location=exc.location) from None
     found = await coordinator.journey(cid)
     assert found is not None
     body = report.as_json(*found)
@@ -106,10 +100,8 @@ async def start_view(request: web.Request) -> web.Response:
 
 
 async def journey_view(request: web.Request) -> web.Response:
-    user_id = await _citizen(request)
-    if isinstance(user_id, web.Response):
-        return user_id
+    user_id = await citizen_from_request(request)
     found = await request.app[COORDINATOR].journey(request.match_info["id"])
     if found is None or found[0].sender_id != user_id:
-        return problem(404, "Not found", "no journey with this id for you")
+        raise ProblemError(404, "Not found", "no journey with this id for you")
     return web.json_response(report.as_json(*found))

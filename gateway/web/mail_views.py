@@ -39,18 +39,11 @@ import structlog
 from aiohttp import web
 
 from connectors.protocol import ConnectorContext, MailMessage
+from gateway.errors import ProblemError
 from gateway.identity.enrolment import route_lookup
 from gateway.services.mail.crypto import MailCrypto
-from gateway.services.mail.service import ConnectorMail, MailError, MailService, report_json
-from gateway.web.identity_views import (
-    LETTERS,
-    Refused,
-    View,
-    _is_loopback,
-    _json_object,
-    citizen_from_request,
-    problem,
-)
+from gateway.services.mail.service import ConnectorMail, MailService, report_json
+from gateway.web.identity_views import LETTERS, _is_loopback, _json_object, citizen_from_request
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
 log = structlog.get_logger("gateway.mail")
@@ -120,20 +113,8 @@ async def mail_services(app: web.Application) -> AsyncIterator[None]:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _answers_problems(view: View) -> View:
-    async def wrapped(request: web.Request) -> web.Response:
-        try:
-            return await view(request)
-        except Refused as exc:
-            return exc.response
-        except MailError as exc:
-            return problem(exc.status, exc.title, exc.detail, **exc.extra)
-
-    return wrapped
-
-
 def council_from_request(request: web.Request) -> str:
-    """The organisation a council system speaks for, or Refused(401/403)."""
+    """The organisation a council system speaks for, or ProblemError(401/403)."""
     config = request.app[CONFIG]
     tokens = config.mail.council_tokens
     header = request.headers.get("Authorization", "")
@@ -144,17 +125,21 @@ def council_from_request(request: web.Request) -> str:
             for organisation, expected in tokens.items():
                 if hmac.compare_digest(given, expected.encode()):
                     return organisation
-        response = problem(401, "Unauthorized", "a council bearer token is required")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="Government Gateway mail"'
-        raise Refused(response)
+        challenge = 'Bearer realm="Government Gateway mail"'
+        raise ProblemError(
+            401,
+            "Unauthorized",
+            "a council bearer token is required",
+            headers={"WWW-Authenticate": challenge},
+        )
     if not _is_loopback(request.remote):
-        raise Refused(
-            problem(403, "Forbidden", "with no council tokens configured, only loopback peers")
+        raise ProblemError(
+            403, "Forbidden", "with no council tokens configured, only loopback peers"
         )
     organisation = request.headers.get("X-Council", "").strip()
     if organisation not in request.app[ROUTES].organisations():
-        raise Refused(
-            problem(403, "Forbidden", "name a council this hub routes to in the X-Council header")
+        raise ProblemError(
+            403, "Forbidden", "name a council this hub routes to in the X-Council header"
         )
     return organisation
 
@@ -164,7 +149,7 @@ def _field(data: dict[str, Any], name: str, *, required: bool = True) -> str | N
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise Refused(problem(400, "Bad Request", f"'{name}' must be a non-empty string"))
+        raise ProblemError(400, "Bad Request", f"'{name}' must be a non-empty string")
     return value
 
 
@@ -174,9 +159,9 @@ def _when(value: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise Refused(problem(400, "Bad Request", "'expires_at' must be ISO 8601")) from None
+        raise ProblemError(400, "Bad Request", "'expires_at' must be ISO 8601") from None
     if when.tzinfo is None:
-        raise Refused(problem(400, "Bad Request", "'expires_at' needs a time zone"))
+        raise ProblemError(400, "Bad Request", "'expires_at' needs a time zone")
     return when
 
 
@@ -191,28 +176,24 @@ def _mail_json(message: MailMessage) -> dict[str, Any]:
 # --- citizen views -------------------------------------------------------------------------------
 
 
-@_answers_problems
 async def list_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     messages = await request.app[MAIL].list(user_id)
     return web.json_response({"user_id": user_id, "messages": [m.to_json() for m in messages]})
 
 
-@_answers_problems
 async def read_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     message = await request.app[MAIL].read(user_id, request.match_info["id"])
     return web.json_response(message.to_json())
 
 
-@_answers_problems
 async def delete_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     await request.app[MAIL].delete(user_id, request.match_info["id"])
     return web.Response(status=204)
 
 
-@_answers_problems
 async def reply_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     data = await _json_object(request)
@@ -223,7 +204,6 @@ async def reply_view(request: web.Request) -> web.Response:
     return web.json_response({"id": reply.id, "delivered": reply.delivered}, status=201)
 
 
-@_answers_problems
 async def notifications_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     items = await request.app[MAIL].notifications(user_id)
@@ -233,7 +213,6 @@ async def notifications_view(request: web.Request) -> web.Response:
 # --- council views -------------------------------------------------------------------------------
 
 
-@_answers_problems
 async def council_send_view(request: web.Request) -> web.Response:
     organisation = council_from_request(request)
     data = await _json_object(request)
@@ -257,18 +236,16 @@ async def council_send_view(request: web.Request) -> web.Response:
     return web.json_response({"id": message_id, "organisation": organisation}, status=201)
 
 
-@_answers_problems
 async def council_expired_view(request: web.Request) -> web.Response:
     organisation = council_from_request(request)
     try:
         since = int(request.query.get("since", "0"))
     except ValueError:
-        raise Refused(problem(400, "Bad Request", "'since' must be a report id")) from None
+        raise ProblemError(400, "Bad Request", "'since' must be a report id") from None
     reports = await request.app[MAIL].expiry_reports(organisation, since)
     return web.json_response({"reports": [report_json(r) for r in reports]})
 
 
-@_answers_problems
 async def council_replies_view(request: web.Request) -> web.Response:
     organisation = council_from_request(request)
     replies = await request.app[MAIL].replies(organisation)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import date
 from html import escape
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from gateway.errors import ProblemError
 from gateway.services.payments import lifecycle, reconciliation, webhooks
 from gateway.services.payments.cards import CardInvalid, read_card
 from gateway.services.payments.service import (
@@ -40,7 +41,7 @@ from gateway.services.payments.service import (
     refund_json,
 )
 from gateway.store.payment_models import PaymentRow
-from gateway.web.identity_views import Refused, _is_loopback, _json_object, problem, require_admin
+from gateway.web.identity_views import _is_loopback, _json_object, require_admin
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
 PAYMENTS = web.AppKey("payments", PaymentService)
@@ -82,7 +83,7 @@ async def payment_services(app: web.Application) -> AsyncIterator[None]:
 
 
 def caller_of(request: web.Request) -> tuple[str, str | None]:
-    """(caller, council the caller is limited to or None) or Refused(401)."""
+    """(caller, council the caller is limited to or None) or ProblemError(401)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -95,33 +96,17 @@ def caller_of(request: web.Request) -> tuple[str, str | None]:
     raise _unauthorised("use a council's bearer token ([payments] api_tokens)")
 
 
-def _unauthorised(detail: str) -> Refused:
-    response = problem(401, "Unauthorized", detail)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="Government Gateway payments"'
-    return Refused(response)
+def _unauthorised(detail: str) -> ProblemError:
+    challenge = 'Bearer realm="Government Gateway payments"'
+    return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
 async def _payment_for(request: web.Request) -> tuple[PaymentRow, str]:
     caller, council = caller_of(request)
     row = await request.app[PAYMENTS].get(request.match_info["id"])
     if row is None or (council is not None and row.organisation != council):
-        raise Refused(problem(404, "Not Found", "no such payment"))
+        raise ProblemError(404, "Not Found", "no such payment")
     return row, caller
-
-
-View = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _answers_problems(view: View) -> View:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await view(request)
-        except Refused as exc:
-            return exc.response
-        except PaymentError as exc:
-            return problem(exc.status, exc.title, exc.detail, **exc.extensions)
-
-    return wrapped
 
 
 def _next_url(request: web.Request, payment_id: str) -> str:
@@ -141,15 +126,14 @@ def _with_links(request: web.Request, row: PaymentRow) -> dict[str, Any]:
 # --- the JSON API --------------------------------------------------------------------------------
 
 
-@_answers_problems
 async def create_view(request: web.Request) -> web.StreamResponse:
     caller, council = caller_of(request)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
-        raise Refused(problem(400, "Bad Request", "Idempotency-Key must be 1 to 255 characters"))
+        raise ProblemError(400, "Bad Request", "Idempotency-Key must be 1 to 255 characters")
     body = await _json_object(request)
     if council is not None and body.get("council") != council:
-        raise Refused(problem(403, "Forbidden", f"this token takes payments for {council} only"))
+        raise ProblemError(403, "Forbidden", f"this token takes payments for {council} only")
     row, created = await request.app[PAYMENTS].create(caller, key, body)
     return web.json_response(
         _with_links(request, row),
@@ -158,27 +142,23 @@ async def create_view(request: web.Request) -> web.StreamResponse:
     )
 
 
-@_answers_problems
 async def get_view(request: web.Request) -> web.StreamResponse:
     row, _ = await _payment_for(request)
     return web.json_response(_with_links(request, row))
 
 
-@_answers_problems
 async def cancel_view(request: web.Request) -> web.StreamResponse:
     row, _ = await _payment_for(request)
     await request.app[PAYMENTS].cancel(row.id)
     return web.Response(status=204)
 
 
-@_answers_problems
 async def list_refunds_view(request: web.Request) -> web.StreamResponse:
     row, _ = await _payment_for(request)
     refunds = await request.app[PAYMENTS].refunds(row.id)
     return web.json_response({"payment_id": row.id, "refunds": [refund_json(r) for r in refunds]})
 
 
-@_answers_problems
 async def refund_view(request: web.Request) -> web.StreamResponse:
     row, caller = await _payment_for(request)
     data = await _json_object(request)
@@ -186,21 +166,18 @@ async def refund_view(request: web.Request) -> web.StreamResponse:
     return web.json_response(refund_json(refund), status=201)
 
 
-@_answers_problems
 async def report_view(request: web.Request) -> web.StreamResponse:
     _, council = caller_of(request)
     wanted = request.match_info["council"]
     if council is not None and wanted != council:
-        raise Refused(problem(403, "Forbidden", f"this token reads {council}'s report only"))
+        raise ProblemError(403, "Forbidden", f"this token reads {council}'s report only")
     try:
         start = date.fromisoformat(request.query["from"])
         end = date.fromisoformat(request.query["to"])
     except (KeyError, ValueError):
-        raise Refused(
-            problem(400, "Bad Request", "give from=YYYY-MM-DD and to=YYYY-MM-DD")
-        ) from None
+        raise ProblemError(400, "Bad Request", "give from=YYYY-MM-DD and to=YYYY-MM-DD") from None
     if end < start:
-        raise Refused(problem(400, "Bad Request", "'to' is before 'from'"))
+        raise ProblemError(400, "Bad Request", "'to' is before 'from'")
     text = await reconciliation.report(request.app[DB], wanted, start, end)
     return web.Response(
         text=text,
@@ -212,7 +189,6 @@ async def report_view(request: web.Request) -> web.StreamResponse:
     )
 
 
-@_answers_problems
 async def attempts_view(request: web.Request) -> web.StreamResponse:
     require_admin(request)
     return web.json_response({"attempts": await webhooks.list_attempts(request.app[DB])})

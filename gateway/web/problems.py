@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
+
+from gateway.errors import ProblemError
 
 log = structlog.get_logger("gateway.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def problem(status: int, title: str, detail: str = "") -> web.Response:
-    body = {"type": "about:blank", "title": title, "status": status}
+def problem(status: int, title: str, detail: str = "", **extensions: Any) -> web.Response:
+    """An RFC 9457 problem+json answer, with extension members where they help a client."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
+    body.update(extensions)
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id for every log line, and turn HTTP exceptions into problem+json."""
+    """Bind a request id for every log line; answer refusals and HTTP exceptions as problem+json."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id[:64], path=request.path)
     try:
         response = await handler(request)
+    except ProblemError as exc:
+        response = problem(exc.status, exc.title, exc.detail, **exc.members())
+        response.headers.update(exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

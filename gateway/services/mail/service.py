@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.protocol import MailExpiryReport, MailMessage, MailReceiver
 from gateway.clock import utcnow
+from gateway.errors import ProblemError
 from gateway.identity.enrolment import ServiceLookup
 from gateway.services.letters import LetterView
 from gateway.services.mail.crypto import MailCrypto, field_aad
@@ -57,13 +58,8 @@ HUB_SENDER = "Government Gateway"
 PIN_LETTER_KEY = "EnrolmentId"  # how a PIN letter copy is addressed (the hub's own enrolment)
 
 
-class MailError(Exception):
-    def __init__(self, status: int, title: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.extra = extensions
+class MailError(ProblemError):
+    """A mail refusal, answered as problem+json."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,7 +636,7 @@ class MailService:
 
 
 def _duplicate(organisation: str, sender_message_id: str, earlier: str | None) -> MailError:
-    extra = {"message_id": earlier} if earlier else {}
+    extra: dict[str, Any] = {"message_id": earlier} if earlier else {}
     return MailError(
         409,
         "Duplicate message",

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.protocol import PaymentNotification, PaymentReceiver
 from gateway.config import PaymentsConfig
+from gateway.errors import ProblemError
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
 from gateway.services.payments import lifecycle, webhooks
@@ -47,15 +48,8 @@ MAX_AMOUNT_PENCE = 10_000_000  # £100,000, as GOV.UK Pay
 NOTIFY_BACKOFF_CAP = timedelta(hours=1)
 
 
-class PaymentError(Exception):
-    """A refusal with its HTTP status, for problem+json."""
-
-    def __init__(self, status: int, title: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.extensions = extensions
+class PaymentError(ProblemError):
+    """A payment refusal, answered as problem+json."""
 
 
 @dataclass(frozen=True, slots=True)
