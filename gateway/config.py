@@ -122,6 +122,23 @@ class DispatcherConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SsoConfig:
+    """Single sign-on: the hub as an OpenID Connect provider for council portals."""
+
+    # The issuer URL portals discover; empty: https://localhost:<https_port>, or the plain
+    # listener's URL when HTTPS is off. It must be the URL portals and browsers reach.
+    issuer: str = ""
+    session_minutes: float = 480  # one sign-in lasts this long, across every portal
+    code_seconds: float = 60
+    access_token_minutes: float = 10
+    id_token_minutes: float = 10
+    # After `gateway sso keys rotate`, the old key stays in the JWKS this long so tokens it
+    # signed still verify at the portals.
+    retired_key_days: float = 2
+    backchannel_timeout: float = 5  # seconds per back-channel logout delivery
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectorConfig:
     """One connector instance: an entry-point name (type) and its options."""
 
@@ -168,8 +185,17 @@ class Config:
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    sso: SsoConfig = field(default_factory=SsoConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+
+    @property
+    def sso_issuer(self) -> str:
+        if self.sso.issuer:
+            return self.sso.issuer.rstrip("/")
+        if self.server.https_port:
+            return f"https://localhost:{self.server.https_port}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     @property
     def pki_dir(self) -> Path:
@@ -358,7 +384,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
         "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
-        "connectors", "routes", "enrolment", "payments", "mail",
+        "connectors", "routes", "enrolment", "payments", "mail", "sso",
     }  # fmt: skip
     unknown = set(raw) - top_known
     if unknown:
@@ -391,6 +417,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         enrolment=_enrolment(_section(raw, "enrolment")),
         payments=_payments(_section(raw, "payments")),
         mail=_mail(_section(raw, "mail")),
+        sso=_build(SsoConfig, _section(raw, "sso"), "[sso]"),
         connectors=connectors,
         routes=routes,
     )

@@ -40,6 +40,7 @@ from gateway.web.mail_views import add_mail_routes, mail_services
 from gateway.web.payment_views import add_payment_routes, payment_services
 from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import request_context
+from gateway.web.sso_views import add_sso_routes, sso_services
 
 log = structlog.get_logger("gateway.app")
 
@@ -178,6 +179,7 @@ def create_app(
             _dispatch,
             _purge,
             identity_services,
+            sso_services,
             mail_services,
             payment_services,
             journey_services,
@@ -190,6 +192,7 @@ def create_app(
     app[PKI] = pki_provider(config)
     add_pki_routes(app, app[PKI])
     add_identity_routes(app)
+    add_sso_routes(app)
     add_mail_routes(app)
     add_payment_routes(app)
     add_journey_routes(app)

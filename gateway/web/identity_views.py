@@ -33,10 +33,11 @@ from gateway.identity.enrolment import (
 )
 from gateway.identity.passwords import hash_secret, verify_secret
 from gateway.services.letters import LetterService
+from gateway.sso.errors import InvalidToken
 from gateway.store.engine import Database
 from gateway.store.models import INDIVIDUAL, Citizen
 from gateway.web.dsp_views import client_certificate
-from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES
+from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES, SSO
 
 ENROLMENTS = web.AppKey("enrolments", EnrolmentService)
 LETTERS = web.AppKey("letters", LetterService)
@@ -78,32 +79,52 @@ def _unauthorised(detail: str) -> ProblemError:
 async def citizen_from_request(request: web.Request) -> str:
     """The authenticated citizen's User ID, or ProblemError(401).
 
-    A TLS client certificate registered to the citizen, else HTTP Basic with User ID and
+    An SSO access token with the `gateway` scope (a portal acting for its signed-in citizen),
+    else a TLS client certificate registered to the citizen, else HTTP Basic with User ID and
     password, checked against the scrypt hash.
     """
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return await _citizen_by_token(request, token.strip())
     der = client_certificate(request)
     if der is not None:
         try:
             return await request.app[CLIENT_CERTIFICATES].user_for(der)
         except CertificateRefused as exc:
             raise _unauthorised(exc.reason) from None
-    header = request.headers.get("Authorization")
     if not header:
         raise _unauthorised("sign in with HTTP Basic: your User ID and password")
     decoded = decode_basic(header)
     if decoded is None:
         raise _unauthorised("the Authorization header is not valid HTTP Basic")
     user_id, password = decoded
-    db = request.app[DB]
+    if not await check_password(request.app[DB], user_id, password):
+        raise _unauthorised("the User ID or password was not recognised")
+    return user_id
+
+
+async def _citizen_by_token(request: web.Request, token: str) -> str:
+    from gateway.sso.provider import API_SCOPE
+    from gateway.web.sso_views import certificate_thumbprint
+
+    provider = request.app[SSO]
+    await provider.keyring.refresh()
+    claims, session = await provider.access(token, certificate_thumbprint(request))
+    if API_SCOPE not in str(claims["scope"]).split():
+        raise InvalidToken(f"the token was not granted the '{API_SCOPE}' scope")
+    return session.user_id
+
+
+async def check_password(db: Database, user_id: str, password: str) -> bool:
+    """Whether the password is the citizen's; an unknown User ID costs as long as a wrong one."""
     stored = None
     if user_id and len(user_id) <= 64:
         async with db.read() as session:
             citizen = await session.get(Citizen, user_id)
             stored = citizen.password_hash if citizen is not None else None
     ok = await asyncio.to_thread(verify_secret, password, stored or _DUMMY_HASH)
-    if stored is None or not ok:
-        raise _unauthorised("the User ID or password was not recognised")
-    return user_id
+    return stored is not None and ok
 
 
 def decode_basic(header: str) -> tuple[str, str] | None:

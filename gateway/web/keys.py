@@ -10,6 +10,7 @@ from gateway.identity.authenticate import ClientCertificateAuthenticator
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
+from gateway.sso.provider import Provider
 from gateway.store.engine import Database
 
 CONFIG = web.AppKey("config", Config)
@@ -19,3 +20,4 @@ CONNECTORS = web.AppKey("connectors", ConnectorSet)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 DSP = web.AppKey("dsp", DocumentSubmission)
 CLIENT_CERTIFICATES = web.AppKey("client_certificates", ClientCertificateAuthenticator)
+SSO = web.AppKey("sso", Provider)

@@ -41,6 +41,7 @@ from gateway.services.payments.service import (
     refund_json,
 )
 from gateway.store.payment_models import PaymentRow
+from gateway.web.html import html_response, page
 from gateway.web.identity_views import _is_loopback, _json_object, require_admin
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
@@ -201,24 +202,6 @@ def _pounds(pence: int) -> str:
     return f"£{pence // 100:,}.{pence % 100:02d}"
 
 
-def _page(title: str, main: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} – Government Gateway</title></head>"
-        f'<body><header><p>Government Gateway</p></header><main id="main">{main}</main>'
-        "</body></html>"
-    )
-
-
-def _html(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; form-action 'self'"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
 def _summary(row: PaymentRow) -> str:
     return (
         "<dl>"
@@ -278,7 +261,7 @@ def card_form(row: PaymentRow, error: CardInvalid | None = None, values: Any = N
         '<input type="hidden" name="action" value="cancel">'
         '<button type="submit">Cancel payment</button></form>'
     )  # fmt: skip
-    return _page("Enter card details", main)
+    return page("Enter card details", main)
 
 
 def _return_url(row: PaymentRow) -> str:
@@ -298,7 +281,7 @@ def finished_page(row: PaymentRow) -> str:
         f"<h1>{escape(title)}</h1>{_summary(row)}"
         f'<p><a href="{escape(_return_url(row))}">Continue to the service</a></p>'
     )
-    return _page(title, main)
+    return page(title, main)
 
 
 async def page_view(request: web.Request) -> web.StreamResponse:
@@ -306,10 +289,10 @@ async def page_view(request: web.Request) -> web.StreamResponse:
     try:
         row = await service.start(request.match_info["id"])
     except PaymentError:
-        return _html(_page("Payment not found", "<h1>Payment not found</h1>"), 404)
+        return html_response(page("Payment not found", "<h1>Payment not found</h1>"), 404)
     if row.state in lifecycle.FINAL_STATES:
-        return _html(finished_page(row))
-    return _html(card_form(row))
+        return html_response(finished_page(row))
+    return html_response(card_form(row))
 
 
 async def page_submit_view(request: web.Request) -> web.StreamResponse:
@@ -317,7 +300,7 @@ async def page_submit_view(request: web.Request) -> web.StreamResponse:
     payment_id = request.match_info["id"]
     row = await service.get(payment_id)
     if row is None:
-        return _html(_page("Payment not found", "<h1>Payment not found</h1>"), 404)
+        return html_response(page("Payment not found", "<h1>Payment not found</h1>"), 404)
     form = await request.post()
     try:
         if form.get("action") == "cancel":
@@ -337,7 +320,7 @@ async def page_submit_view(request: web.Request) -> web.StreamResponse:
         if row.state in lifecycle.FINAL_STATES:
             raise web.HTTPSeeOther(_return_url(row)) from None
         values = {k: str(v) for k, v in form.items()}
-        return _html(card_form(row, exc, values), 422)
+        return html_response(card_form(row, exc, values), 422)
     except PaymentError:
         row = await service.get(payment_id) or row
     raise web.HTTPSeeOther(_return_url(row))

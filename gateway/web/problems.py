@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway.errors import ProblemError
+from gateway.sso.errors import OAuthError
 
 log = structlog.get_logger("gateway.web")
 
@@ -33,6 +34,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     structlog.contextvars.bind_contextvars(request_id=request_id[:64], path=request.path)
     try:
         response = await handler(request)
+    except OAuthError as exc:
+        # OAuth clients read RFC 6749 §5.2 bodies, not problem+json.
+        body = {"error": exc.error, "error_description": exc.detail}
+        response = web.json_response(body, status=exc.status, headers={"Cache-Control": "no-store"})
+        response.headers.update(exc.headers)
+        log.info("web.oauth_refused", error=exc.error, detail=exc.detail, status=exc.status)
     except ProblemError as exc:
         response = problem(exc.status, exc.title, exc.detail, **exc.members())
         response.headers.update(exc.headers)

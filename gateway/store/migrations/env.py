@@ -8,7 +8,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.store import journey_models, mail_models, payment_models  # noqa: F401 - tables join Base
+from gateway.store import (  # noqa: F401 - tables join Base
+    journey_models,
+    mail_models,
+    payment_models,
+    sso_models,
+)
 from gateway.store.models import Base
 
 config = context.config

@@ -1,0 +1,398 @@
+"""The OpenID Connect provider: authorization requests, codes, tokens, userinfo, sign-out.
+
+No HTTP here: the views hand in request parameters and get back values or OAuthErrors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy import delete, update
+
+from gateway.config import SsoConfig
+from gateway.identity.enrolment import EnrolmentView
+from gateway.sso.clients import ASSERTION_ALGORITHMS, AUTH_METHODS, Client, ClientRegistry
+from gateway.sso.errors import InvalidToken, OAuthError, RedirectableError
+from gateway.sso.keyring import ALGORITHM, Keyring, b64url
+from gateway.sso.sessions import CERTIFICATE, Session, SessionStore
+from gateway.store.engine import Database
+from gateway.store.models import ACTIVE
+from gateway.store.sso_models import SsoCode
+
+SCOPES = ("openid", "profile", "enrolments", "gateway")
+# `gateway`: the access token also works at the hub's citizen JSON API (mail, enrolments,
+# journeys), so a portal can act for the signed-in citizen across councils.
+API_SCOPE = "gateway"
+ACCESS_TOKEN_TYPE = "at+jwt"
+LOGOUT_TOKEN_TYPE = "logout+jwt"
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+CLAIMS = (
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "acr", "amr", "cnf",
+    "name", "gateway_enrolments",
+)  # fmt: skip
+ACR = {1: "urn:gateway:level:1", 2: "urn:gateway:level:2"}
+_PKCE_VERIFIER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+Enrolments = Callable[[str], Awaitable[Sequence[EnrolmentView]]]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A checked authorization request: a registered portal, its exact redirect URI, PKCE."""
+
+    client: Client
+    redirect_uri: str
+    scope: str
+    state: str | None
+    nonce: str | None
+    code_challenge: str
+    prompt: frozenset[str]
+    max_age: int | None
+
+    def params(self) -> dict[str, str]:
+        """The request again, as the sign-in form carries it through the POST."""
+        params = {
+            "client_id": self.client.client_id,
+            "redirect_uri": self.redirect_uri,
+            "response_type": "code",
+            "scope": self.scope,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": "S256",
+        }
+        for name, value in (("state", self.state), ("nonce", self.nonce)):
+            if value is not None:
+                params[name] = value
+        if self.max_age is not None:
+            params["max_age"] = str(self.max_age)
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutNotice:
+    """A back-channel logout owed to one portal."""
+
+    client: Client
+    token: str
+
+
+class Provider:
+    def __init__(
+        self,
+        *,
+        config: SsoConfig,
+        issuer: str,
+        db: Database,
+        keyring: Keyring,
+        clients: ClientRegistry,
+        sessions: SessionStore,
+        enrolments: Enrolments,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.issuer = issuer
+        self.keyring = keyring
+        self.clients = clients
+        self.sessions = sessions
+        self._db = db
+        self._enrolments = enrolments
+        self._clock = clock
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def endpoint(self, path: str) -> str:
+        return self.issuer + path
+
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.endpoint("/sso/authorize"),
+            "token_endpoint": self.endpoint("/sso/token"),
+            "userinfo_endpoint": self.endpoint("/sso/userinfo"),
+            "jwks_uri": self.endpoint("/sso/jwks"),
+            "end_session_endpoint": self.endpoint("/sso/logout"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "userinfo_signing_alg_values_supported": [],
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": list(SCOPES),
+            "claims_supported": list(CLAIMS),
+            "acr_values_supported": list(ACR.values()),
+            "authorization_response_iss_parameter_supported": True,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "tls_client_certificate_bound_access_tokens": True,
+            "prompt_values_supported": ["none", "login"],
+        }
+
+    # -- authorization -----------------------------------------------------------------------
+
+    async def authorization_request(self, params: Mapping[str, str]) -> AuthorizationRequest:
+        """Check an authorization request; OAuthError before the redirect URI is trusted,
+        RedirectableError after (RFC 6749 §4.1.2.1)."""
+        client = await self.clients.get(params.get("client_id", ""))
+        if client is None:
+            raise OAuthError("invalid_request", "no portal is registered with this client_id")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in client.redirect_uris:
+            raise OAuthError("invalid_request", "redirect_uri is not one the portal registered")
+        state = params.get("state")
+
+        def refuse(error: str, description: str) -> RedirectableError:
+            return RedirectableError(error, description, redirect_uri, state)
+
+        if params.get("response_type") != "code":
+            raise refuse("unsupported_response_type", "only the authorization code flow (code)")
+        scopes = params.get("scope", "").split()
+        if "openid" not in scopes:
+            raise refuse("invalid_scope", "the scope must include openid")
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown:
+            raise refuse("invalid_scope", f"unknown scope(s): {' '.join(unknown)}")
+        challenge = params.get("code_challenge", "")
+        if params.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
+            raise refuse("invalid_request", "PKCE is required: code_challenge with method S256")
+        if "request" in params or "request_uri" in params:
+            raise refuse("request_not_supported", "pass the request as query parameters")
+        prompt = frozenset(params.get("prompt", "").split())
+        if "none" in prompt and len(prompt) > 1:
+            raise refuse("invalid_request", "prompt=none cannot be combined")
+        max_age: int | None = None
+        if params.get("max_age"):
+            try:
+                max_age = int(params["max_age"])
+            except ValueError:
+                raise refuse("invalid_request", "max_age must be whole seconds") from None
+        return AuthorizationRequest(
+            client=client,
+            redirect_uri=redirect_uri,
+            scope=" ".join(dict.fromkeys(scopes)),
+            state=state,
+            nonce=params.get("nonce"),
+            code_challenge=challenge,
+            prompt=prompt,
+            max_age=max_age,
+        )
+
+    def satisfies(self, request: AuthorizationRequest, session: Session | None) -> bool:
+        """Whether an existing sign-in may answer this request without asking again."""
+        if session is None or "login" in request.prompt:
+            return False
+        if request.max_age is not None:
+            return (self._clock() - session.auth_time).total_seconds() <= request.max_age
+        return True
+
+    async def issue_code(self, request: AuthorizationRequest, session: Session) -> str:
+        code = secrets.token_urlsafe(32)
+        now = self._clock()
+        async with self._db.transaction() as db:
+            await db.execute(delete(SsoCode).where(SsoCode.expires_at < now - timedelta(hours=1)))
+            db.add(
+                SsoCode(
+                    code_hash=_digest(code),
+                    client_id=request.client.client_id,
+                    sid=session.sid,
+                    redirect_uri=request.redirect_uri,
+                    scope=request.scope,
+                    nonce=request.nonce,
+                    code_challenge=request.code_challenge,
+                    expires_at=now + timedelta(seconds=self.config.code_seconds),
+                )
+            )
+        return code
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    async def token(self, form: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
+        """The token endpoint: authorization_code with PKCE, after client authentication."""
+        client = await self.clients.authenticate(
+            form, authorization, [self.endpoint("/sso/token"), self.issuer]
+        )
+        if form.get("grant_type") != "authorization_code":
+            raise OAuthError("unsupported_grant_type", "only authorization_code is offered")
+        code, verifier = form.get("code", ""), form.get("code_verifier", "")
+        if not code:
+            raise OAuthError("invalid_request", "code is required")
+        if not 43 <= len(verifier) <= 128 or not set(verifier) <= _PKCE_VERIFIER:
+            raise OAuthError("invalid_grant", "code_verifier is required (RFC 7636)")
+        now = self._clock()
+        async with self._db.transaction() as db:
+            row = await db.get(SsoCode, _digest(code))
+            if row is None or row.client_id != client.client_id:
+                raise OAuthError("invalid_grant", "the code is unknown or for another portal")
+            # Single use, atomically: of two concurrent exchanges only one updates the row.
+            claimed = await db.execute(
+                update(SsoCode)
+                .where(SsoCode.code_hash == row.code_hash, SsoCode.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if not getattr(claimed, "rowcount", 0):
+                raise OAuthError("invalid_grant", "the code has been used already")
+        if row.expires_at <= now:
+            raise OAuthError("invalid_grant", "the code has expired")
+        if form.get("redirect_uri") != row.redirect_uri:
+            raise OAuthError("invalid_grant", "redirect_uri differs from the authorization's")
+        expected = b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+        if not hmac.compare_digest(expected, row.code_challenge):
+            raise OAuthError("invalid_grant", "the code_verifier does not match the challenge")
+        session = await self.sessions.active(row.sid)
+        if session is None:
+            raise OAuthError("invalid_grant", "the sign-in behind this code has ended")
+        await self.sessions.join(session.sid, client.client_id)
+        subject = self.keyring.pairwise_subject(client.organisation, session.user_id)
+        lifetime = int(self.config.access_token_minutes * 60)
+        common: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": int(now.timestamp()),
+            "auth_time": int(session.auth_time.timestamp()),
+            "sid": session.sid,
+            "acr": ACR[session.level],
+            "amr": ["swk"] if session.auth_method == CERTIFICATE else ["pwd"],
+        }
+        if session.cert_thumbprint:
+            common["cnf"] = {"x5t#S256": session.cert_thumbprint}
+        access = dict(
+            common,
+            aud=self.issuer,
+            exp=int(now.timestamp()) + lifetime,
+            jti=secrets.token_urlsafe(16),
+            client_id=client.client_id,
+            scope=row.scope,
+        )
+        id_claims = dict(
+            common,
+            aud=client.client_id,
+            azp=client.client_id,
+            exp=int(now.timestamp() + self.config.id_token_minutes * 60),
+            jti=secrets.token_urlsafe(16),
+        )
+        if row.nonce is not None:
+            id_claims["nonce"] = row.nonce
+        id_claims.update(await self._claims(client, session, row.scope.split()))
+        return {
+            "access_token": self.keyring.sign(access, ACCESS_TOKEN_TYPE),
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "id_token": self.keyring.sign(id_claims),
+            "scope": row.scope,
+        }
+
+    async def access(
+        self, token: str, certificate_thumbprint: str | None
+    ) -> tuple[dict[str, Any], Session]:
+        """The claims and live session behind an access token, or InvalidToken.
+
+        A certificate-bound token (cnf) is honoured only over a TLS connection presenting
+        that same certificate (RFC 8705).
+        """
+        claims = self.keyring.verify(
+            token,
+            audience=self.issuer,
+            issuer=self.issuer,
+            require=["iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope"],
+            typ=ACCESS_TOKEN_TYPE,
+        )
+        bound = (claims.get("cnf") or {}).get("x5t#S256")
+        if bound and not (
+            certificate_thumbprint and hmac.compare_digest(bound, certificate_thumbprint)
+        ):
+            raise InvalidToken(
+                "the token is bound to a certificate this connection did not present"
+            )
+        session = await self.sessions.active(str(claims["sid"]))
+        if session is None:
+            raise InvalidToken("the sign-in behind this token has ended")
+        return claims, session
+
+    async def userinfo(self, token: str, certificate_thumbprint: str | None) -> dict[str, Any]:
+        claims, session = await self.access(token, certificate_thumbprint)
+        client = await self.clients.get(str(claims["client_id"]))
+        if client is None:
+            raise InvalidToken("the portal this token was issued to is no longer registered")
+        info = {"sub": claims["sub"]}
+        info.update(await self._claims(client, session, str(claims["scope"]).split()))
+        return info
+
+    async def _claims(
+        self, client: Client, session: Session, scopes: Sequence[str]
+    ) -> dict[str, Any]:
+        """Profile and enrolment claims; enrolments only for the portal's own council."""
+        claims: dict[str, Any] = {}
+        if "profile" in scopes:
+            claims["name"] = session.user_id
+        if "enrolments" in scopes:
+            claims["gateway_enrolments"] = [
+                {"service": e.class_, "identifiers": dict(e.keys)}
+                for e in await self._enrolments(session.user_id)
+                if e.organisation == client.organisation and e.state == ACTIVE
+            ]
+        return claims
+
+    # -- sign-out -----------------------------------------------------------------------------
+
+    async def logout_hint(self, id_token_hint: str) -> tuple[Client, str | None]:
+        """The portal an id_token_hint was issued to, and the session it names.
+
+        An expired hint still says who is signing out (OIDC RP-Initiated Logout §2).
+        """
+        try:
+            audience = jwt.decode(id_token_hint, options={"verify_signature": False}).get("aud")
+        except jwt.PyJWTError:
+            raise OAuthError("invalid_request", "id_token_hint is not a JWT") from None
+        client = await self.clients.get(audience if isinstance(audience, str) else "")
+        if client is None:
+            raise OAuthError(
+                "invalid_request", "id_token_hint was not issued to a registered portal"
+            )
+        try:
+            claims = self.keyring.verify(
+                id_token_hint,
+                audience=client.client_id,
+                issuer=self.issuer,
+                require=["iss", "sub", "aud"],
+                check_expiry=False,
+            )
+        except InvalidToken as exc:
+            raise OAuthError("invalid_request", f"id_token_hint: {exc.detail}") from None
+        sid = claims.get("sid")
+        return client, sid if isinstance(sid, str) else None
+
+    async def end_session(self, sid: str) -> list[LogoutNotice]:
+        """End a sign-on everywhere: the back-channel logout tokens owed to its portals."""
+        now = int(self._clock().timestamp())
+        session = await self.sessions.active(sid)
+        joined = await self.sessions.end(sid)
+        notices = []
+        for client_id in joined:
+            client = await self.clients.get(client_id)
+            if client is None or not client.backchannel_logout_uri:
+                continue
+            claims: dict[str, Any] = {
+                "iss": self.issuer,
+                "aud": client.client_id,
+                "iat": now,
+                "exp": now + 120,
+                "jti": secrets.token_urlsafe(16),
+                "sid": sid,
+                "events": {BACKCHANNEL_EVENT: {}},
+            }
+            if session is not None:
+                claims["sub"] = self.keyring.pairwise_subject(client.organisation, session.user_id)
+            notices.append(LogoutNotice(client, self.keyring.sign(claims, LOGOUT_TOKEN_TYPE)))
+        return notices
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode("ascii", "replace")).hexdigest()

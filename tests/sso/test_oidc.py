@@ -1,0 +1,457 @@
+"""Single sign-on: two council portals (authlib relying parties) and one citizen."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import aiohttp
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import html
+
+from gateway.demo import certificate_paths, citizens_list
+from gateway.pki.tls import client_ssl_context
+from gateway.web.app import CLOCK
+from gateway.web.keys import SSO
+from tests.conftest import Hub
+from tests.sso.conftest import SEDGEMOOR, SUNDERLAND, Browser, Portal, hub_ca
+
+MOVER = next(c for c in citizens_list() if c.user_id == "DEMO0MOV0001")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def account(organisation: str) -> str:
+    return next(
+        e.account_ref
+        for e in MOVER.enrolments
+        if e.organisation == organisation and e.class_ == "LA-CTAX-VIEW"
+    )
+
+
+async def sign_in_with_password(browser: Browser, portal: Portal) -> tuple[int, str, str]:
+    status, url, page = await browser.get(f"{portal.url}/login")
+    assert status == 200 and f"Sign in to {portal.name}" in page, (url, page)
+    return await browser.submit(
+        url, page, "password-form", user_id=MOVER.user_id, password=MOVER.password
+    )
+
+
+def portal_user(portal: Portal) -> dict[str, Any]:
+    assert len(portal.users) == 1, portal.users
+    return next(iter(portal.users.values()))
+
+
+def portal_token(portal: Portal) -> dict[str, Any]:
+    return next(iter(portal.tokens.values()))
+
+
+async def userinfo(
+    hub: Hub, token: str, ssl_context: Any = None, *, base: str | None = None
+) -> tuple[int, Any, str]:
+    url = f"{base or hub.config.sso_issuer}/sso/userinfo"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            url, headers={"Authorization": f"Bearer {token}"}, ssl=ssl_context or False
+        ) as resp:
+            return (
+                resp.status,
+                await resp.json(content_type=None),
+                resp.headers.get("WWW-Authenticate", ""),
+            )
+
+
+async def test_discovery_and_keys_are_what_oidc_clients_expect(sso_hub: Hub, portals) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    meta, issuer = portal.metadata, sso_hub.config.sso_issuer
+    assert meta["issuer"] == issuer and issuer.startswith("https://")
+    for name in ("authorization", "token", "userinfo", "end_session"):
+        assert meta[f"{name}_endpoint"].startswith(issuer + "/sso/")
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert {"client_secret_basic", "private_key_jwt"} <= set(
+        meta["token_endpoint_auth_methods_supported"]
+    )
+    assert meta["backchannel_logout_supported"] and meta["subject_types_supported"] == ["pairwise"]
+    [key] = portal.jwks["keys"]
+    assert key["kty"] == "EC" and key["alg"] == "ES256" and key["kid"] and "d" not in key
+
+
+async def test_one_sign_in_carries_the_citizen_across_portals_and_sign_out_ends_it_everywhere(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    sunderland = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    sedgemoor = await portals("Sedgemoor portal", SEDGEMOOR, "private_key_jwt")
+    browser = browser_factory()
+
+    status, url, page = await sign_in_with_password(browser, sunderland)
+    assert status == 200 and url == f"{sunderland.url}/", page
+    first = portal_user(sunderland)
+    assert page == f"Sunderland portal: signed in as {first['sub']}"
+    assert first["acr"] == "urn:gateway:level:1" and first["amr"] == ["pwd"]
+    # Enrolments are claims only for the council they belong to.
+    assert first["gateway_enrolments"] == [
+        {"service": "LA-CTAX-VIEW", "identifiers": {"CTaxAccountRef": account(SUNDERLAND)}},
+        {"service": "LA-CTAX-SPD", "identifiers": {"CTaxAccountRef": account(SUNDERLAND)}},
+    ]
+
+    # The second portal: no sign-in page, straight in (its client authenticates by
+    # private_key_jwt), under the same sign-on but another pairwise subject.
+    status, url, page = await browser.get(f"{sedgemoor.url}/login")
+    assert status == 200 and url == f"{sedgemoor.url}/", page
+    second = portal_user(sedgemoor)
+    assert second["sid"] == first["sid"]
+    assert second["sub"] != first["sub"]
+    assert {e["identifiers"]["CTaxAccountRef"] for e in second["gateway_enrolments"]} == {
+        account(SEDGEMOOR)
+    }
+    access = portal_token(sedgemoor)["access_token"]
+    status, info, _ = await userinfo(sso_hub, access, aiohttp_ssl(sso_hub))
+    assert status == 200 and info["sub"] == second["sub"]
+
+    # Signing out at one portal signs the citizen out of both, over the back channel.
+    hint = portal_token(sunderland)["id_token"]
+    query = urlencode(
+        {
+            "id_token_hint": hint,
+            "post_logout_redirect_uri": f"{sunderland.url}/signed-out",
+            "state": "bye",
+        }
+    )
+    status, url, page = await browser.get(f"{sunderland.metadata['end_session_endpoint']}?{query}")
+    assert url == f"{sunderland.url}/signed-out?state=bye" and "signed out" in page
+    for portal in (sunderland, sedgemoor):
+        [logout] = portal.logout_tokens
+        assert logout["sid"] == first["sid"]
+        assert portal.users == {}
+    assert sunderland.logout_tokens[0]["sub"] == first["sub"]
+    assert sedgemoor.logout_tokens[0]["sub"] == second["sub"]
+    status, info, challenge = await userinfo(sso_hub, access, aiohttp_ssl(sso_hub))
+    assert status == 401 and info["error"] == "invalid_token" and "ended" in challenge
+    status, url, page = await browser.get(f"{sedgemoor.url}/login")
+    assert status == 200 and "Sign in to Sedgemoor portal" in page
+
+
+def aiohttp_ssl(hub: Hub, user_id: str | None = None) -> Any:
+    cert, key = certificate_paths(hub.config, user_id) if user_id else (None, None)
+    return client_ssl_context(hub_ca(hub), cert, key)
+
+
+async def test_certificate_sign_in_is_one_click_and_binds_the_tokens(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_post")
+    browser = browser_factory(MOVER.user_id)
+    status, url, page = await browser.get(f"{portal.url}/login")
+    assert "Sign in with your certificate" in page and "Demo" in page
+    status, url, page = await browser.submit(url, page, "certificate")
+    assert status == 200 and url == f"{portal.url}/", page
+    user = portal_user(portal)
+    assert user["acr"] == "urn:gateway:level:2" and user["amr"] == ["swk"]
+    der = x509.load_pem_x509_certificate(
+        certificate_paths(sso_hub.config, MOVER.user_id)[0].read_bytes()
+    ).public_bytes(serialization.Encoding.DER)
+    assert user["cnf"] == {"x5t#S256": b64url(hashlib.sha256(der).digest())}
+    access = portal_token(portal)["access_token"]
+    status, info, _ = await userinfo(sso_hub, access, aiohttp_ssl(sso_hub, MOVER.user_id))
+    assert status == 200 and info["sub"] == user["sub"]
+    # The token is bound to the certificate: stolen and replayed without it, it is refused.
+    status, info, _ = await userinfo(sso_hub, access, aiohttp_ssl(sso_hub))
+    assert status == 401 and "bound to a certificate" in info["error_description"]
+
+
+async def test_access_token_acts_for_the_citizen_at_the_hub_api(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    await sign_in_with_password(browser_factory(), portal)
+    access = portal_token(portal)["access_token"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{sso_hub.config.sso_issuer}/api/enrolments",
+            headers={"Authorization": f"Bearer {access}"},
+            ssl=aiohttp_ssl(sso_hub),
+        ) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+    assert body["user_id"] == MOVER.user_id
+    assert {e["organisation"] for e in body["enrolments"]} == {SUNDERLAND, SEDGEMOOR}
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+
+async def manual_code(
+    hub: Hub, portal: Portal, browser: Browser, *, verifier: str, **extra: str
+) -> str:
+    """Sign in by hand and take the code from the redirect, without the portal exchanging it."""
+    params = {
+        "client_id": portal.client_id,
+        "redirect_uri": portal.redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s1",
+        "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+        "code_challenge_method": "S256",
+        "prompt": "login",  # the sign-in page even when signed in, to take the code by hand
+        **extra,
+    }
+    url = f"{portal.metadata['authorization_endpoint']}?{urlencode(params)}"
+    status, _, page = await browser.get(url)
+    assert status == 200, page
+    form = html.fromstring(page).get_element_by_id("password-form")
+    data = {i.get("name"): i.get("value") or "" for i in form.inputs if i.get("name")}
+    data.update(user_id=MOVER.user_id, password=MOVER.password)
+    async with browser.session.post(
+        portal.metadata["authorization_endpoint"],
+        data=data,
+        ssl=browser.ssl_context,
+        allow_redirects=False,
+    ) as resp:
+        assert resp.status == 303, await resp.text()
+        location = urlsplit(resp.headers["Location"])
+    assert location.netloc == urlsplit(portal.redirect_uri).netloc
+    query = parse_qs(location.query)
+    assert query["state"] == ["s1"] and query["iss"] == [hub.config.sso_issuer]
+    return query["code"][0]
+
+
+async def token_request(hub: Hub, portal: Portal, **form: str) -> tuple[int, dict[str, Any]]:
+    auth = {
+        "Authorization": aiohttp.encode_basic_auth(portal.client_id, portal.client_secret or "")
+    }
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            portal.metadata["token_endpoint"], data=form, headers=auth, ssl=aiohttp_ssl(hub)
+        ) as resp:
+            assert resp.headers["Cache-Control"] == "no-store"
+            return resp.status, await resp.json(content_type=None)
+
+
+async def test_codes_are_single_use_and_bound_to_pkce(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    verifier = secrets.token_urlsafe(48)
+    code = await manual_code(sso_hub, portal, browser, verifier=verifier)
+    exchange = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": portal.redirect_uri,
+    }
+    status, body = await token_request(
+        sso_hub, portal, **exchange, code_verifier=secrets.token_urlsafe(48)
+    )
+    assert status == 400 and body["error"] == "invalid_grant"
+    assert "code_verifier" in body["error_description"]
+    # The failed attempt spent the code: a stolen code cannot be tried against many verifiers.
+    status, body = await token_request(sso_hub, portal, **exchange, code_verifier=verifier)
+    assert (
+        status == 400 and body["error"] == "invalid_grant" and "used" in body["error_description"]
+    )
+
+    code = await manual_code(sso_hub, portal, browser, verifier=verifier)
+    status, body = await token_request(
+        sso_hub, portal, **exchange | {"code": code}, code_verifier=verifier
+    )
+    assert status == 200 and body["token_type"] == "Bearer", body
+    status, body = await token_request(
+        sso_hub, portal, **exchange | {"code": code}, code_verifier=verifier
+    )
+    assert status == 400 and body["error"] == "invalid_grant"
+
+    portal.client_secret = "not-the-secret"
+    status, body = await token_request(sso_hub, portal, **exchange, code_verifier=verifier)
+    assert status == 401 and body["error"] == "invalid_client"
+
+
+async def test_client_assertions_cannot_be_replayed(sso_hub: Hub, portals, browser_factory) -> None:
+    portal = await portals("Sedgemoor portal", SEDGEMOOR, "private_key_jwt")
+    browser = browser_factory()
+    verifier = secrets.token_urlsafe(48)
+    assert portal.private_key_pem is not None
+    now = int(sso_hub.app[CLOCK]().timestamp())
+    assertion = jwt.encode(
+        {
+            "iss": portal.client_id,
+            "sub": portal.client_id,
+            "aud": portal.metadata["token_endpoint"],
+            "iat": now,
+            "exp": now + 60,
+            "jti": "once-only",
+        },
+        portal.private_key_pem,
+        algorithm="RS256",
+        headers={"kid": f"{portal.name}-1"},
+    )
+
+    async def exchange(code: str) -> tuple[int, dict[str, Any]]:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": portal.redirect_uri,
+            "code_verifier": verifier,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        }
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                portal.metadata["token_endpoint"], data=form, ssl=aiohttp_ssl(sso_hub)
+            ) as resp:
+                return resp.status, await resp.json(content_type=None)
+
+    status, body = await exchange(await manual_code(sso_hub, portal, browser, verifier=verifier))
+    assert status == 200, body
+    code = await manual_code(sso_hub, portal, browser, verifier=verifier)
+    status, body = await exchange(code)
+    assert status == 401 and body["error"] == "invalid_client"
+    assert "used before" in body["error_description"]
+
+
+def forge(claims: dict[str, Any], key: Any, alg: str, **headers: Any) -> str:
+    return jwt.encode(claims, key, algorithm=alg, headers=headers)
+
+
+async def test_forged_expired_and_confused_tokens_are_refused(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    await sign_in_with_password(browser_factory(), portal)
+    token = portal_token(portal)
+    access, id_token = token["access_token"], token["id_token"]
+    ctx = aiohttp_ssl(sso_hub)
+    header = jwt.get_unverified_header(access)
+    claims = jwt.decode(access, options={"verify_signature": False})
+    assert (await userinfo(sso_hub, access, ctx))[0] == 200
+
+    head, body, signature = access.split(".")
+    tampered_claims = dict(claims, sub="someone-else")
+    tampered = ".".join((head, b64url(json.dumps(tampered_claims).encode()), signature))
+    public_pem = jwt.PyJWK(
+        next(k for k in portal.jwks["keys"] if k["kid"] == header["kid"])
+    ).key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    unsigned = ".".join(
+        (
+            b64url(json.dumps({"alg": "none", "typ": "at+jwt", "kid": header["kid"]}).encode()),
+            body,
+            "",
+        )
+    )
+    confused_head = b64url(
+        json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]}).encode()
+    )
+    confused_mac = hmac.new(public_pem, f"{confused_head}.{body}".encode(), hashlib.sha256).digest()
+    confused = f"{confused_head}.{body}.{b64url(confused_mac)}"
+    cases = {
+        "tampered payload": tampered,
+        "alg none": unsigned,
+        "HS256 keyed with the public key": confused,
+        "a key the hub does not hold": forge(
+            claims, stranger, "ES256", kid="foreign", typ="at+jwt"
+        ),
+        "the hub's kid on a stranger's signature": forge(
+            claims, stranger, "ES256", kid=header["kid"], typ="at+jwt"
+        ),
+        "an ID token (wrong audience and type)": id_token,
+    }
+    for case, forged in cases.items():
+        status, answer, challenge = await userinfo(sso_hub, forged, ctx)
+        assert status == 401, case
+        assert answer["error"] == "invalid_token" and challenge.startswith("Bearer"), case
+
+    # Signed by the hub for another audience: refused for its audience alone.
+    keyring = sso_hub.app[SSO].keyring
+    other_audience = keyring.sign(dict(claims, aud="https://elsewhere.example"), "at+jwt")
+    status, answer, _ = await userinfo(sso_hub, other_audience, ctx)
+    assert status == 401 and "audience" in answer["error_description"].lower()
+
+    # Expired: the same genuine token, once the hub's clock has passed its exp.
+    sso_hub.app[CLOCK].advance(timedelta(minutes=sso_hub.config.sso.access_token_minutes + 5))
+    status, answer, _ = await userinfo(sso_hub, access, ctx)
+    assert status == 401 and "expired" in answer["error_description"]
+
+
+async def test_rotated_keys_keep_earlier_tokens_valid(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    await sign_in_with_password(browser, portal)
+    before = portal_token(portal)["access_token"]
+    async with sso_hub.session.post(f"{sso_hub.url}/admin/sso/keys/rotate") as resp:
+        assert resp.status == 200
+        rotated = await resp.json()
+    assert len(rotated["jwks"]["keys"]) == 2
+    assert (await userinfo(sso_hub, before, aiohttp_ssl(sso_hub)))[0] == 200
+    await portal.discover()
+    portal.users.clear()
+    status, url, _ = await browser.get(f"{portal.url}/login")
+    assert status == 200
+    assert url == f"{portal.url}/"
+    after = list(portal.tokens.values())[-1]["access_token"]
+    assert jwt.get_unverified_header(after)["kid"] == rotated["kid"]
+    assert jwt.get_unverified_header(before)["kid"] != rotated["kid"]
+
+
+async def test_authorization_requests_are_checked_before_anything_is_shown(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    endpoint = portal.metadata["authorization_endpoint"]
+    good = {
+        "client_id": portal.client_id,
+        "redirect_uri": portal.redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "st",
+        "code_challenge": b64url(hashlib.sha256(b"v" * 50).digest()),
+        "code_challenge_method": "S256",
+    }
+    # An unregistered redirect URI is never followed: the citizen sees an error page.
+    status, url, page = await browser.get(
+        f"{endpoint}?{urlencode(good | {'redirect_uri': 'https://evil.example/cb'})}"
+    )
+    assert status == 400 and url.startswith(endpoint) and "not valid" in page
+    # Without PKCE the portal is told, at its own redirect URI.
+    no_pkce = {k: v for k, v in good.items() if not k.startswith("code_challenge")}
+    status, url, page = await browser.get(f"{endpoint}?{urlencode(no_pkce)}")
+    assert url.startswith(f"{portal.url}/callback") and "invalid_request" in url
+    # prompt=none with nobody signed in: login_required, no page.
+    status, url, page = await browser.get(f"{endpoint}?{urlencode(good | {'prompt': 'none'})}")
+    assert "error=login_required" in url and "state=st" in url
+    # A forged sign-in form (no CSRF cookie) is refused.
+    async with aiohttp.ClientSession() as other:
+        async with other.post(
+            endpoint,
+            data=good
+            | {
+                "method": "password",
+                "user_id": MOVER.user_id,
+                "password": MOVER.password,
+                "csrf": "x",
+            },
+            ssl=aiohttp_ssl(sso_hub),
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 400 and "expired" in await resp.text()
+    # A wrong password: the page says so, and nobody is signed in.
+    status, url, page = await browser.get(f"{endpoint}?{urlencode(good)}")
+    status, url, page = await browser.submit(
+        url, page, "password-form", user_id=MOVER.user_id, password="wrong-password"
+    )
+    assert status == 403 and "not recognised" in page and 'aria-invalid="true"' in page
+    assert portal.users == {}
