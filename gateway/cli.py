@@ -250,6 +250,7 @@ def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
 def _register_subcommands() -> None:
     from gateway import cli_identity
     from gateway.cli_certs import certs
+    from gateway.cli_sso import sso
 
     for command in (
         certs,
@@ -257,6 +258,7 @@ def _register_subcommands() -> None:
         cli_identity.enrol,
         cli_identity.activate,
         cli_identity.letters,
+        sso,
     ):
         main.add_command(command)
 

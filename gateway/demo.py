@@ -144,6 +144,9 @@ def info(config: Config) -> dict[str, Any]:
         "https_submission_url": f"{https}/submission" if https else None,
         "https_poll_url": f"{https}/poll" if https else None,
         "ca_bundle": str(pki.ca_bundle_path.resolve()) if pki else None,
+        # OpenID Connect discovery for council portals (register one: `gateway sso clients add`).
+        "sso_issuer": config.sso_issuer,
+        "sso_discovery_url": f"{config.sso_issuer}/.well-known/openid-configuration",
         "councils": [
             {"code": code, "name": organisations.get(code) or DEMO_COUNCILS.get(code, code)}
             for code in dict.fromkeys(r.organisation for r in config.routes)

@@ -19,6 +19,7 @@ import binascii
 import ipaddress
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -76,8 +77,22 @@ def _unauthorised(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """Who a JSON API request acts for, and how strongly they proved it."""
+
+    user_id: str
+    method: str  # "sso" | "certificate" | "clear" (a password)
+    level: int  # the Gateway's authentication level: 2 with a certificate, else 1
+
+
 async def citizen_from_request(request: web.Request) -> str:
-    """The authenticated citizen's User ID, or ProblemError(401).
+    """The authenticated citizen's User ID, or ProblemError(401)."""
+    return (await signed_in(request)).user_id
+
+
+async def signed_in(request: web.Request) -> SignedIn:
+    """The authenticated citizen, or ProblemError(401).
 
     An SSO access token with the `gateway` scope (a portal acting for its signed-in citizen),
     else a TLS client certificate registered to the citizen, else HTTP Basic with User ID and
@@ -90,7 +105,7 @@ async def citizen_from_request(request: web.Request) -> str:
     der = client_certificate(request)
     if der is not None:
         try:
-            return await request.app[CLIENT_CERTIFICATES].user_for(der)
+            return SignedIn(await request.app[CLIENT_CERTIFICATES].user_for(der), "certificate", 2)
         except CertificateRefused as exc:
             raise _unauthorised(exc.reason) from None
     if not header:
@@ -101,10 +116,10 @@ async def citizen_from_request(request: web.Request) -> str:
     user_id, password = decoded
     if not await check_password(request.app[DB], user_id, password):
         raise _unauthorised("the User ID or password was not recognised")
-    return user_id
+    return SignedIn(user_id, "clear", 1)
 
 
-async def _citizen_by_token(request: web.Request, token: str) -> str:
+async def _citizen_by_token(request: web.Request, token: str) -> SignedIn:
     from gateway.sso.provider import API_SCOPE
     from gateway.web.sso_views import certificate_thumbprint
 
@@ -113,7 +128,7 @@ async def _citizen_by_token(request: web.Request, token: str) -> str:
     claims, session = await provider.access(token, certificate_thumbprint(request))
     if API_SCOPE not in str(claims["scope"]).split():
         raise InvalidToken(f"the token was not granted the '{API_SCOPE}' scope")
-    return session.user_id
+    return SignedIn(session.user_id, "sso", session.level)
 
 
 async def check_password(db: Database, user_id: str, password: str) -> bool:

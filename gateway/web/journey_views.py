@@ -3,7 +3,8 @@
     POST /api/journeys/change-of-address    citizen  → 202 {id, status, links}
     GET  /api/journeys/{id}                 citizen  → 200 the journey, per leg (another's: 404)
 
-Citizens authenticate as for the identity API (client certificate or HTTP Basic).
+Citizens authenticate as for the identity API: an SSO access token with the `gateway` scope
+(a council portal acting for its signed-in citizen), a client certificate, or HTTP Basic.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from gateway.journeys.change_of_address import DEFINITION, normalise
 from gateway.journeys.connector import JourneyConnector
 from gateway.journeys.coordinator import Citizen, Coordinator
 from gateway.journeys.definition import JourneyRequestError
-from gateway.web.dsp_views import client_certificate
-from gateway.web.identity_views import citizen_from_request
+from gateway.web.identity_views import citizen_from_request, signed_in
 from gateway.web.keys import CONNECTORS, DB, DISPATCHER, ROUTES
 
 COORDINATOR = web.AppKey("journey_coordinator", Coordinator)
@@ -69,7 +69,7 @@ async def journey_services(app: web.Application) -> AsyncIterator[None]:
 
 
 async def start_view(request: web.Request) -> web.Response:
-    user_id = await citizen_from_request(request)
+    citizen = await signed_in(request)
     if request.content_length is not None and request.content_length > MAX_REQUEST:
         raise ProblemError(413, "Request too large")
     try:
@@ -83,12 +83,9 @@ async def start_view(request: web.Request) -> web.Response:
             422, "Invalid journey request", exc.text, location=exc.location
         ) from None
     coordinator = request.app[COORDINATOR]
-    method = "certificate" if client_certificate(request) is not None else "clear"
     try:
         cid = await coordinator.start(
-            DEFINITION,
-            normalised,
-            Citizen(user_id, method, 2 if method == "certificate" else 1),
+            DEFINITION, normalised, Citizen(citizen.user_id, citizen.method, citizen.level)
         )
     except JourneyRequestError as exc:
         raise ProblemError(422, "Journey refused", exc.text, location=exc.location) from None

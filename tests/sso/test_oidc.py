@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -455,3 +456,52 @@ async def test_authorization_requests_are_checked_before_anything_is_shown(
     )
     assert status == 403 and "not recognised" in page and 'aria-invalid="true"' in page
     assert portal.users == {}
+
+
+async def test_a_portal_starts_a_joined_up_journey_under_the_citizens_sign_on(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    from tests.journeys.test_change_of_address import request as move_request
+
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    await sign_in_with_password(browser, portal)
+    bearer = {"Authorization": f"Bearer {portal_token(portal)['access_token']}"}
+    base, ctx = sso_hub.config.sso_issuer, aiohttp_ssl(sso_hub)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{base}/api/journeys/change-of-address", json=move_request(), headers=bearer, ssl=ctx
+        ) as resp:
+            assert resp.status == 202, await resp.text()
+            journey = await resp.json()
+        for _ in range(200):
+            async with session.get(
+                f"{base}/api/journeys/{journey['id']}", headers=bearer, ssl=ctx
+            ) as resp:
+                journey = await resp.json()
+            if journey["status"] != "in_progress":
+                break
+            await asyncio.sleep(0.05)
+    assert journey["status"] == "completed", journey
+    assert [leg["status"] for leg in journey["legs"]] == ["succeeded"] * 3
+
+    # A token granted without the `gateway` scope signs in to the portal only.
+    verifier = secrets.token_urlsafe(48)
+    code = await manual_code(sso_hub, portal, browser, verifier=verifier)
+    status, tokens = await token_request(
+        sso_hub,
+        portal,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=portal.redirect_uri,
+        code_verifier=verifier,
+    )
+    assert status == 200 and tokens["scope"] == "openid"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{base}/api/enrolments",
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+            ssl=ctx,
+        ) as resp:
+            assert resp.status == 401
+            assert "'gateway' scope" in (await resp.json())["error_description"]
