@@ -250,6 +250,7 @@ def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
 def _register_subcommands() -> None:
     from gateway import cli_identity
     from gateway.cli_certs import certs
+    from gateway.cli_scenario import scenario
     from gateway.cli_sso import sso
 
     for command in (
@@ -259,6 +260,7 @@ def _register_subcommands() -> None:
         cli_identity.activate,
         cli_identity.letters,
         sso,
+        scenario,
     ):
         main.add_command(command)
 

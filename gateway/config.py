@@ -29,6 +29,9 @@ class ServerConfig:
     public_url: str = ""
     max_body_bytes: int = 4 * 1024 * 1024
     default_poll_interval: int = 1
+    # Let POST /admin/clock move the hub's time (scenarios testing expiry and lockout against a
+    # running hub). Never in production: it moves every expiry the hub enforces.
+    movable_clock: bool = False
 
 
 @dataclass(frozen=True, slots=True)

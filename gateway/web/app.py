@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from gateway import __version__, demo
-from gateway.clock import utcnow
+from gateway.clock import MovableClock, utcnow
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
 from gateway.govtalk.model import TIL_SUFFIX
@@ -32,6 +32,7 @@ from gateway.routing.table import RouteTable
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
+from gateway.web.admin_views import add_admin_routes
 from gateway.web.dsp_views import dsp_endpoint
 from gateway.web.identity_views import add_identity_routes, identity_services
 from gateway.web.journey_views import add_journey_routes, journey_services
@@ -161,9 +162,11 @@ def create_app(
     config: Config,
     *,
     connectors: ConnectorSet | None = None,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] | None = None,
 ) -> web.Application:
     """Build the hub; `connectors` lets tests plug instances in without entry points."""
+    if clock is None:
+        clock = MovableClock() if config.server.movable_clock else utcnow
     app = web.Application(
         middlewares=[request_context], client_max_size=config.server.max_body_bytes + 1
     )
@@ -193,6 +196,7 @@ def create_app(
     add_pki_routes(app, app[PKI])
     add_identity_routes(app)
     add_sso_routes(app)
+    add_admin_routes(app)
     add_mail_routes(app)
     add_payment_routes(app)
     add_journey_routes(app)

@@ -1,0 +1,125 @@
+"""`gateway scenario run|load`: scripted transaction scenarios, as checks or as load."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import click
+
+from gateway.scenario.loader import ScenarioError
+from gateway.scenario.model import Scenario, load
+from gateway.scenario.target import Target, embedded_hub, remote_hub
+
+SUFFIX = ".scenario.yaml"
+
+
+def find(paths: Sequence[Path]) -> list[Path]:
+    """Scenario files named, or found under directories named, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.rglob(f"*{SUFFIX}")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise click.ClickException(f"{path}: no such file or directory")
+    return list(dict.fromkeys(found))
+
+
+def select(paths: Sequence[Path], tags: Sequence[str], names: Sequence[str]) -> list[Scenario]:
+    scenarios = []
+    for path in find(paths):
+        try:
+            scenario = load(path)
+        except ScenarioError as exc:
+            raise click.ClickException(str(exc)) from None
+        if tags and not set(tags) & set(scenario.tags):
+            continue
+        if names and not any(n.lower() in scenario.name.lower() for n in names):
+            continue
+        scenarios.append(scenario)
+    if not scenarios:
+        raise click.ClickException("no scenarios matched")
+    return scenarios
+
+
+@contextlib.asynccontextmanager
+async def target_for(hub: str | None, hub_https: str | None) -> AsyncIterator[Target]:
+    if hub is None:
+        async with embedded_hub() as target:
+            yield target
+        return
+    with tempfile.TemporaryDirectory(prefix="gateway-target-") as tmp:
+        async with remote_hub(hub, hub_https, Path(tmp)) as target:
+            yield target
+
+
+hub_option = click.option(
+    "--hub", metavar="URL", help="Run against this hub (default: an embedded one, fresh and empty)."
+)
+hub_https_option = click.option(
+    "--hub-https", metavar="URL", help="The hub's HTTPS URL, for mutual-TLS steps (with --hub)."
+)
+
+
+@click.group()
+def scenario() -> None:
+    """Scripted transaction scenarios (*.scenario.yaml)."""
+
+
+@scenario.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@hub_option
+@hub_https_option
+@click.option("--tag", "tags", multiple=True, help="Only scenarios with this tag (repeatable).")
+@click.option("--name", "names", multiple=True, help="Only scenarios whose name contains this.")
+@click.option("--concurrency", default=4, show_default=True, help="Scenarios run at once.")
+@click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def run_command(
+    paths: tuple[Path, ...],
+    hub: str | None,
+    hub_https: str | None,
+    tags: tuple[str, ...],
+    names: tuple[str, ...],
+    concurrency: int,
+    junit_xml: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Run scenarios; exits non-zero if any step fails."""
+    from gateway.logs import configure
+    from gateway.scenario import reports
+    from gateway.scenario.runner import run_all
+
+    scenarios = select(paths, tags, names)
+    configure("WARNING")  # the embedded hub's own log would drown the scenario's lines
+
+    async def go() -> list[object]:
+        async with target_for(hub, hub_https) as target:
+            where = "an embedded hub" if target.embedded else target.url
+            click.echo(f"running {len(scenarios)} scenario(s) against {where}")
+            return list(
+                await run_all(
+                    scenarios,
+                    target,
+                    concurrency=concurrency,
+                    progress=lambda r, s: click.echo(reports.step_line(r, s)),
+                )
+            )
+
+    results = asyncio.run(go())
+    from gateway.scenario.runner import ScenarioResult
+
+    typed = [r for r in results if isinstance(r, ScenarioResult)]
+    click.echo("\n" + reports.summary(typed))
+    if junit_xml is not None:
+        junit_xml.write_bytes(reports.junit_xml(typed))
+    if json_path is not None:
+        reports.write_json(json_path, reports.as_json(typed))
+    if not all(r.ok for r in typed):
+        sys.exit(1)

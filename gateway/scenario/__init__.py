@@ -1,0 +1,1 @@
+"""Scripted transaction scenarios: the file format, the runner, reports and load mode."""

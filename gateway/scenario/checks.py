@@ -1,0 +1,152 @@
+"""What a step observed, and the pure work on it: `${var}` substitution, expect, capture."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from gateway.govtalk.model import ENVELOPE_NS
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+_PATH = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+XPATH_NAMESPACES = {"gt": ENVELOPE_NS}
+
+
+class StepFailed(Exception):
+    """A step did not do what the scenario expects; the message says what differed."""
+
+
+@dataclass(slots=True)
+class Observed:
+    """What a step saw: the facts expectations and captures read."""
+
+    facts: dict[str, Any] = field(default_factory=dict)  # status, qualifier, error_number, ...
+    sent: str = ""
+    received: str = ""
+    json: Any = None
+    xml: etree._Element | None = None
+
+    def text(self) -> str:
+        return self.received
+
+
+def substitute(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Replace ${name} (and ${actor.field}) in strings, recursively; unknown names are errors."""
+    if isinstance(value, str):
+        whole = _VAR.fullmatch(value)
+        if whole:
+            # A value that is only a variable keeps the variable's type (numbers, mappings).
+            return _lookup(whole.group(1), variables)
+        return _VAR.sub(lambda m: str(_lookup(m.group(1), variables)), value)
+    if isinstance(value, dict):
+        return {k: substitute(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, variables) for v in value]
+    return value
+
+
+def _lookup(name: str, variables: Mapping[str, Any]) -> Any:
+    if name in variables:
+        return variables[name]
+    head, _, rest = name.partition(".")
+    if rest and head in variables:
+        return json_path(variables[head], rest, name)
+    raise StepFailed(f"no variable ${{{name}}} (known: {', '.join(sorted(variables)) or 'none'})")
+
+
+def json_path(document: Any, path: str, label: str | None = None) -> Any:
+    """`a.b[0].c` into parsed JSON (or nested mappings)."""
+    current = document
+    for name, index in _PATH.findall(path.removeprefix("$.").removeprefix("$")):
+        try:
+            current = current[int(index)] if index else current[name]
+        except (KeyError, IndexError, TypeError):
+            raise StepFailed(f"{label or path}: nothing at '{path}'") from None
+    return current
+
+
+def xpath_values(root: etree._Element | None, expression: str) -> list[str]:
+    if root is None:
+        raise StepFailed(f"xpath {expression!r}: the reply has no XML")
+    try:
+        found = root.xpath(expression, namespaces=XPATH_NAMESPACES)
+    except etree.XPathError as exc:
+        raise StepFailed(f"xpath {expression!r}: {exc}") from None
+    if not isinstance(found, list):
+        return [str(found)]
+    return [(item.text or "") if isinstance(item, etree._Element) else str(item) for item in found]
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        try:
+            return float(actual) == float(expected)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(expected, str) and not isinstance(actual, str):
+        return json.dumps(actual) == expected or str(actual) == expected
+    return bool(actual == expected)
+
+
+def check(expect: Mapping[str, Any], seen: Observed) -> None:
+    """Every expectation holds, or StepFailed naming the first that does not."""
+    for name in ("status", "qualifier", "error_number"):
+        if name in expect and not _same(seen.facts.get(name), expect[name]):
+            raise StepFailed(f"expected {name} {expect[name]!r}, got {seen.facts.get(name)!r}")
+    for expression, wanted in (expect.get("xpath") or {}).items():
+        values = xpath_values(seen.xml, expression)
+        if wanted is True:
+            ok = bool(values)
+        elif wanted is False:
+            ok = not values
+        else:
+            ok = any(_same(v, wanted) for v in values)
+        if not ok:
+            raise StepFailed(f"xpath {expression!r}: expected {wanted!r}, found {values!r}")
+    for path, wanted in (expect.get("json") or {}).items():
+        if seen.json is None:
+            raise StepFailed(f"json {path!r}: the reply is not JSON")
+        actual = json_path(seen.json, path)
+        if not _same(actual, wanted):
+            raise StepFailed(f"json {path!r}: expected {wanted!r}, got {actual!r}")
+    for text in _list(expect.get("contains")):
+        if str(text) not in seen.received:
+            raise StepFailed(f"expected the reply to contain {text!r}")
+    for text in _list(expect.get("not_contains")):
+        if str(text) in seen.received:
+            raise StepFailed(f"expected the reply not to contain {text!r}")
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def capture(spec: Mapping[str, str], seen: Observed) -> dict[str, Any]:
+    """Variables taken from what was seen: a fact name, `json:PATH` or `xpath:EXPR`."""
+    captured: dict[str, Any] = {}
+    for variable, source in spec.items():
+        kind, _, expression = source.partition(":")
+        if kind == "json" and expression:
+            if seen.json is None:
+                raise StepFailed(f"capture {variable}: the reply is not JSON")
+            captured[variable] = json_path(seen.json, expression)
+        elif kind == "xpath" and expression:
+            values = xpath_values(seen.xml, expression)
+            if not values:
+                raise StepFailed(f"capture {variable}: xpath {expression!r} found nothing")
+            captured[variable] = values[0]
+        elif source in seen.facts:
+            captured[variable] = seen.facts[source]
+        else:
+            known = ", ".join(sorted(seen.facts)) or "none"
+            raise StepFailed(
+                f"capture {variable}: '{source}' is not json:PATH, xpath:EXPR or a fact ({known})"
+            )
+    return captured

@@ -1,0 +1,89 @@
+"""Where scenarios run: an embedded hub (fresh temporary SQLite, demo data) or a hub at a URL."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str  # plain HTTP base URL (password clients, admin API on loopback)
+    https_url: str | None  # HTTPS with client certificates, if the hub offers it
+    ca_bundle: Path | None  # the hub's CA chain, to trust its HTTPS certificate
+    pki_dir: Path | None  # embedded only: where the demo citizens' certificates are
+    embedded: bool
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def embedded_hub() -> AsyncIterator[Target]:
+    """A hub in this process on free loopback ports, with a movable clock, gone afterwards."""
+    from aiohttp import web
+
+    from gateway.clock import MovableClock
+    from gateway.config import parse_config
+    from gateway.web.app import create_app
+    from gateway.web.server import tls_context
+
+    with tempfile.TemporaryDirectory(prefix="gateway-scenario-") as tmp:
+        root = Path(tmp)
+        config = parse_config(
+            {
+                "data_dir": str(root / "var"),
+                "pki": {"dir": str(root / "certs")},
+                "server": {"port": _free_port(), "https_port": _free_port(), "movable_clock": True},
+                "dispatcher": {"idle_poll_seconds": 0.05},
+            }
+        )
+        app = create_app(config, clock=MovableClock())
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", config.server.port).start()
+            context = tls_context(config)
+            https = None
+            if context is not None:
+                await web.TCPSite(
+                    runner, "127.0.0.1", config.server.https_port, ssl_context=context
+                ).start()
+                https = f"https://localhost:{config.server.https_port}"
+            yield Target(
+                url=f"http://127.0.0.1:{config.server.port}",
+                https_url=https,
+                ca_bundle=config.pki_dir / "ca-bundle.pem",
+                pki_dir=config.pki_dir,
+                embedded=True,
+            )
+        finally:
+            await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def remote_hub(url: str, https_url: str | None, workdir: Path) -> AsyncIterator[Target]:
+    """A running hub: its CA chain is fetched from /pki/ca-bundle.pem to trust its HTTPS."""
+    base = url.rstrip("/")
+    ca = workdir / "hub-ca-bundle.pem"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/pki/ca-bundle.pem") as resp:
+            if resp.status == 200:
+                ca.write_bytes(await resp.read())
+    yield Target(
+        url=base,
+        https_url=https_url.rstrip("/") if https_url else None,
+        ca_bundle=ca if ca.exists() else None,
+        pki_dir=None,
+        embedded=False,
+    )
