@@ -123,3 +123,87 @@ def run_command(
         reports.write_json(json_path, reports.as_json(typed))
     if not all(r.ok for r in typed):
         sys.exit(1)
+
+
+@scenario.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@hub_option
+@hub_https_option
+@click.option(
+    "--profile",
+    type=click.Choice(["smoke", "load", "stress", "soak", "spike"]),
+    default="smoke",
+    show_default=True,
+    help="Named defaults for users and duration; --users/--duration/--iterations override.",
+)
+@click.option("--users", type=click.IntRange(1, 1000), help="Virtual users at once.")
+@click.option("--duration", type=click.FloatRange(0.1), help="Seconds to run.")
+@click.option("--iterations", type=click.IntRange(1), help="Scenario runs in all.")
+@click.option("--p95", "gate_p95", default=1.0, show_default=True, help="Gate: p95 seconds.")
+@click.option("--p99", "gate_p99", default=2.5, show_default=True, help="Gate: p99 seconds.")
+@click.option(
+    "--max-errors", "gate_errors", default=0.05, show_default=True, help="Gate: error rate below."
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def load_command(
+    path: Path,
+    hub: str | None,
+    hub_https: str | None,
+    profile: str,
+    users: int | None,
+    duration: float | None,
+    iterations: int | None,
+    gate_p95: float,
+    gate_p99: float,
+    gate_errors: float,
+    json_path: Path | None,
+) -> None:
+    """Run one scenario as load; prints throughput and latency per step; exits 1 if a gate fails."""
+    import dataclasses
+
+    from gateway.logs import configure
+    from gateway.scenario import reports
+    from gateway.scenario.load import PROFILES, Gates, LoadReport, run_load
+
+    if duration is not None and iterations is not None:
+        raise click.UsageError("give --duration or --iterations, not both")
+    chosen = PROFILES[profile]
+    if users is not None or duration is not None or iterations is not None:
+        chosen = dataclasses.replace(
+            chosen,
+            users=users or chosen.users,
+            duration=duration if iterations is None else None,
+            iterations=iterations if duration is None else None,
+            phases=() if users is not None else chosen.phases,
+        )
+        if chosen.duration is None and chosen.iterations is None:
+            chosen = dataclasses.replace(chosen, duration=PROFILES[profile].duration or 10)
+    [loaded] = select([path], (), ())
+    gates = Gates(p95=gate_p95, p99=gate_p99, error_rate=gate_errors)
+    configure("WARNING")
+
+    async def go() -> LoadReport:
+        async with target_for(hub, hub_https) as target:
+            shape = (
+                f"{chosen.duration:g} s"
+                if chosen.duration is not None
+                else f"{chosen.iterations} runs"
+            )
+            click.echo(f"{loaded.name}: profile {chosen.name}, {chosen.users} users, {shape}")
+            return await run_load(loaded, target, chosen)
+
+    report = asyncio.run(go())
+    click.echo(f"\n{report.iterations} iterations in {report.elapsed:.1f} s\n")
+    click.echo(report.table())
+    click.echo("")
+    failed = False
+    for _, ok, detail in report.gate_results(gates):
+        failed = failed or not ok
+        click.echo(("  pass  " if ok else click.style("  FAIL  ", fg="red", bold=True)) + detail)
+    overall = report.overall
+    if overall.first_error:
+        click.echo(f"\nfirst error: {overall.first_error}")
+    if json_path is not None:
+        reports.write_json(json_path, report.as_json(gates))
+    if failed:
+        sys.exit(1)
