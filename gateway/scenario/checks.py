@@ -44,7 +44,8 @@ def substitute(value: Any, variables: Mapping[str, Any]) -> Any:
             return _lookup(whole.group(1), variables)
         return _VAR.sub(lambda m: str(_lookup(m.group(1), variables)), value)
     if isinstance(value, dict):
-        return {k: substitute(v, variables) for k, v in value.items()}
+        # Keys too: an XPath or JSON path in an expectation may name a captured value.
+        return {str(substitute(k, variables)): substitute(v, variables) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, variables) for v in value]
     return value
@@ -77,6 +78,11 @@ def xpath_values(root: etree._Element | None, expression: str) -> list[str]:
         found = root.xpath(expression, namespaces=XPATH_NAMESPACES)
     except etree.XPathError as exc:
         raise StepFailed(f"xpath {expression!r}: {exc}") from None
+    if isinstance(found, bool):
+        # A test like `count(//Error) = 0`: true is one match, false none.
+        return ["true"] if found else []
+    if isinstance(found, float) and found.is_integer():
+        return [str(int(found))]
     if not isinstance(found, list):
         return [str(found)]
     return [(item.text or "") if isinstance(item, etree._Element) else str(item) for item in found]
@@ -98,6 +104,10 @@ def check(expect: Mapping[str, Any], seen: Observed) -> None:
     for name in ("status", "qualifier", "error_number"):
         if name in expect and not _same(seen.facts.get(name), expect[name]):
             raise StepFailed(f"expected {name} {expect[name]!r}, got {seen.facts.get(name)!r}")
+    for name, wanted in (expect.get("facts") or {}).items():
+        if not _same(seen.facts.get(name), wanted):
+            known = ", ".join(sorted(seen.facts))
+            raise StepFailed(f"expected {name} {wanted!r}, got {seen.facts.get(name)!r} ({known})")
     for expression, wanted in (expect.get("xpath") or {}).items():
         values = xpath_values(seen.xml, expression)
         if wanted is True:

@@ -39,7 +39,7 @@ STEP_KINDS: dict[str, set[str]] = {
     "issue_certificate": {"actor", "common_name"},
     "enrol": {"actor", "class", "organisation", "facts"},
     "activate": {"actor", "enrolment", "pin"},
-    "sign_in": {"actor", "method", "portal", "scope"},
+    "sign_in": {"actor", "method", "portal", "scope", "credential"},
     "submit": {
         "actor", "class", "organisation", "keys", "body", "body_file", "template", "auth",
         "gateway_test", "until_final", "timeout", "transaction_id",
@@ -59,7 +59,9 @@ STEP_KINDS: dict[str, set[str]] = {
     "http": {"method", "path", "json", "body", "headers", "actor", "auth"},
     "sleep": {"seconds"},
 }  # fmt: skip
-EXPECT_KEYS = {"qualifier", "error_number", "status", "xpath", "json", "contains", "not_contains"}
+EXPECT_KEYS = {
+    "qualifier", "error_number", "status", "facts", "xpath", "json", "contains", "not_contains",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,11 @@ class Scenario:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def moves_clock(self) -> bool:
+        """Moving the hub's clock affects every scenario on it: such scenarios run alone."""
+        return any(step.kind == "clock" for step in self.steps)
 
 
 def inside(directory: Path, relative: str, where: str) -> Path:
@@ -175,7 +182,7 @@ def _variables(document: Located, path: Path) -> dict[str, Any]:
 
 
 def _actors(document: Located, path: Path) -> dict[str, Actor]:
-    raw = document.get("actors", {})
+    raw = document.get("actors", Located())
     if not isinstance(raw, Located):
         raise ScenarioError(f"{path}:{document.line_of('actors')}", "actors must be a mapping")
     actors = {}

@@ -219,11 +219,18 @@ async def sign_in(run: Run, p: Mapping[str, Any]) -> Observed:
     if method == "certificate":
         return await _http(run, "GET", f"{run.https()}/api/enrolments", ssl_context=run.tls(actor))
     if method == "sso":
-        return await _sso(run, actor, run.actor(p, "portal"), str(p.get("scope", "openid gateway")))
+        credential = str(p.get("credential", "password"))
+        if credential not in ("password", "certificate"):
+            raise StepFailed("sign_in credential is password or certificate")
+        return await _sso(
+            run, actor, run.actor(p, "portal"), str(p.get("scope", "openid gateway")), credential
+        )
     raise StepFailed("sign_in method is password, certificate or sso")
 
 
-async def _sso(run: Run, citizen: dict[str, Any], portal: dict[str, Any], scope: str) -> Observed:
+async def _sso(
+    run: Run, citizen: dict[str, Any], portal: dict[str, Any], scope: str, credential: str
+) -> Observed:
     """The authorization code flow with PKCE, as the portal and the citizen's browser."""
     meta_seen = _must(
         await _http(run, "GET", f"{run.target.url}/.well-known/openid-configuration"), 200
@@ -267,7 +274,8 @@ async def _sso(run: Run, citizen: dict[str, Any], portal: dict[str, Any], scope:
         }
     )
     browser = await run.browser(citizen)
-    tls = run.tls(citizen) if citizen.get("certificate") else run.tls()
+    with_certificate = credential == "certificate"
+    tls = run.tls(citizen) if with_certificate else run.tls()
     seen = await _http(
         run,
         "GET",
@@ -277,8 +285,9 @@ async def _sso(run: Run, citizen: dict[str, Any], portal: dict[str, Any], scope:
         allow_redirects=False,
     )
     location = seen.facts.get("location")
-    if seen.facts["status"] == 200:
-        form_id = "certificate" if citizen.get("certificate") else "password-form"
+    page_shown = seen.facts["status"] == 200
+    if page_shown:
+        form_id = "certificate" if with_certificate else "password-form"
         found = html.fromstring(seen.received).xpath(f"//form[@id='{form_id}']")
         form = found[0] if isinstance(found, list) and found else None
         if not isinstance(form, html.FormElement):
@@ -317,11 +326,12 @@ async def _sso(run: Run, citizen: dict[str, Any], portal: dict[str, Any], scope:
         headers={
             "Authorization": aiohttp.encode_basic_auth(portal["client_id"], portal["client_secret"])
         },
-        ssl_context=run.tls(citizen) if citizen.get("certificate") else None,
+        ssl_context=tls,
     )
+    token.facts["sign_in_page"] = page_shown
     if token.facts["status"] == 200:
         tokens = token.json
-        citizen["access_token"] = tokens["access_token"]
+        citizen.update(access_token=tokens["access_token"], id_token=tokens["id_token"])
         claims = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[1] + "=="))
         token.json = claims
         token.facts.update(sub=claims["sub"], acr=claims.get("acr"), sid=claims.get("sid"))
@@ -351,7 +361,7 @@ def _body(run: Run, p: Mapping[str, Any], actor: Mapping[str, Any] | None, class
         return inside(run.scenario.directory, p["body_file"], where).read_bytes()
     if p.get("template"):
         text = inside(run.scenario.directory, p["template"], where).read_text(encoding="utf-8")
-        return str(substitute(text, run.variables)).encode("utf-8")
+        return str(substitute(text, {**run.actors, **run.variables})).encode("utf-8")
     found = _demo_enrolment(actor or {}, class_, p.get("organisation"))
     if found is None:
         raise StepFailed("give body, body_file or template (no demo example for this class)")
@@ -521,6 +531,7 @@ async def send_mail(run: Run, p: Mapping[str, Any]) -> Observed:
 
 
 async def read_mail(run: Run, p: Mapping[str, Any]) -> Observed:
+    """Open the newest message (with this subject, if given) from the citizen's mailbox."""
     actor = run.actor(p)
     headers = (
         {"Authorization": f"Bearer {actor['access_token']}"}
@@ -528,17 +539,18 @@ async def read_mail(run: Run, p: Mapping[str, Any]) -> Observed:
         else _basic(actor)
     )
     listing = _must(await _http(run, "GET", f"{run.target.url}/api/mail", headers=headers), 200)
-    messages = listing.json["messages"]
-    if p.get("subject"):
-        messages = [m for m in messages if m.get("subject") == p["subject"]]
-    if not messages:
-        listing.facts.update(status=404, count=0)
-        return listing
-    seen = await _http(
-        run, "GET", f"{run.target.url}/api/mail/{messages[0]['id']}", headers=headers
-    )
-    seen.facts.update(message_id=messages[0]["id"], count=len(messages))
-    return seen
+    # Newest first; subjects are encrypted at rest and listed only when a message is opened.
+    for summary in sorted(listing.json["messages"], key=lambda m: m["created_at"], reverse=True):
+        seen = await _http(
+            run, "GET", f"{run.target.url}/api/mail/{summary['id']}", headers=headers
+        )
+        if not p.get("subject") or (
+            isinstance(seen.json, dict) and seen.json.get("subject") == p["subject"]
+        ):
+            seen.facts.update(message_id=summary["id"], count=len(listing.json["messages"]))
+            return seen
+    listing.facts.update(status=404, count=0)
+    return listing
 
 
 async def pay(run: Run, p: Mapping[str, Any]) -> Observed:
@@ -570,7 +582,8 @@ async def pay(run: Run, p: Mapping[str, Any]) -> Observed:
         "cardholder-name": "Scenario Runner",
         "cvc": str(p.get("cvc", "123")),
     }
-    await _http(run, "POST", page_url, data=form)
+    # The page sends the person back to the council's return_url: not followed, as a portal would.
+    await _http(run, "POST", page_url, data=form, allow_redirects=False)
     seen = await _http(
         run,
         "GET",

@@ -1,0 +1,84 @@
+"""`gateway scenario run|load` through the CLI, against an embedded hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from lxml import etree
+
+from gateway.cli import main
+
+LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def gateway(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_the_whole_library_passes_and_reports(tmp_path: Path) -> None:
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    code, output = gateway(
+        "scenario", "run", str(LIBRARY), "--junit-xml", str(junit), "--json", str(report)
+    )
+    assert code == 0, output
+    data = json.loads(report.read_text())
+    names = {s["name"] for s in data["scenarios"]}
+    assert data["failed"] == 0 and len(names) == len(list(LIBRARY.glob("*.scenario.yaml")))
+    assert {"View Council Tax by password", "Single sign-on across two council portals"} <= names
+    suite = etree.parse(str(junit)).getroot()[0]
+    assert suite.get("tests") == str(len(names)) and suite.get("failures") == "0"
+
+
+def test_a_failing_step_shows_where_and_what_was_sent_and_received(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.scenario.yaml"
+    broken.write_text(
+        "version: 1\n"
+        "name: Expects the wrong answer\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0SUN0001}\n"
+        "steps:\n"
+        "  - name: view\n"
+        "    submit: {actor: sun, class: LA-CTAX-VIEW, until_final: true}\n"
+        "    expect: {qualifier: error, error_number: 3001}\n"
+        "  - name: never reached\n"
+        "    sleep: {seconds: 0}\n"
+    )
+    junit = tmp_path / "junit.xml"
+    code, output = gateway("scenario", "run", str(broken), "--junit-xml", str(junit))
+    assert code == 1
+    assert f"{broken}:7: expected qualifier 'error', got 'response'" in output
+    assert "sent:" in output and "<CTaxViewRequest" in output
+    assert "received:" in output and "<CTaxViewResponse" in output
+    assert "never reached (skipped)" in output
+    failure = etree.parse(str(junit)).find(".//failure")
+    assert failure is not None and "expected qualifier" in failure.get("message", "")
+
+
+def test_tag_and_name_filters_choose_scenarios() -> None:
+    code, output = gateway("scenario", "run", str(LIBRARY), "--tag", "sso")
+    assert code == 0 and "1 scenarios, 1 passed" in output
+    code, output = gateway("scenario", "run", str(LIBRARY), "--name", "nothing like this")
+    assert code != 0 and "no scenarios matched" in output
+
+
+def test_load_mode_reports_percentiles_and_gates(tmp_path: Path) -> None:
+    scenario = str(LIBRARY / "view-council-tax-password.scenario.yaml")
+    report = tmp_path / "load.json"
+    code, output = gateway(
+        "scenario", "load", scenario, "--users", "2", "--iterations", "6", "--json", str(report)
+    )
+    assert code == 0, output
+    data = json.loads(report.read_text())
+    assert data["iterations"] == 6 and data["overall"]["count"] == 6 * 4
+    assert data["overall"]["errors"] == 0
+    assert 0 < data["overall"]["p50_s"] <= data["overall"]["p95_s"] <= data["overall"]["p99_s"]
+    assert all(g["passed"] for g in data["gates"])
+    assert "p95" in output and "poll until answered" in output
+    # An impossible gate fails the run.
+    code, output = gateway(
+        "scenario", "load", scenario, "--users", "1", "--iterations", "2", "--p95", "0.000001"
+    )
+    assert code == 1 and "FAIL" in output
