@@ -375,6 +375,11 @@ def _sign_in_page(
     )
     title = ("Error: " if error else "") + "Sign in"
     response = html_response(page(title, main), status, form_targets=[_origin(authz.redirect_uri)])
+    return _with_csrf(request, response, csrf)
+
+
+def _with_csrf(request: web.Request, response: web.Response, csrf: str) -> web.Response:
+    """The double-submit cookie a page's form must echo back (no forged sign-ins or sign-outs)."""
     response.set_cookie(
         CSRF_COOKIE,
         csrf,
@@ -459,15 +464,7 @@ def _confirm_sign_out(request: web.Request, params: Mapping[str, str]) -> web.Re
     response = html_response(
         page("Sign out", main), form_targets=[_origin(target)] if target else []
     )
-    response.set_cookie(
-        CSRF_COOKIE,
-        csrf,
-        path="/sso",
-        httponly=True,
-        secure=request.app[SSO].issuer.startswith("https:"),
-        samesite="Lax",
-    )
-    return response
+    return _with_csrf(request, response, csrf)
 
 
 # --- admin ---------------------------------------------------------------------------------------
