@@ -249,7 +249,9 @@ def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
 
 def _register_subcommands() -> None:
     from gateway import cli_identity
+    from gateway.cli_audit import audit
     from gateway.cli_certs import certs
+    from gateway.cli_faults import faults
     from gateway.cli_scenario import scenario
     from gateway.cli_sso import sso
 
@@ -261,6 +263,8 @@ def _register_subcommands() -> None:
         cli_identity.letters,
         sso,
         scenario,
+        audit,
+        faults,
     ):
         main.add_command(command)
 

@@ -125,6 +125,16 @@ class DispatcherConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """The tamper-evident audit trail."""
+
+    checkpoint_seconds: float = 60  # how often the chain's head is signed (if it moved)
+    keep_bodies: bool = True  # keep request/response bodies beside their digests
+    body_days: float = 30  # how long kept bodies stay; the digests stay in the chain for good
+    flush_seconds: float = 0.05  # events are written in batches at most this far apart
+
+
+@dataclass(frozen=True, slots=True)
 class SsoConfig:
     """Single sign-on: the hub as an OpenID Connect provider for council portals."""
 
@@ -189,6 +199,7 @@ class Config:
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     sso: SsoConfig = field(default_factory=SsoConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
 
@@ -387,7 +398,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
         "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
-        "connectors", "routes", "enrolment", "payments", "mail", "sso",
+        "connectors", "routes", "enrolment", "payments", "mail", "sso", "audit",
     }  # fmt: skip
     unknown = set(raw) - top_known
     if unknown:
@@ -421,6 +432,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         payments=_payments(_section(raw, "payments")),
         mail=_mail(_section(raw, "mail")),
         sso=_build(SsoConfig, _section(raw, "sso"), "[sso]"),
+        audit=_build(AuditConfig, _section(raw, "audit"), "[audit]"),
         connectors=connectors,
         routes=routes,
     )

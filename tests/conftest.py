@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright
 
 from gateway.config import Config, parse_config
 from gateway.routing.registry import ConnectorSet
@@ -191,3 +192,35 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+# --- a real headless Chromium (Debian's /usr/bin/chromium) for the hub's HTML pages --------------
+# `browser` is a launched browser, for a test that needs its own context (JavaScript off,
+# `ignore_https_errors=True` for the hub's HTTPS port, client certificates); `page` is a page in a
+# fresh default context. Both are per test, so they live in the test's own event loop.
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    context.set_default_timeout(5_000)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -45,6 +47,9 @@ _SNIPPET = 200
 _ERROR_TYPES: frozenset[str] = frozenset({"fatal", "recoverable", "business", "warning", "schema"})
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
 _USER_AGENT = f"govtalk-gateway-hub http-forward/{WIRE_VERSION}"
+# Set by `diverted` for one call (this task only): the hub's connection faults send the request
+# to a local socket that resets or refuses, so the failure is met for real, through aiohttp.
+_DIVERTED: ContextVar[str | None] = ContextVar("http_forward_diverted", default=None)
 
 
 class SupplierServerError(Exception):
@@ -104,11 +109,21 @@ class HttpForwardConnector:
         if session is not None:
             await session.close()
 
+    @contextlib.contextmanager
+    def diverted(self, url: str) -> Iterator[None]:
+        """Within the block, this task's requests go to url instead of the configured one."""
+        token = _DIVERTED.set(url)
+        try:
+            yield
+        finally:
+            _DIVERTED.reset(token)
+
     async def handle(self, tx: Transaction, ctx: ConnectorContext) -> Outcome:
         """POST the transaction; map the supplier's answer to an Outcome (or raise if transient)."""
         if self._session is None:
             await self.start()
         assert self._session is not None
+        url = _DIVERTED.get() or self._url
         try:
             payload = json.dumps(request_document(tx), ensure_ascii=False).encode("utf-8")
         except UnicodeDecodeError:
@@ -122,7 +137,7 @@ class HttpForwardConnector:
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._session.post(
-                    self._url, data=payload, headers=headers, allow_redirects=False
+                    url, data=payload, headers=headers, allow_redirects=False
                 ) as reply:
                     status = reply.status
                     retry_after = reply.headers.get("Retry-After")
@@ -130,7 +145,7 @@ class HttpForwardConnector:
         except TimeoutError as exc:
             # aiohttp's own timeouts are also OSErrors; the hub must see a plain timeout (2005).
             raise TimeoutError(
-                f"http-forward: {self._url} did not answer within {self._timeout:g}s"
+                f"http-forward: {url} did not answer within {self._timeout:g}s"
             ) from exc
         except _ReplyTooLarge:
             return Failed(

@@ -14,6 +14,7 @@ import structlog
 from lxml import etree
 
 from connectors.protocol import Identity
+from gateway.audit.log import audit
 from gateway.config import Config, RouteConfig
 from gateway.govtalk import replies
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
@@ -224,7 +225,17 @@ class DocumentSubmission:
         )
         await store.insert(self._db, submission)
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
-        log.info("dsp.submission_stored", organisation=route.organisation, sync=sync)
+        audit(
+            "dsp.received",
+            actor=identity.user_id if identity else None,
+            correlation_id=correlation_id,
+            auth_method=identity.auth_method if identity else "none",
+            auth_level=identity.auth_level if identity else 0,
+            class_=class_,
+            organisation=route.organisation,
+            sync=sync,
+            body=submission.request_body,
+        )
         if sync:
             final = await self._dispatcher.process(submission)
             record = await store.get(self._db, correlation_id)
@@ -377,7 +388,7 @@ class DocumentSubmission:
             raise GovTalkFault.of(
                 2000, f"No record for CorrelationID {record.correlation_id}", class_=message.class_
             )
-        log.info("dsp.deleted")
+        audit("dsp.deleted", correlation_id=record.correlation_id)
         return replies.delete_response(
             class_=message.class_,
             correlation_id=record.correlation_id,
@@ -442,7 +453,14 @@ class DocumentSubmission:
     ) -> Envelope:
         message = envelope.message if envelope else None
         first = fault.first
-        log.info("dsp.refused", number=first.number, text=first.text)
+        audit(
+            "dsp.refused",
+            outcome="refused",
+            number=first.number,
+            text=first.text,
+            class_=fault.class_ or (message.class_ if message else None),
+            sender=envelope.sender.sender_id if envelope and envelope.sender else None,
+        )
         return replies.error_reply(
             class_=fault.class_ or (message.class_ if message else None),
             errors=fault.errors,

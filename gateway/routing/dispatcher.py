@@ -23,10 +23,12 @@ from connectors.protocol import (
     Retry,
     Transaction,
 )
+from gateway.audit.log import audit
 from gateway.config import Config, RouteConfig
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
 from gateway.govtalk.parse import parse_xml
 from gateway.identity import citizens
+from gateway.routing.fault_injector import FaultInjector
 from gateway.routing.outcomes import errors_to_json
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -70,6 +72,8 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(config.dispatcher.concurrency)
         longest = max((r.timeout for r in routes), default=10.0)
         self.lease = timedelta(seconds=longest + config.dispatcher.lease_margin_seconds)
+        # Faults set through the admin API or the CLI, applied around each connector call.
+        self.faults = FaultInjector(db)
 
     def wake(self) -> None:
         self._wake.set()
@@ -145,8 +149,10 @@ class Dispatcher:
                     backoff = route.backoff if route else 1.0
                     delay = min(MAX_BACKOFF, backoff * 2 ** (submission.attempts - 1))
                 at = self._clock() + timedelta(seconds=delay)
-                log.info(
+                audit(
                     "dispatch.retry",
+                    outcome="retry",
+                    correlation_id=submission.correlation_id,
                     attempt=submission.attempts,
                     after=delay,
                     reason=result.reason,
@@ -175,16 +181,33 @@ class Dispatcher:
         started = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(route.timeout):
-                outcome: Outcome = await connector.handle(tx, ctx)
+                outcome: Outcome = await self.faults.handle(connector, tx, ctx)
         except TimeoutError:
-            log.warning("dispatch.timeout", connector=ctx.name, timeout=route.timeout)
+            audit(
+                "dispatch.timeout",
+                outcome="timeout",
+                correlation_id=submission.correlation_id,
+                connector=ctx.name,
+                timeout=route.timeout,
+            )
             return _Failure(f"{ctx.name} did not answer within {route.timeout:g}s", True)
         except Exception as exc:
-            log.warning("dispatch.connector_error", connector=ctx.name, error=repr(exc))
+            audit(
+                "dispatch.connector_error",
+                outcome="error",
+                correlation_id=submission.correlation_id,
+                connector=ctx.name,
+                error=repr(exc),
+            )
             return _Failure(f"{ctx.name} failed: {exc!r}", False)
         elapsed = asyncio.get_running_loop().time() - started
-        log.info(
-            "dispatch.outcome", connector=ctx.name, outcome=type(outcome).__name__, seconds=elapsed
+        audit(
+            "dispatch.answered",
+            correlation_id=submission.correlation_id,
+            connector=ctx.name,
+            result=type(outcome).__name__,
+            attempt=submission.attempts,
+            seconds=round(elapsed, 4),
         )
         return _final(outcome, ctx.name)
 
@@ -222,24 +245,29 @@ class Dispatcher:
             number, _exhausted_text(number, submission.attempts, failure.reason)
         )
         final = FinalAnswer(ERROR, errors=errors_to_json([error]))
-        log.warning("dispatch.dead_letter", number=number, attempts=submission.attempts)
-        if await self._finish(submission, final):
-            await store.add_dead_letter(
-                self._db,
-                DeadLetter(
-                    correlation_id=submission.correlation_id,
-                    connector=submission.connector,
-                    class_=submission.base_class,
-                    organisation=submission.organisation,
-                    error_number=number,
-                    reason=failure.reason,
-                    attempts=submission.attempts,
-                    created_at=self._clock(),
-                ),
-            )
+        audit(
+            "dispatch.dead_letter",
+            outcome="dead_letter",
+            correlation_id=submission.correlation_id,
+            number=number,
+            attempts=submission.attempts,
+        )
+        letter = DeadLetter(
+            correlation_id=submission.correlation_id,
+            connector=submission.connector,
+            class_=submission.base_class,
+            organisation=submission.organisation,
+            error_number=number,
+            reason=failure.reason,
+            attempts=submission.attempts,
+            created_at=self._clock(),
+        )
+        await self._finish(submission, final, dead_letter=letter)
         return final
 
-    async def _finish(self, submission: Submission, final: FinalAnswer) -> bool:
+    async def _finish(
+        self, submission: Submission, final: FinalAnswer, dead_letter: DeadLetter | None = None
+    ) -> bool:
         retention = self._config.retention
         days = retention.response_days if final.state == RESPONSE else retention.error_days
         done = await store.answer(
@@ -249,6 +277,7 @@ class Dispatcher:
             final=final,
             now=self._clock(),
             keep_for=timedelta(days=days),
+            dead_letter=dead_letter,
         )
         if not done:
             log.warning("dispatch.lease_lost")

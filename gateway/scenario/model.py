@@ -96,9 +96,10 @@ class Scenario:
         return self.path.parent
 
     @property
-    def moves_clock(self) -> bool:
-        """Moving the hub's clock affects every scenario on it: such scenarios run alone."""
-        return any(step.kind == "clock" for step in self.steps)
+    def exclusive(self) -> bool:
+        """Moving the hub's clock or injecting a fault affects every scenario on the hub: such
+        scenarios run alone."""
+        return any(step.kind in ("clock", "fault") for step in self.steps)
 
 
 def inside(directory: Path, relative: str, where: str) -> Path:

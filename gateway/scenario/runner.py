@@ -183,8 +183,8 @@ async def run_all(
 ) -> list[ScenarioResult]:
     """Scenarios are independent: up to `concurrency` at once, results in the given order.
 
-    Those that move the hub's clock run afterwards, one at a time, so no other scenario's
-    codes, tokens or PINs expire under it.
+    Those that move the hub's clock or inject faults run afterwards, one at a time, so no other
+    scenario's codes expire or back office hangs under it.
     """
     gate = asyncio.Semaphore(max(1, concurrency))
 
@@ -193,12 +193,12 @@ async def run_all(
             return await run_scenario(scenario, target, progress=progress)
 
     results: dict[int, ScenarioResult] = {}
-    together = [(i, s) for i, s in enumerate(scenarios) if not s.moves_clock]
+    together = [(i, s) for i, s in enumerate(scenarios) if not s.exclusive]
     for i, result in zip(
         [i for i, _ in together], await asyncio.gather(*(one(s) for _, s in together)), strict=True
     ):
         results[i] = result
     for i, scenario in enumerate(scenarios):
-        if scenario.moves_clock:
+        if scenario.exclusive:
             results[i] = await run_scenario(scenario, target, progress=progress)
     return [results[i] for i in range(len(scenarios))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -47,6 +48,18 @@ async def embedded_hub() -> AsyncIterator[Target]:
                 "server": {"port": _free_port(), "https_port": _free_port(), "movable_clock": True},
                 "dispatcher": {"idle_poll_seconds": 0.05},
             }
+        )
+        # View Council Tax with a short deadline and one retry, so a scenario that makes a back
+        # office hang or fail sees its 2005 or 3000 in seconds (the simulated councils answer in
+        # milliseconds, so nothing else notices).
+        config = dataclasses.replace(
+            config,
+            routes=tuple(
+                dataclasses.replace(r, timeout=2.0, retries=1, backoff=0.1)
+                if r.class_ == "LA-CTAX-VIEW"
+                else r
+                for r in config.routes
+            ),
         )
         app = create_app(config, clock=MovableClock())
         runner = web.AppRunner(app, access_log=None)

@@ -100,10 +100,14 @@ async def answer(
     final: FinalAnswer,
     now: datetime,
     keep_for: timedelta,
+    dead_letter: DeadLetter | None = None,
 ) -> bool:
-    """Record the final answer if this owner still holds the lease; False if it lost it."""
-    return await _update_leased(
-        db,
+    """Record the final answer if this owner still holds the lease; False if it lost it.
+
+    A transaction given up on gets its dead letter in the same transaction, so no poll ever sees
+    the 2005/3000 answer of a transaction that is missing from the dead letters.
+    """
+    stmt = _leased(
         correlation_id,
         owner,
         state=final.state,
@@ -113,6 +117,11 @@ async def answer(
         answered_at=now,
         purge_after=now + keep_for,
     )
+    async with db.transaction() as session:
+        done = bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+        if done and dead_letter is not None:
+            session.add(dead_letter)
+    return done
 
 
 async def reschedule(
@@ -124,9 +133,9 @@ async def reschedule(
     )
 
 
-async def _update_leased(db: Database, correlation_id: str, owner: str, **values: Any) -> bool:
-    """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
-    stmt = (
+def _leased(correlation_id: str, owner: str, **values: Any) -> Any:
+    """Set `values` and release the lease — only where `owner` still holds it."""
+    return (
         update(Submission)
         .where(
             Submission.correlation_id == correlation_id,
@@ -135,8 +144,12 @@ async def _update_leased(db: Database, correlation_id: str, owner: str, **values
         )
         .values(**values, lease_owner=None, lease_until=None)
     )
+
+
+async def _update_leased(db: Database, correlation_id: str, owner: str, **values: Any) -> bool:
+    """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
     async with db.transaction() as session:
-        result = await session.execute(stmt)
+        result = await session.execute(_leased(correlation_id, owner, **values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -186,11 +199,6 @@ async def purge(db: Database, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def add_dead_letter(db: Database, letter: DeadLetter) -> None:
-    async with db.transaction() as session:
-        session.add(letter)
-
-
 async def dead_letters(db: Database, *, include_replayed: bool = False) -> Sequence[DeadLetter]:
     stmt = select(DeadLetter).order_by(DeadLetter.id)
     if not include_replayed:
@@ -231,7 +239,6 @@ __all__ = [
     "QUEUED",
     "RESPONSE",
     "FinalAnswer",
-    "add_dead_letter",
     "answer",
     "claim",
     "dead_letters",

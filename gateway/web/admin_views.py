@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.audit.log import audit
 from gateway.clock import MovableClock
 from gateway.errors import ProblemError
 from gateway.identity.registration import add_certificate
@@ -59,6 +60,7 @@ async def issue_view(request: web.Request) -> web.Response:
     )
     pem = issued.cert.public_bytes(Encoding.PEM)
     await add_certificate(request.app[DB], user_id, pem, clock=request.app[CLOCK])
+    audit("admin.certificate_issued", actor=user_id, serial=format(issued.serial, "x"))
     return web.json_response(
         {
             "serial": format(issued.serial, "x"),
@@ -88,6 +90,7 @@ async def revoke_view(request: web.Request) -> web.Response:
         await asyncio.to_thread(pki.revoke, serial, reason, request.app[CLOCK]())
     except (PkiError, ValueError) as exc:
         raise ProblemError(422, "Cannot revoke", str(exc)) from None
+    audit("admin.certificate_revoked", serial=format(serial, "x"), reason=reason)
     return web.json_response({"serial": format(serial, "x"), "reason": reason})
 
 
@@ -126,4 +129,5 @@ async def move_clock_view(request: web.Request) -> web.Response:
             raise ProblemError(400, "Bad Request", f"'set': {exc}") from None
     else:
         raise ProblemError(400, "Bad Request", "give advance_seconds or set")
+    audit("admin.clock_moved", now=clock().isoformat())
     return web.json_response(_clock_json(request))

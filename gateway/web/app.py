@@ -33,14 +33,26 @@ from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
 from gateway.web.admin_views import add_admin_routes
+from gateway.web.audit_lifecycle import audit_service
 from gateway.web.dsp_views import dsp_endpoint
+from gateway.web.fault_views import add_fault_routes
 from gateway.web.identity_views import add_identity_routes, identity_services
 from gateway.web.journey_views import add_journey_routes, journey_services
-from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, DISPATCHER, DSP, ROUTES
+from gateway.web.keys import (
+    CLIENT_CERTIFICATES,
+    CONFIG,
+    CONNECTORS,
+    DB,
+    DISPATCHER,
+    DISPATCHER_TASK,
+    DSP,
+    ROUTES,
+)
 from gateway.web.mail_views import add_mail_routes, mail_services
 from gateway.web.payment_views import add_payment_routes, payment_services
 from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import request_context
+from gateway.web.ready_views import ready_view
 from gateway.web.sso_views import add_sso_routes, sso_services
 
 log = structlog.get_logger("gateway.app")
@@ -109,6 +121,7 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
     )
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+    app[DISPATCHER_TASK] = task
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -178,6 +191,7 @@ def create_app(
     app.cleanup_ctx.extend(
         [
             _database,
+            audit_service,
             _connectors,
             _dispatch,
             _purge,
@@ -191,12 +205,14 @@ def create_app(
     app.router.add_post("/submission", dsp_endpoint)
     app.router.add_post("/poll", dsp_endpoint)
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready_view)
     app.router.add_get("/", index)
     app[PKI] = pki_provider(config)
     add_pki_routes(app, app[PKI])
     add_identity_routes(app)
     add_sso_routes(app)
     add_admin_routes(app)
+    add_fault_routes(app)
     add_mail_routes(app)
     add_payment_routes(app)
     add_journey_routes(app)

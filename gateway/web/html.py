@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from html import escape
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -35,3 +36,9 @@ def html_response(
     )
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def origin(uri: str) -> str:
+    """scheme://host[:port] of a URL: what a CSP form-action source names."""
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"

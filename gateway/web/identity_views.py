@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity import registration
 from gateway.identity.certificates import CertificateRefused
@@ -212,6 +213,7 @@ async def register_view(request: web.Request) -> web.Response:
         certificate_pem=certificate,
         clock=request.app[ENROLMENTS].clock,
     )
+    audit("identity.registered", actor=user_id, kind=kind, certificate=certificate is not None)
     return web.json_response(
         {"user_id": user_id, "kind": kind, "display_name": " ".join(display_name.split())},
         status=201,
@@ -235,6 +237,13 @@ async def enrol_view(request: web.Request) -> web.Response:
         raise ProblemError(400, "Bad Request", "'facts' must be an object of strings")
     assert class_ is not None and organisation is not None
     view = await request.app[ENROLMENTS].request(user_id, class_, organisation, facts)
+    audit(
+        "enrolment.facts_accepted",
+        actor=user_id,
+        enrolment=view.id,
+        class_=view.class_,
+        organisation=view.organisation,
+    )
     body = view.to_json()
     body["letter"] = "sent"
     return web.json_response(
@@ -252,6 +261,7 @@ async def activate_view(request: web.Request) -> web.Response:
     pin = _string(data, "pin")
     assert pin is not None
     view = await request.app[ENROLMENTS].activate(user_id, enrolment_id, pin)
+    audit("enrolment.activated", actor=user_id, enrolment=view.id, class_=view.class_)
     return web.json_response(view.to_json())
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
+from gateway.audit.log import AuditLog
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
 from gateway.identity.authenticate import ClientCertificateAuthenticator
@@ -21,3 +24,5 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 DSP = web.AppKey("dsp", DocumentSubmission)
 CLIENT_CERTIFICATES = web.AppKey("client_certificates", ClientCertificateAuthenticator)
 SSO = web.AppKey("sso", Provider)
+AUDIT = web.AppKey("audit", AuditLog)
+DISPATCHER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("dispatcher_task")

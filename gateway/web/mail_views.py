@@ -39,6 +39,7 @@ import structlog
 from aiohttp import web
 
 from connectors.protocol import ConnectorContext, MailMessage
+from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity.enrolment import route_lookup
 from gateway.services.mail.crypto import MailCrypto
@@ -185,6 +186,7 @@ async def list_view(request: web.Request) -> web.Response:
 async def read_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     message = await request.app[MAIL].read(user_id, request.match_info["id"])
+    audit("mail.read", actor=user_id, message_id=message.summary.id)
     return web.json_response(message.to_json())
 
 

@@ -41,7 +41,7 @@ from gateway.services.payments.service import (
     refund_json,
 )
 from gateway.store.payment_models import PaymentRow
-from gateway.web.html import html_response, page
+from gateway.web.html import html_response, origin, page
 from gateway.web.identity_views import _is_loopback, _json_object, require_admin
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
@@ -261,11 +261,18 @@ def card_form(row: PaymentRow, error: CardInvalid | None = None, values: Any = N
         '<input type="hidden" name="action" value="cancel">'
         '<button type="submit">Cancel payment</button></form>'
     )  # fmt: skip
-    return page("Enter card details", main)
+    return page(("Error: " if error is not None else "") + "Enter card details", main)
 
 
 def _return_url(row: PaymentRow) -> str:
     return str(URL(row.return_url).update_query(payment_id=row.id))
+
+
+def _form_targets(row: PaymentRow) -> list[str]:
+    # Paying or cancelling answers 303 to the council's return_url; Chromium applies the page's
+    # form-action to that redirect too, so the council's origin must be named or the person is
+    # left looking at the card form after their money was taken.
+    return [origin(row.return_url)]
 
 
 def finished_page(row: PaymentRow) -> str:
@@ -277,8 +284,9 @@ def finished_page(row: PaymentRow) -> str:
         lifecycle.CANCELLED: "Your payment was cancelled",
     }
     title = titles.get(row.state, f"This payment is {row.state}")
+    reason = f"<p>{escape(row.failure_message)}.</p>" if row.failure_message else ""
     main = (
-        f"<h1>{escape(title)}</h1>{_summary(row)}"
+        f"<h1>{escape(title)}</h1>{reason}{_summary(row)}"
         f'<p><a href="{escape(_return_url(row))}">Continue to the service</a></p>'
     )
     return page(title, main)
@@ -292,7 +300,7 @@ async def page_view(request: web.Request) -> web.StreamResponse:
         return html_response(page("Payment not found", "<h1>Payment not found</h1>"), 404)
     if row.state in lifecycle.FINAL_STATES:
         return html_response(finished_page(row))
-    return html_response(card_form(row))
+    return html_response(card_form(row), form_targets=_form_targets(row))
 
 
 async def page_submit_view(request: web.Request) -> web.StreamResponse:
@@ -320,7 +328,7 @@ async def page_submit_view(request: web.Request) -> web.StreamResponse:
         if row.state in lifecycle.FINAL_STATES:
             raise web.HTTPSeeOther(_return_url(row)) from None
         values = {k: str(v) for k, v in form.items()}
-        return html_response(card_form(row, exc, values), 422)
+        return html_response(card_form(row, exc, values), 422, form_targets=_form_targets(row))
     except PaymentError:
         row = await service.get(payment_id) or row
     raise web.HTTPSeeOther(_return_url(row))

@@ -9,8 +9,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway.audit import log as audit_log
+from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.sso.errors import OAuthError
+from gateway.web.keys import AUDIT
 
 log = structlog.get_logger("gateway.web")
 
@@ -32,6 +35,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id[:64], path=request.path)
+    if AUDIT in request.app:
+        audit_log.current.set(request.app[AUDIT])
     try:
         response = await handler(request)
     except OAuthError as exc:
@@ -39,8 +44,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         body = {"error": exc.error, "error_description": exc.detail}
         response = web.json_response(body, status=exc.status, headers={"Cache-Control": "no-store"})
         response.headers.update(exc.headers)
-        log.info("web.oauth_refused", error=exc.error, detail=exc.detail, status=exc.status)
+        audit(
+            "sso.refused", outcome="refused", error=exc.error, reason=exc.detail, status=exc.status
+        )
     except ProblemError as exc:
+        audit(
+            "api.refused",
+            outcome="refused",
+            status=exc.status,
+            title=exc.title,
+            reason=exc.detail,
+            method=request.method,
+        )
         response = problem(exc.status, exc.title, exc.detail, **exc.members())
         response.headers.update(exc.headers)
     except web.HTTPException as exc:

@@ -27,6 +27,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity.certificates import CertificateRefused
 from gateway.identity.replay import ReplayStore
@@ -37,7 +38,7 @@ from gateway.sso.keyring import Keyring, b64url
 from gateway.sso.provider import AuthorizationRequest, Provider
 from gateway.sso.sessions import CERTIFICATE, PASSWORD, Session, SessionStore
 from gateway.web.dsp_views import client_certificate
-from gateway.web.html import html_response, page
+from gateway.web.html import html_response, origin, page
 from gateway.web.identity_views import (
     ENROLMENTS,
     _json_object,
@@ -218,7 +219,7 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
         try:
             user_id = await request.app[CLIENT_CERTIFICATES].user_for(der)
         except CertificateRefused as exc:
-            log.info("sso.sign_in_refused", method=method, reason=exc.reason)
+            audit("sso.sign_in_refused", outcome="refused", method=method, reason=exc.reason)
             return _sign_in_page(
                 request,
                 authz,
@@ -235,7 +236,13 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
                 request, authz, error=("#user_id", "Enter your User ID and password."), status=400
             )
         if not await check_password(request.app[DB], user_id, form.get("password", "")):
-            log.info("sso.sign_in_refused", method=method, user_id=user_id[:64])
+            audit(
+                "sso.sign_in_refused",
+                outcome="refused",
+                method=method,
+                actor=user_id[:64],
+                reason="the User ID or password was not recognised",
+            )
             return _sign_in_page(
                 request,
                 authz,
@@ -246,7 +253,7 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
         session = await provider.sessions.start(user_id, PASSWORD, None)
     else:
         return _sign_in_page(request, authz, error=("#main", "Choose how to sign in."), status=400)
-    log.info("sso.signed_in", user_id=user_id, method=method, client_id=authz.client.client_id)
+    audit("sso.signed_in", actor=user_id, method=method, client_id=authz.client.client_id)
     response = await _signed_in(provider, authz, session, status=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -294,11 +301,6 @@ def _error_page(exc: OAuthError) -> web.Response:
         "<p>Go back to the council’s website and try again.</p>"
     )
     return html_response(page("Sign-in link not valid", main), 400)
-
-
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _hidden(values: Mapping[str, str]) -> str:
@@ -374,7 +376,7 @@ def _sign_in_page(
         '<button type="submit">Sign in</button></form>'
     )
     title = ("Error: " if error else "") + "Sign in"
-    response = html_response(page(title, main), status, form_targets=[_origin(authz.redirect_uri)])
+    response = html_response(page(title, main), status, form_targets=[origin(authz.redirect_uri)])
     return _with_csrf(request, response, csrf)
 
 
@@ -432,7 +434,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
                 request.app[BACKCHANNEL_HTTP], notices, provider.config.backchannel_timeout
             )
         )
-        log.info("sso.signed_out", sid_prefix=sid[:8], portals=len(notices))
+        audit("sso.signed_out", sid_prefix=sid[:8], portals=len(notices))
     if target:
         back = {"state": params["state"]} if params.get("state") else {}
         response = _redirect(target, back, 303)
@@ -462,7 +464,7 @@ def _confirm_sign_out(request: web.Request, params: Mapping[str, str]) -> web.Re
     )
     target = params.get("post_logout_redirect_uri")
     response = html_response(
-        page("Sign out", main), form_targets=[_origin(target)] if target else []
+        page("Sign out", main), form_targets=[origin(target)] if target else []
     )
     return _with_csrf(request, response, csrf)
 
@@ -507,7 +509,11 @@ async def register_client_view(request: web.Request) -> web.Response:
     body: dict[str, Any] = client.to_json()
     if secret is not None:
         body["client_secret"] = secret
-    log.info("sso.client_registered", client_id=client.client_id, organisation=client.organisation)
+    audit(
+        "admin.sso_client_registered",
+        client_id=client.client_id,
+        organisation=client.organisation,
+    )
     return web.json_response(
         body, status=201, headers={"Location": f"/admin/sso/clients/{client.client_id}"}
     )
@@ -524,5 +530,5 @@ async def rotate_keys_view(request: web.Request) -> web.Response:
     require_admin(request)
     keyring = request.app[SSO].keyring
     key = await keyring.rotate()
-    log.info("sso.keys_rotated", kid=key.kid)
+    audit("admin.sso_keys_rotated", kid=key.kid)
     return web.json_response({"kid": key.kid, "jwks": keyring.jwks()})

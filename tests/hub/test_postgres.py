@@ -18,7 +18,7 @@ from tests.hub.test_dsp import VIEW, poll_until_final, view_submission
 pytestmark = pytest.mark.postgres
 
 
-async def test_full_cycle_on_postgresql(hub_factory, pg_url: str) -> None:
+async def test_full_cycle_on_postgresql(pg_url: str, hub_factory) -> None:
     hub = await hub_factory({"database": {"url": pg_url}})
     ack = wire.read(await hub.post(view_submission()))
     assert ack.qualifier == "acknowledgement", ack.errors

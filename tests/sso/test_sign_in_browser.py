@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from gateway.demo import certificate_paths, citizens_list
 from tests.conftest import Hub
 from tests.sso.conftest import SEDGEMOOR, SUNDERLAND, Portal
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_CHROMIUM = CHROMIUM.exists()
 MOVER = next(c for c in citizens_list() if c.user_id == "DEMO0MOV0001")
 
 
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield browser
-        await browser.close()
-
-
 async def test_password_sign_in_once_for_two_portals_then_sign_out_everywhere(
-    chromium: Browser, sso_hub: Hub, portals: Any
+    browser: Browser, sso_hub: Hub, portals: Any
 ) -> None:
     sunderland: Portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
     sedgemoor: Portal = await portals("Sedgemoor portal", SEDGEMOOR, "private_key_jwt")
     # The hub's certificate comes from its own development CA, which chromium does not know.
-    context = await chromium.new_context(ignore_https_errors=True)
+    context = await browser.new_context(ignore_https_errors=True)
     page = await context.new_page()
 
     await page.goto(f"{sunderland.url}/login")
@@ -86,11 +69,11 @@ async def test_password_sign_in_once_for_two_portals_then_sign_out_everywhere(
 
 
 async def test_certificate_sign_in_is_one_click_without_javascript(
-    chromium: Browser, sso_hub: Hub, portals: Any
+    browser: Browser, sso_hub: Hub, portals: Any
 ) -> None:
     portal: Portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
     cert, key = certificate_paths(sso_hub.config, MOVER.user_id)
-    context = await chromium.new_context(
+    context = await browser.new_context(
         ignore_https_errors=True,
         java_script_enabled=False,
         client_certificates=[

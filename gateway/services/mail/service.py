@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.protocol import MailExpiryReport, MailMessage, MailReceiver
+from gateway.audit.log import audit
 from gateway.clock import utcnow
 from gateway.errors import ProblemError
 from gateway.identity.enrolment import ServiceLookup
@@ -231,7 +232,7 @@ class MailService:
                 message_id = row.id
         except IntegrityError:
             raise _duplicate(organisation, sender_message_id, None) from None
-        log.info("mail.sent", message_id=message_id, organisation=organisation, class_=class_)
+        audit("mail.sent", message_id=message_id, organisation=organisation, class_=class_)
         return message_id
 
     async def deliver_letter(self, letter: LetterView, session: AsyncSession) -> str | None:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.protocol import PaymentNotification, PaymentReceiver
+from gateway.audit.log import audit
 from gateway.config import PaymentsConfig
 from gateway.errors import ProblemError
 from gateway.routing.registry import ConnectorSet
@@ -248,7 +249,7 @@ class PaymentService:
                         expires_at=now + timedelta(hours=self.config.idempotency_hours),
                     )
                 )
-        log.info("payments.created", payment=payment.id, council=request.council)
+        audit("payments.created", payment=payment.id, council=request.council)
         return payment, True
 
     async def get(self, payment_id: str) -> PaymentRow | None:
@@ -337,7 +338,7 @@ class PaymentService:
                 row.failure_code = outcome.failure_code
                 row.failure_message = outcome.message
                 self._move(session, row, outcome.state, now)
-        log.info("payments.card", payment=row.id, state=row.state)
+        audit("payments.card", payment=row.id, state=row.state)
         if row.notify_state == NOTIFY_PENDING:
             await self.notify(row.id)
             row = await self.get(row.id) or row

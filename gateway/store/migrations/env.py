@@ -9,6 +9,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.store import (  # noqa: F401 - tables join Base
+    audit_models,
+    fault_models,
     journey_models,
     mail_models,
     payment_models,

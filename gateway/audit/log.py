@@ -1,0 +1,324 @@
+"""Appending to the audit trail, signing its head, and reading it back for verification.
+
+`record()` never blocks the request that calls it: events queue in memory and a background task
+appends them in batches, one write transaction each (the head row serialises appenders across
+processes). A batch is written within `flush_seconds`; an event still queued when the process is
+killed is lost — the trail says what happened up to its last write, never something false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import contextvars
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import delete, select
+
+from gateway.audit.chain import GENESIS, checkpoint_message, record_hash
+from gateway.store.audit_models import AuditBody, AuditCheckpoint, AuditHead, AuditRecord
+from gateway.store.engine import Database
+
+log = structlog.get_logger("gateway.audit")
+
+MAX_BATCH = 500
+MAX_QUEUE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: datetime
+    event: str
+    outcome: str
+    actor: str | None
+    correlation_id: str | None
+    detail: dict[str, Any]
+    body_digest: str | None
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """The hub's server key and certificate: what checkpoints are signed with."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate_pem: str
+
+    def sign(self, message: bytes) -> str:
+        return base64.b64encode(self.key.sign(message, ec.ECDSA(hashes.SHA256()))).decode("ascii")
+
+    @classmethod
+    def from_files(cls, cert_path: Path, key_path: Path) -> Signer:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{key_path}: the audit trail is signed with an EC key")
+        return cls(key, cert_path.read_text(encoding="ascii"))
+
+
+def signature_problem(checkpoint: Mapping[str, Any]) -> str | None:
+    """None if the checkpoint's signature verifies with the certificate it carries."""
+    try:
+        cert = x509.load_pem_x509_certificate(str(checkpoint["certificate_pem"]).encode("ascii"))
+        public = cert.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            return "the signing certificate's key is not EC"
+        public.verify(
+            base64.b64decode(str(checkpoint["signature"])),
+            checkpoint_message(
+                int(checkpoint["seq"]), str(checkpoint["hash"]), str(checkpoint["at"])
+            ),
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except InvalidSignature:
+        return "the signature does not verify"
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable ({exc})"
+    return None
+
+
+class AuditLog:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        flush_seconds: float = 0.05,
+        keep_bodies: bool = True,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._flush_seconds = flush_seconds
+        self._keep_bodies = keep_bodies
+        self._queue: list[Event] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = asyncio.Event()
+        self.dropped = 0
+
+    def record(
+        self,
+        event: str,
+        *,
+        outcome: str = "ok",
+        actor: str | None = None,
+        correlation_id: str | None = None,
+        body: bytes | None = None,
+        **detail: Any,
+    ) -> None:
+        """Queue one event; it is appended within flush_seconds."""
+        if len(self._queue) >= MAX_QUEUE:
+            self.dropped += 1  # never let a flood of events take the hub's memory
+            return
+        digest = hashlib.sha256(body).hexdigest() if body is not None else None
+        self._queue.append(
+            Event(
+                at=self._clock(),
+                event=event,
+                outcome=outcome,
+                actor=actor,
+                correlation_id=correlation_id,
+                detail={k: _plain(v) for k, v in detail.items() if v is not None},
+                body_digest=digest,
+                body=body if self._keep_bodies else None,
+            )
+        )
+        self._idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Background: append what is queued, in batches, until stop() (then a last flush).
+
+        Never cancelled mid-append: a cancelled SQLite write can leave its connection holding
+        the write lock, and everything after it would wait on a lock no one releases.
+        """
+        while not self._stopping.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._flush_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                await asyncio.sleep(1)  # logged by flush; the events stay queued for the retry
+        await self.flush()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def sleep_unless_stopped(self, seconds: float) -> bool:
+        """Wait `seconds`; False if the trail was stopped meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
+
+    async def flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                await self._append(batch)
+            except Exception:
+                log.exception("audit.append_failed", events=len(batch))
+                self._queue = batch + self._queue
+                raise
+        self._idle.set()
+
+    async def drained(self) -> None:
+        """Wait until everything recorded so far is written (tests, shutdown, export)."""
+        self._wake.set()
+        await self._idle.wait()
+
+    async def _append(self, batch: list[Event]) -> None:
+        async with self._db.transaction() as session:
+            # Locking the head row (FOR UPDATE on PostgreSQL; SQLite's writer lock already
+            # serialises) keeps the chain one line when several hub processes append.
+            head = await session.scalar(
+                select(AuditHead).where(AuditHead.id == 1).with_for_update()
+            )
+            if head is None:
+                head = AuditHead(id=1, seq=0, hash=GENESIS)
+                session.add(head)
+            seq, prev = head.seq, head.hash
+            for event in batch:
+                seq += 1
+                fields = {
+                    "seq": seq,
+                    "at": event.at.isoformat(),
+                    "event": event.event,
+                    "outcome": event.outcome,
+                    "actor": event.actor,
+                    "correlation_id": event.correlation_id,
+                    "detail": event.detail,
+                    "body_digest": event.body_digest,
+                }
+                digest = record_hash(fields, prev)
+                session.add(
+                    AuditRecord(
+                        seq=seq,
+                        at=event.at,
+                        event=event.event,
+                        outcome=event.outcome,
+                        actor=event.actor,
+                        correlation_id=event.correlation_id,
+                        detail=event.detail,
+                        body_digest=event.body_digest,
+                        prev_hash=prev,
+                        hash=digest,
+                    )
+                )
+                if event.body is not None and event.body_digest is not None:
+                    if await session.get(AuditBody, event.body_digest) is None:
+                        session.add(
+                            AuditBody(digest=event.body_digest, body=event.body, stored_at=event.at)
+                        )
+                prev = digest
+            head.seq, head.hash = seq, prev
+
+    async def checkpoint(self, signer: Signer) -> int | None:
+        """Sign the current head if it moved since the last checkpoint; its seq, or None."""
+        async with self._db.transaction() as session:
+            head = await session.get(AuditHead, 1)
+            last = await session.scalar(
+                select(AuditCheckpoint.seq).order_by(AuditCheckpoint.seq.desc()).limit(1)
+            )
+            if head is None or head.seq == 0 or head.seq == last:
+                return None
+            at = self._clock().isoformat()
+            session.add(
+                AuditCheckpoint(
+                    seq=head.seq,
+                    hash=head.hash,
+                    at=datetime.fromisoformat(at),
+                    signature=signer.sign(checkpoint_message(head.seq, head.hash, at)),
+                    certificate_pem=signer.certificate_pem,
+                )
+            )
+            return head.seq
+
+    async def purge_bodies(self, older_than: timedelta) -> int:
+        """Bodies past retention go; their digests stay in the chain."""
+        cutoff = self._clock() - older_than
+        async with self._db.transaction() as session:
+            result = await session.execute(delete(AuditBody).where(AuditBody.stored_at < cutoff))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def read_chain(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every record and checkpoint, as plain mappings (the same shape an export holds)."""
+    async with db.read() as session:
+        records = [
+            {
+                "seq": r.seq,
+                "at": r.at.isoformat(),
+                "event": r.event,
+                "outcome": r.outcome,
+                "actor": r.actor,
+                "correlation_id": r.correlation_id,
+                "detail": r.detail,
+                "body_digest": r.body_digest,
+                "prev_hash": r.prev_hash,
+                "hash": r.hash,
+            }
+            for r in await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))
+        ]
+        checkpoints = [
+            {
+                "seq": c.seq,
+                "hash": c.hash,
+                "at": c.at.isoformat(),
+                "signature": c.signature,
+                "certificate_pem": c.certificate_pem,
+            }
+            for c in await session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))
+        ]
+    return records, checkpoints
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe detail values (the hash is over their JSON)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+# Where `audit()` sends events: set for each request by the middleware and for the hub's
+# background tasks by its lifecycle, so several hubs in one process (tests) keep their own trails.
+current: contextvars.ContextVar[AuditLog | None] = contextvars.ContextVar("audit_log", default=None)
+
+
+def audit(event: str, *, outcome: str = "ok", **fields: Any) -> None:
+    """Record a security or transaction event in the current hub's trail, and log it.
+
+    The request id and CorrelationID bound to the log context go into the record too.
+    """
+    bound = structlog.contextvars.get_contextvars()
+    correlation_id = fields.pop("correlation_id", None) or bound.get("correlation_id")
+    # Refusals and retries are the hub doing its job: info, like the rest; the trail keeps them.
+    log.info(event, outcome=outcome, **{k: v for k, v in fields.items() if k != "body"})
+    trail = current.get()
+    if trail is not None:
+        request_id = bound.get("request_id")
+        if request_id is not None:
+            fields.setdefault("request_id", request_id)
+        trail.record(event, outcome=outcome, correlation_id=correlation_id, **fields)
+
+
+__all__ = ["AuditLog", "Signer", "audit", "current", "read_chain"]

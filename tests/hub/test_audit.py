@@ -1,0 +1,173 @@
+"""The tamper-evident audit trail: events recorded, chain verified, tampering named, export offline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from gateway.audit.chain import GENESIS, record_hash
+from gateway.cli import main
+from gateway.store.engine import Database
+from gateway.web.keys import AUDIT, DB
+from tests.conftest import Hub, HubFactory
+from tests.hub import wire
+from tests.hub.test_dsp import VIEW
+
+DEMO_BODY = None
+
+
+async def run_cli(*args: str) -> tuple[int, str]:
+    result = await asyncio.to_thread(CliRunner().invoke, main, list(args))
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
+
+
+async def busy_hub(hub_factory: HubFactory, tmp_path: Path) -> tuple[Hub, Path]:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n')
+    hub: Hub = await hub_factory(
+        {"data_dir": str(tmp_path / "var"), "pki": {"dir": str(tmp_path / "certs")}}
+    )
+    from gateway.demo import citizens_list
+
+    citizen = citizens_list()[0]
+    enrolment = citizen.enrolments[0]
+    for password in (citizen.password, "wrong-password", citizen.password):
+        reply = wire.read(
+            await hub.post(
+                wire.submission(
+                    VIEW,
+                    enrolment.example_body(),
+                    user=citizen.user_id,
+                    password=password,
+                    keys=enrolment.keys,
+                    organisation=enrolment.organisation,
+                )
+            )
+        )
+        assert reply.qualifier in ("acknowledgement", "error", "response")
+    await asyncio.sleep(0.5)  # the dispatcher answers
+    trail = hub.app[AUDIT]
+    await trail.drained()
+    return hub, config
+
+
+async def test_events_are_chained_and_verify(hub_factory: HubFactory, tmp_path: Path) -> None:
+    hub, config = await busy_hub(hub_factory, tmp_path)
+    db: Database = hub.app[DB]
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT seq, event, outcome, detail, prev_hash, hash, body_digest FROM audit_records ORDER BY seq"
+                )
+            )
+        ).all()
+    events = [r.event for r in rows]
+    assert events[0] == "hub.started"
+    assert events.count("dsp.received") == 2
+    refused = [r for r in rows if r.event == "dsp.refused"]
+    assert refused and refused[0].outcome == "refused"
+    assert "1046" in json.dumps(refused[0].detail) or "1046" in str(refused[0].detail)
+    assert "dispatch.answered" in events
+    received = next(r for r in rows if r.event == "dsp.received")
+    assert received.body_digest and len(received.body_digest) == 64
+    assert rows[0].prev_hash == GENESIS
+    assert all(rows[i].prev_hash == rows[i - 1].hash for i in range(1, len(rows)))
+    # Passwords never reach the trail.
+    assert "wrong-password" not in " ".join(str(r.detail) for r in rows)
+
+    signer = hub.app[AUDIT]
+    from gateway.audit.log import Signer
+    from gateway.pki.ca import Pki
+
+    pki = Pki.load(tmp_path / "certs")
+    assert await signer.checkpoint(Signer.from_files(pki.server_cert_path, pki.server_key_path))
+    code, output = await run_cli("--config", str(config), "audit", "verify")
+    assert code == 0, output
+    assert f"{len(rows)} records, 1 signed checkpoints" in output
+
+
+async def tamper(db: Database, sql: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(text(sql))
+
+
+async def test_verify_names_an_edited_a_deleted_and_a_reordered_record(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub, config = await busy_hub(hub_factory, tmp_path)
+    db: Database = hub.app[DB]
+    export = tmp_path / "trail.json"
+    code, output = await run_cli("--config", str(config), "audit", "export", str(export))
+    assert code == 0, output
+    data = json.loads(export.read_text())
+    n = len(data["records"])
+    assert n >= 6
+
+    def offline(records: list[dict[str, object]]) -> tuple[int, str]:
+        copy = dict(data, records=records)
+        path = tmp_path / "copy.json"
+        path.write_text(json.dumps(copy))
+        result = CliRunner().invoke(main, ["audit", "verify", "--file", str(path)])
+        return result.exit_code, result.output
+
+    assert offline(data["records"])[0] == 0
+    edited = [dict(r) for r in data["records"]]
+    edited[2]["outcome"] = "ok" if edited[2]["outcome"] != "ok" else "refused"
+    code, output = offline(edited)
+    assert code == 1 and "record 3 was altered" in output
+    deleted = [r for r in data["records"] if r["seq"] != 4]
+    code, output = offline(deleted)
+    assert code == 1 and "record 4 is missing" in output
+    swapped = [dict(r) for r in data["records"]]
+    for key in (
+        "at",
+        "event",
+        "outcome",
+        "actor",
+        "correlation_id",
+        "detail",
+        "body_digest",
+        "prev_hash",
+        "hash",
+    ):
+        swapped[3][key], swapped[4][key] = data["records"][4][key], data["records"][3][key]
+    code, output = offline(swapped)
+    assert code == 1 and "record 4 is out of order (reordered)" in output
+
+    # The same, in the hub's own database: an edit by someone with SQL access is caught.
+    await tamper(db, "UPDATE audit_records SET actor = 'someone-else' WHERE seq = 2")
+    code, output = await run_cli("--config", str(config), "audit", "verify")
+    assert code == 1 and "record 2 was altered" in output
+
+
+async def test_cutting_the_tail_off_is_caught_by_the_signed_checkpoint(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    hub, config = await busy_hub(hub_factory, tmp_path)
+    from gateway.audit.log import Signer
+    from gateway.pki.ca import Pki
+
+    pki = Pki.load(tmp_path / "certs")
+    head = await hub.app[AUDIT].checkpoint(
+        Signer.from_files(pki.server_cert_path, pki.server_key_path)
+    )
+    assert head is not None
+    db: Database = hub.app[DB]
+    await tamper(db, f"DELETE FROM audit_records WHERE seq >= {head - 1}")
+    code, output = await run_cli("--config", str(config), "audit", "verify")
+    assert code == 1 and "were removed" in output
+    # A forged checkpoint (re-signed by another key) does not verify either.
+    await tamper(db, "DELETE FROM audit_checkpoints")
+    fake = record_hash({"seq": 1}, GENESIS)
+    await tamper(
+        db,
+        "INSERT INTO audit_checkpoints (seq, hash, at, signature, certificate_pem) VALUES "
+        f"(1, '{fake}', '2026-01-01 00:00:00', 'AAAA', 'not a certificate')",
+    )
+    code, output = await run_cli("--config", str(config), "audit", "verify")
+    assert code == 1
