@@ -251,6 +251,7 @@ def _register_subcommands() -> None:
     from gateway import cli_identity
     from gateway.cli_audit import audit
     from gateway.cli_certs import certs
+    from gateway.cli_connector import connector
     from gateway.cli_faults import faults
     from gateway.cli_scenario import scenario
     from gateway.cli_sso import sso
@@ -265,6 +266,7 @@ def _register_subcommands() -> None:
         scenario,
         audit,
         faults,
+        connector,
     ):
         main.add_command(command)
 

@@ -120,8 +120,30 @@ class MailConfig:
 @dataclass(frozen=True, slots=True)
 class DispatcherConfig:
     concurrency: int = 8
+    # At most this many of the concurrency slots go to any one connector, so a slow or hanging
+    # back office cannot hold up the others.
+    per_connector: int = 4
     idle_poll_seconds: float = 0.5
     lease_margin_seconds: float = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Request rate and authentication-failure limits (per process)."""
+
+    # Requests per minute from one address (all paths but /health and /ready); 0: no limit.
+    requests_per_minute: int = 1200
+    # Failed authentications (wrong password, refused certificate or signature, Keys not
+    # enrolled) within the window, per sender and per address, before a lockout.
+    auth_failures_per_sender: int = 10
+    auth_failures_per_address: int = 50
+    auth_failure_window_minutes: float = 15
+    lockout_minutes: float = 15
+    # Loopback peers (a laptop, a CI runner) are not rate limited or locked out by address;
+    # per-sender lockout still applies. Set false to test the limits locally.
+    exempt_loopback: bool = True
+    # Envelopes nested deeper than this are refused (1001) while parsing.
+    max_xml_depth: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +222,7 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     sso: SsoConfig = field(default_factory=SsoConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
 
@@ -398,7 +421,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
         "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
-        "connectors", "routes", "enrolment", "payments", "mail", "sso", "audit",
+        "connectors", "routes", "enrolment", "payments", "mail", "sso", "audit", "limits",
     }  # fmt: skip
     unknown = set(raw) - top_known
     if unknown:
@@ -433,6 +456,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         mail=_mail(_section(raw, "mail")),
         sso=_build(SsoConfig, _section(raw, "sso"), "[sso]"),
         audit=_build(AuditConfig, _section(raw, "audit"), "[audit]"),
+        limits=_build(LimitsConfig, _section(raw, "limits"), "[limits]"),
         connectors=connectors,
         routes=routes,
     )

@@ -24,6 +24,7 @@ from gateway.govtalk.model import Envelope, Function, MessageDetails, Qualifier
 from gateway.govtalk.parse import parse
 from gateway.govtalk.serialise import serialise
 from gateway.identity.authenticate import Authenticator
+from gateway.limits import AuthGuard
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.outcomes import errors_from_json, is_business
 from gateway.routing.table import RouteTable
@@ -122,6 +123,10 @@ def new_submission(
     )
 
 
+# Refusals that count towards a lockout: bad credentials or signature, Keys not enrolled.
+AUTHENTICATION_FAILURES = frozenset({1002, 1040, 1046})
+
+
 class DocumentSubmission:
     def __init__(
         self,
@@ -132,6 +137,7 @@ class DocumentSubmission:
         authenticator: Authenticator,
         dispatcher: Dispatcher,
         clock: Callable[[], datetime],
+        guard: AuthGuard | None = None,
     ) -> None:
         self._config = config
         self._db = db
@@ -139,21 +145,38 @@ class DocumentSubmission:
         self._auth = authenticator
         self._dispatcher = dispatcher
         self._clock = clock
+        self._guard = guard
 
     # -- entry points -------------------------------------------------------------------------
 
     async def handle(
-        self, raw: bytes, endpoints: Endpoints, *, client_certificate: bytes | None = None
+        self,
+        raw: bytes,
+        endpoints: Endpoints,
+        *,
+        client_certificate: bytes | None = None,
+        remote: str | None = None,
     ) -> bytes:
         """Answer one message; protocol failures are replies, never exceptions.
 
-        client_certificate is the DER the client presented at the TLS layer, if any.
+        client_certificate is the DER the client presented at the TLS layer, if any; remote is
+        the peer's address, for the authentication-failure lockout.
         """
         envelope: Envelope | None = None
+        sender: str | None = None
         try:
-            envelope = parse(raw)
+            envelope = parse(raw, max_depth=self._config.limits.max_xml_depth)
+            sender = envelope.sender.sender_id if envelope.sender else None
+            if self._guard is not None:
+                locked = self._guard.locked(sender, remote, self._clock())
+                if locked is not None:
+                    raise GovTalkFault.of(1046, locked.text(), class_=envelope.message.class_)
             reply = await self._route_message(envelope, endpoints, client_certificate)
+            if self._guard is not None and sender:
+                self._guard.succeeded(sender)
         except GovTalkFault as fault:
+            if self._guard is not None and fault.first.number in AUTHENTICATION_FAILURES:
+                self._guard.failed(sender, remote, self._clock())
             reply = self._error(fault, envelope, endpoints)
         except Exception:
             log.exception("dsp.internal_error")
@@ -167,6 +190,10 @@ class DocumentSubmission:
         fault = GovTalkFault.of(
             2001, f"The document ({shown}) is larger than the {limit} bytes allowed"
         )
+        return self.refusal(fault, endpoints)
+
+    def refusal(self, fault: GovTalkFault, endpoints: Endpoints) -> bytes:
+        """An error reply for a message refused before it is read (size, rate)."""
         return serialise(self._error(fault, None, endpoints))
 
     async def _route_message(

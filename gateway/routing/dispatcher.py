@@ -69,6 +69,9 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        # In flight per connector: one slow back office may hold at most
+        # [dispatcher] per_connector of the slots, so the others keep being served.
+        self._per_connector: dict[str, int] = {}
         self._slots = asyncio.Semaphore(config.dispatcher.concurrency)
         longest = max((r.timeout for r in routes), default=10.0)
         self.lease = timedelta(seconds=longest + config.dispatcher.lease_margin_seconds)
@@ -99,14 +102,43 @@ class Dispatcher:
         if free <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
-        batch = await store.claim(
-            self._db, owner=self.owner, limit=free, now=self._clock(), lease=self.lease
-        )
-        for submission in batch:
-            task = asyncio.create_task(self._guarded(submission))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        return len(batch)
+        cap = self._config.dispatcher.per_connector
+        now = self._clock()
+        claimed, blocked = 0, False
+        for name in await store.due_connectors(self._db, now):
+            room = min(free - claimed, cap - self._per_connector.get(name, 0))
+            if room <= 0:
+                blocked = True
+                continue
+            batch = await store.claim(
+                self._db, owner=self.owner, limit=room, now=now, lease=self.lease, connector=name
+            )
+            for submission in batch:
+                self._start(submission)
+            claimed += len(batch)
+            if claimed >= free:
+                break
+        if not claimed and blocked and self._inflight:
+            # Work is due but its connectors are full: wait for one of them, not a busy loop.
+            await asyncio.wait(
+                self._inflight,
+                timeout=self._config.dispatcher.idle_poll_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            return 1
+        return claimed
+
+    def _start(self, submission: Submission) -> None:
+        name = submission.connector
+        self._per_connector[name] = self._per_connector.get(name, 0) + 1
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._inflight.discard(task)
+            self._per_connector[name] -= 1
+
+        task = asyncio.create_task(self._guarded(submission))
+        self._inflight.add(task)
+        task.add_done_callback(done)
 
     async def _sleep_until_due(self) -> None:
         timeout = self._config.dispatcher.idle_poll_seconds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +30,15 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def ensure_wal(url: str) -> None:
+    """Put the SQLite file in WAL mode before any pool opens on it (several engines switching at
+    once race for the lock the switch needs: 'database is locked' on a fresh file)."""
+    database = make_url(url).database
+    if database and database != ":memory:":
+        with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+
+
 def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
 
@@ -36,9 +47,13 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
         # Take transaction control from the driver so BEGIN is ours to choose.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # WAL is a property of the file, set once (Database.open); switching needs a lock that a
+        # concurrent connection may hold, so only a file not yet in WAL is switched here.
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -67,6 +82,7 @@ class Database:
     def open(cls, url: str, *, echo: bool = False) -> Database:
         if is_sqlite(url):
             ensure_sqlite_dir(url)
+            ensure_wal(url)
             write_engine = _sqlite_engine(url, immediate=True, echo=echo)
             read_engine = _sqlite_engine(url, immediate=False, echo=echo)
         else:

@@ -47,18 +47,39 @@ async def get(db: Database, correlation_id: str) -> Submission | None:
         )
 
 
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(Submission.state == QUEUED, Submission.next_attempt_at <= now),
+        and_(Submission.state == LEASED, Submission.lease_until < now),
+    )
+
+
+async def due_connectors(db: Database, now: datetime) -> list[str]:
+    """The connectors with work due now, the one waiting longest first."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Submission.connector, func.min(Submission.next_attempt_at).label("first"))
+            .where(_due(now))
+            .group_by(Submission.connector)
+            .order_by("first")
+        )
+        return [row.connector for row in rows]
+
+
 async def claim(
-    db: Database, *, owner: str, limit: int, now: datetime, lease: timedelta
+    db: Database,
+    *,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease: timedelta,
+    connector: str | None = None,
 ) -> Sequence[Submission]:
-    """Lease up to limit due submissions, including ones whose lease a crashed process left."""
+    """Lease up to limit due submissions (for one connector, if named), including ones whose
+    lease a crashed process left."""
     due = (
         select(Submission.correlation_id)
-        .where(
-            or_(
-                and_(Submission.state == QUEUED, Submission.next_attempt_at <= now),
-                and_(Submission.state == LEASED, Submission.lease_until < now),
-            )
-        )
+        .where(_due(now), *([Submission.connector == connector] if connector else []))
         .order_by(Submission.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

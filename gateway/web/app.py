@@ -25,6 +25,7 @@ from gateway.identity.certificates import CertificateValidator
 from gateway.identity.replay import ReplayStore
 from gateway.identity.revocation import RevocationChecker
 from gateway.identity.signatures import SignedEnvelopeBackend
+from gateway.limits import AuthGuard, RateLimit
 from gateway.pki.ca import Pki
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
@@ -39,6 +40,7 @@ from gateway.web.fault_views import add_fault_routes
 from gateway.web.identity_views import add_identity_routes, identity_services
 from gateway.web.journey_views import add_journey_routes, journey_services
 from gateway.web.keys import (
+    AUTH_GUARD,
     CLIENT_CERTIFICATES,
     CONFIG,
     CONNECTORS,
@@ -46,12 +48,13 @@ from gateway.web.keys import (
     DISPATCHER,
     DISPATCHER_TASK,
     DSP,
+    RATE_LIMIT,
     ROUTES,
 )
 from gateway.web.mail_views import add_mail_routes, mail_services
 from gateway.web.payment_views import add_payment_routes, payment_services
 from gateway.web.pki_views import add_pki_routes
-from gateway.web.problems import request_context
+from gateway.web.problems import rate_limit, request_context
 from gateway.web.ready_views import ready_view
 from gateway.web.sso_views import add_sso_routes, sso_services
 
@@ -119,6 +122,7 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
         authenticator=authenticator,
         dispatcher=dispatcher,
         clock=clock,
+        guard=app[AUTH_GUARD],
     )
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     app[DISPATCHER_TASK] = task
@@ -181,10 +185,19 @@ def create_app(
     if clock is None:
         clock = MovableClock() if config.server.movable_clock else utcnow
     app = web.Application(
-        middlewares=[request_context], client_max_size=config.server.max_body_bytes + 1
+        middlewares=[request_context, rate_limit], client_max_size=config.server.max_body_bytes + 1
     )
     app[CONFIG] = config
     app[CLOCK] = clock
+    limits = config.limits
+    app[AUTH_GUARD] = AuthGuard(
+        per_sender=limits.auth_failures_per_sender,
+        per_address=limits.auth_failures_per_address,
+        window=timedelta(minutes=limits.auth_failure_window_minutes),
+        duration=timedelta(minutes=limits.lockout_minutes),
+        exempt_loopback=limits.exempt_loopback,
+    )
+    app[RATE_LIMIT] = RateLimit(limits.requests_per_minute)
     app[ROUTES] = RouteTable(config.routes)
     if connectors is not None:
         app[CONNECTORS] = connectors

@@ -53,5 +53,7 @@ async def dsp_endpoint(request: web.Request) -> web.Response:
         # The rest of the body is never read: the connection cannot be reused.
         response.force_close()
         return response
-    reply = await engine.handle(raw, endpoints, client_certificate=client_certificate(request))
+    reply = await engine.handle(
+        raw, endpoints, client_certificate=client_certificate(request), remote=request.remote
+    )
     return web.Response(body=reply, content_type=CONTENT_TYPE, charset="utf-8")

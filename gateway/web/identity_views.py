@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,12 +33,13 @@ from gateway.identity.enrolment import (
     route_lookup,
 )
 from gateway.identity.passwords import hash_secret, verify_secret
+from gateway.limits import is_loopback
 from gateway.services.letters import LetterService
 from gateway.sso.errors import InvalidToken
 from gateway.store.engine import Database
 from gateway.store.models import INDIVIDUAL, Citizen
 from gateway.web.dsp_views import client_certificate
-from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES, SSO
+from gateway.web.keys import AUTH_GUARD, CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES, SSO
 
 ENROLMENTS = web.AppKey("enrolments", EnrolmentService)
 LETTERS = web.AppKey("letters", LetterService)
@@ -115,9 +115,30 @@ async def signed_in(request: web.Request) -> SignedIn:
     if decoded is None:
         raise _unauthorised("the Authorization header is not valid HTTP Basic")
     user_id, password = decoded
-    if not await check_password(request.app[DB], user_id, password):
+    if not await guarded_password_check(request, user_id, password):
         raise _unauthorised("the User ID or password was not recognised")
     return SignedIn(user_id, "clear", 1)
+
+
+async def guarded_password_check(request: web.Request, user_id: str, password: str) -> bool:
+    """check_password behind the lockout: ProblemError(429) while the sender or address is
+    locked out; a failure counts towards it, a success clears the sender's count."""
+    from gateway.web.app import CLOCK  # here, not at the top: app.py imports this module
+
+    guard, now = request.app[AUTH_GUARD], request.app[CLOCK]()
+    locked = guard.locked(user_id, request.remote, now)
+    if locked is not None:
+        raise ProblemError(
+            429,
+            "Too Many Requests",
+            locked.text(),
+            headers={"Retry-After": str(locked.seconds(now))},
+        )
+    if await check_password(request.app[DB], user_id, password):
+        guard.succeeded(user_id)
+        return True
+    guard.failed(user_id, request.remote, now)
+    return False
 
 
 async def _citizen_by_token(request: web.Request, token: str) -> SignedIn:
@@ -158,21 +179,9 @@ def decode_basic(header: str) -> tuple[str, str] | None:
     return user_id.strip(), password
 
 
-def _is_loopback(remote: str | None) -> bool:
-    if not remote:
-        return False
-    try:
-        address = ipaddress.ip_address(remote.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
 def require_admin(request: web.Request) -> None:
     """Admin endpoints answer loopback peers only (no admin credentials exist yet)."""
-    if not _is_loopback(request.remote):
+    if not is_loopback(request.remote):
         raise ProblemError(403, "Forbidden", "the admin API answers only local (loopback) peers")
 
 

@@ -10,6 +10,7 @@ from gateway.audit.log import AuditLog
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
 from gateway.identity.authenticate import ClientCertificateAuthenticator
+from gateway.limits import AuthGuard, RateLimit
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -26,3 +27,5 @@ CLIENT_CERTIFICATES = web.AppKey("client_certificates", ClientCertificateAuthent
 SSO = web.AppKey("sso", Provider)
 AUDIT = web.AppKey("audit", AuditLog)
 DISPATCHER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("dispatcher_task")
+AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
+RATE_LIMIT = web.AppKey("rate_limit", RateLimit)

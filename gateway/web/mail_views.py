@@ -42,9 +42,10 @@ from connectors.protocol import ConnectorContext, MailMessage
 from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity.enrolment import route_lookup
+from gateway.limits import is_loopback
 from gateway.services.mail.crypto import MailCrypto
 from gateway.services.mail.service import ConnectorMail, MailService, report_json
-from gateway.web.identity_views import LETTERS, _is_loopback, _json_object, citizen_from_request
+from gateway.web.identity_views import LETTERS, _json_object, citizen_from_request
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
 log = structlog.get_logger("gateway.mail")
@@ -133,7 +134,7 @@ def council_from_request(request: web.Request) -> str:
             "a council bearer token is required",
             headers={"WWW-Authenticate": challenge},
         )
-    if not _is_loopback(request.remote):
+    if not is_loopback(request.remote):
         raise ProblemError(
             403, "Forbidden", "with no council tokens configured, only loopback peers"
         )

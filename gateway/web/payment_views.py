@@ -32,6 +32,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.errors import ProblemError
+from gateway.limits import is_loopback
 from gateway.services.payments import lifecycle, reconciliation, webhooks
 from gateway.services.payments.cards import CardInvalid, read_card
 from gateway.services.payments.service import (
@@ -42,7 +43,7 @@ from gateway.services.payments.service import (
 )
 from gateway.store.payment_models import PaymentRow
 from gateway.web.html import html_response, origin, page
-from gateway.web.identity_views import _is_loopback, _json_object, require_admin
+from gateway.web.identity_views import _json_object, require_admin
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
 PAYMENTS = web.AppKey("payments", PaymentService)
@@ -92,7 +93,7 @@ def caller_of(request: web.Request) -> tuple[str, str | None]:
             if hmac.compare_digest(expected.encode(), token.strip().encode()):
                 return f"council:{council}", council
         raise _unauthorised("the bearer token is not one of [payments] api_tokens")
-    if _is_loopback(request.remote):
+    if is_loopback(request.remote):
         return LOOPBACK_CALLER, None
     raise _unauthorised("use a council's bearer token ([payments] api_tokens)")
 

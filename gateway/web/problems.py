@@ -73,3 +73,41 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         )
     response.headers["X-Request-ID"] = request_id
     return response
+
+
+UNLIMITED_PATHS = frozenset({"/health", "/ready"})
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests per minute per address: 429 (a GovTalk 1000 reply on the DSP endpoints)."""
+    from gateway.limits import is_loopback
+    from gateway.web.app import CLOCK
+    from gateway.web.keys import CONFIG, DSP, RATE_LIMIT
+
+    app = request.app
+    if (
+        request.path in UNLIMITED_PATHS
+        or RATE_LIMIT not in app
+        or (app[CONFIG].limits.exempt_loopback and is_loopback(request.remote))
+    ):
+        return await handler(request)
+    wait = app[RATE_LIMIT].retry_after(request.remote or "?", app[CLOCK]())
+    if wait is None:
+        return await handler(request)
+    seconds = str(int(wait) + 1)
+    text = f"Too many requests from this address; retry after {seconds} seconds"
+    audit("limits.rate_limited", outcome="refused", address=request.remote, retry_after=seconds)
+    if request.path in ("/submission", "/poll") and DSP in app:
+        from gateway.govtalk.errors import GovTalkFault
+        from gateway.web.dsp_views import endpoints_for
+
+        body = app[DSP].refusal(GovTalkFault.of(1000, text), endpoints_for(request))
+        return web.Response(
+            body=body,
+            status=429,
+            content_type="text/xml",
+            charset="utf-8",
+            headers={"Retry-After": seconds},
+        )
+    raise ProblemError(429, "Too Many Requests", text, headers={"Retry-After": seconds})

@@ -42,7 +42,7 @@ from gateway.web.html import html_response, origin, page
 from gateway.web.identity_views import (
     ENROLMENTS,
     _json_object,
-    check_password,
+    guarded_password_check,
     require_admin,
 )
 from gateway.web.keys import CLIENT_CERTIFICATES, CONFIG, DB, ROUTES, SSO
@@ -235,7 +235,13 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
             return _sign_in_page(
                 request, authz, error=("#user_id", "Enter your User ID and password."), status=400
             )
-        if not await check_password(request.app[DB], user_id, form.get("password", "")):
+        try:
+            accepted = await guarded_password_check(request, user_id, form.get("password", ""))
+        except ProblemError as exc:  # locked out: the page says so, and until when
+            return _sign_in_page(
+                request, authz, user_id=user_id, error=("#user_id", exc.detail), status=429
+            )
+        if not accepted:
             audit(
                 "sso.sign_in_refused",
                 outcome="refused",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp import encode_basic_auth
 
-from gateway.web.identity_views import _is_loopback, decode_basic
+from gateway.limits import is_loopback
+from gateway.web.identity_views import decode_basic
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,7 @@ from gateway.web.identity_views import _is_loopback, decode_basic
     ],
 )
 def test_admin_is_loopback_only(remote: str | None, allowed: bool) -> None:
-    assert _is_loopback(remote) is allowed
+    assert is_loopback(remote) is allowed
 
 
 def test_decode_basic() -> None:

@@ -1,0 +1,133 @@
+"""Limits: authentication-failure lockouts, request rate, and one slow connector's share."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import aiohttp
+
+from gateway.clock import MovableClock
+from gateway.demo import citizens_list
+from tests.conftest import Hub, HubFactory
+from tests.faults.conftest import set_fault
+from tests.hub import wire
+from tests.hub.test_dsp import VIEW, view_submission
+
+SUN = citizens_list()[0]
+
+
+async def submit(hub: Hub, xml: str) -> wire.Reply:
+    return wire.read(await hub.post(xml))
+
+
+async def test_wrong_passwords_lock_the_sender_out_for_a_while(hub_factory: HubFactory) -> None:
+    clock = MovableClock()
+    hub: Hub = await hub_factory(
+        {"limits": {"auth_failures_per_sender": 3, "lockout_minutes": 10}}, clock=clock
+    )
+    for _ in range(3):
+        reply = await submit(hub, view_submission(password="not-my-password"))
+        assert reply.error_number == 1046
+    # Locked now: even the right password is refused, and the refusal says until when.
+    reply = await submit(hub, view_submission())
+    assert reply.error_number == 1046
+    assert "Too many failed authentication attempts from this sender" in reply.errors[0]["text"]
+    # The JSON API honours the same lockout, as 429 with Retry-After.
+    basic = {"Authorization": aiohttp.encode_basic_auth(SUN.user_id, SUN.password)}
+    async with hub.session.get(f"{hub.url}/api/enrolments", headers=basic) as resp:
+        assert resp.status == 429
+        assert int(resp.headers["Retry-After"]) > 500
+        assert (await resp.json())["title"] == "Too Many Requests"
+    # Another citizen is not affected.
+    other = citizens_list()[1]
+    other_basic = {"Authorization": aiohttp.encode_basic_auth(other.user_id, other.password)}
+    async with hub.session.get(f"{hub.url}/api/enrolments", headers=other_basic) as resp:
+        assert resp.status == 200
+    clock.advance(timedelta(minutes=11))
+    reply = await submit(hub, view_submission())
+    assert reply.qualifier == "acknowledgement"
+
+
+async def test_a_success_clears_the_count(hub_factory: HubFactory) -> None:
+    hub: Hub = await hub_factory({"limits": {"auth_failures_per_sender": 3}})
+    for _ in range(2):
+        assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
+    assert (await submit(hub, view_submission())).qualifier == "acknowledgement"
+    for _ in range(2):
+        assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
+    assert (await submit(hub, view_submission())).qualifier == "acknowledgement"
+
+
+async def test_request_rate_per_address_gets_429(hub_factory: HubFactory) -> None:
+    hub: Hub = await hub_factory({"limits": {"requests_per_minute": 5, "exempt_loopback": False}})
+    statuses = []
+    for _ in range(5):
+        async with hub.session.get(f"{hub.url}/api/enrolments") as resp:
+            statuses.append(resp.status)
+    assert statuses == [401] * 5
+    async with hub.session.get(f"{hub.url}/api/enrolments") as resp:
+        assert resp.status == 429
+        assert resp.headers["Content-Type"].startswith("application/problem+json")
+        assert int(resp.headers["Retry-After"]) >= 1
+    # A GovTalk client gets a GovTalk answer: error 1000 (clients retry), HTTP 429.
+    async with hub.session.post(f"{hub.url}/submission", data=view_submission()) as resp:
+        assert resp.status == 429
+        reply = wire.read(await resp.read())
+    assert reply.error_number == 1000 and "Too many requests" in reply.errors[0]["text"]
+    # Health and readiness are never limited.
+    async with hub.session.get(f"{hub.url}/ready") as resp:
+        assert resp.status == 200
+
+
+async def test_a_hanging_connector_cannot_take_every_slot(hub_factory: HubFactory) -> None:
+    hub: Hub = await hub_factory(
+        {
+            "dispatcher": {"concurrency": 4, "per_connector": 2, "idle_poll_seconds": 0.05},
+            "routes": [
+                {
+                    "class": VIEW,
+                    "organisation": "E08000024",
+                    "connector": "council-E08000024",
+                    "timeout": 20,
+                    "retries": 0,
+                }
+            ],
+        }
+    )
+    await set_fault(hub, "council-E08000024", "hang")
+    stuck = [await submit(hub, view_submission()) for _ in range(6)]
+    assert all(r.qualifier == "acknowledgement" for r in stuck)
+    sedgemoor = citizens_list()[1]
+    enrolment = sedgemoor.enrolments[0]
+    ack = await submit(
+        hub,
+        wire.submission(
+            VIEW,
+            enrolment.example_body(),
+            user=sedgemoor.user_id,
+            password=sedgemoor.password,
+            keys=enrolment.keys,
+            organisation=enrolment.organisation,
+        ),
+    )
+    assert ack.correlation_id
+    async with asyncio.timeout(10):
+        while True:
+            reply = wire.read(await hub.post(wire.poll(VIEW, ack.correlation_id), path="/poll"))
+            if reply.qualifier != "acknowledgement":
+                break
+            await asyncio.sleep(0.05)
+    # Sedgemoor answered while all six Sunderland transactions still hang.
+    assert reply.qualifier == "response"
+    for hung in stuck:
+        assert hung.correlation_id
+        still = wire.read(await hub.post(wire.poll(VIEW, hung.correlation_id), path="/poll"))
+        assert still.qualifier == "acknowledgement"
+
+
+async def test_xml_depth_cap_is_configurable(hub_factory: HubFactory) -> None:
+    hub: Hub = await hub_factory({"limits": {"max_xml_depth": 20}})
+    body = "<a>" * 25 + "</a>" * 25
+    reply = await submit(hub, wire.submission(VIEW, f'<x xmlns="urn:x">{body}</x>'))
+    assert reply.error_number == 1001 and "deeper than 20" in reply.errors[0]["text"]
