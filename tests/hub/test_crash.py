@@ -4,12 +4,14 @@ CorrelationID yields the response. Real processes, a real supplier back office o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from examples.supplier_backoffice.app import STATE, make_app
+from tests.conftest import ROOT
 from tests.hub import wire
 
 CLASS = "LA-CTAX-VIEW"
@@ -128,5 +130,64 @@ async def test_sigkill_straight_after_ack_loses_nothing(tmp_path: Path, spawn_hu
             restarted = await asyncio.to_thread(spawn_hub, config)
             final = await _until_final(session, restarted.url, ack.correlation_id, 20)
             assert final.qualifier == "response"
+    finally:
+        await runner.cleanup()
+
+
+async def test_sigterm_shuts_down_cleanly_and_leaves_queued_work_for_the_next_start(
+    tmp_path: Path, spawn_hub
+) -> None:
+    """SIGTERM: the hub stops accepting, lets in-flight work end, exits 0; acknowledged work that
+    was not finished is done after the next start, once each; the audit trail is intact."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runner, supplier, app = await _supplier()
+    state = app[STATE]
+    try:
+        config = _config(tmp_path, supplier)
+        async with aiohttp.ClientSession() as session:
+            await session.post(f"{supplier}/_fault", json={"mode": "hang"})
+            hub = await asyncio.to_thread(spawn_hub, config)
+            acks = []
+            for _ in range(3):
+                ack = await _post(
+                    session,
+                    f"{hub.url}/submission",
+                    wire.submission(CLASS, BODY, organisation="SUPPLIER"),
+                )
+                assert ack.correlation_id
+                acks.append(ack.correlation_id)
+            async with asyncio.timeout(5):
+                while state.requests < 1:  # noqa: ASYNC110 - the hub is inside a connector call
+                    await asyncio.sleep(0.05)
+            started = time.monotonic()
+            hub.proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(hub.proc.wait, 30)
+            assert code == 0, hub.log.read_text()[-2000:]
+            assert time.monotonic() - started < 20
+            log = hub.log.read_text()
+            assert "hub.stopping" in log and "Traceback" not in log
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{hub.url}/health") as resp:
+                    raise AssertionError(f"still answering after exit: {resp.status}")
+
+            await session.post(f"{supplier}/_fault", json={"mode": "none"})
+            restarted = await asyncio.to_thread(spawn_hub, config)
+            for cid in acks:
+                final = await _until_final(session, restarted.url, cid, 30)
+                assert final.qualifier == "response", final.errors
+            assert sorted(state.applied) == sorted(acks)
+        verify = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "gateway.cli", "--config", str(config), "audit", "verify"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert verify.returncode == 0, verify.stderr
+        assert "audit trail intact" in verify.stdout
     finally:
         await runner.cleanup()
