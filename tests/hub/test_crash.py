@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -139,11 +143,6 @@ async def test_sigterm_shuts_down_cleanly_and_leaves_queued_work_for_the_next_st
 ) -> None:
     """SIGTERM: the hub stops accepting, lets in-flight work end, exits 0; acknowledged work that
     was not finished is done after the next start, once each; the audit trail is intact."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     runner, supplier, app = await _supplier()
     state = app[STATE]
     try:
