@@ -186,9 +186,9 @@ class DocumentSubmission:
     def too_large(self, size: int | None, endpoints: Endpoints) -> bytes:
         """The 2001 reply for a body over the cap, built without parsing anything."""
         limit = self._config.server.max_body_bytes
-        shown = f"{size} bytes" if size is not None else "more"
+        shown = f" ({size} bytes)" if size is not None else ""
         fault = GovTalkFault.of(
-            2001, f"The document ({shown}) is larger than the {limit} bytes allowed"
+            2001, f"The document{shown} is larger than the {limit} bytes allowed"
         )
         return self.refusal(fault, endpoints)
 

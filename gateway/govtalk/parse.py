@@ -67,6 +67,19 @@ def _fault(text: str, *, class_: str | None = None, location: str | None = None)
     return GovTalkFault.of(1001, text, class_=class_, locations=locations)
 
 
+# xs:integer is unbounded, but no GovTalk number or interval needs more digits than this, and
+# Python's int() refuses more than 4,300.
+_MAX_DIGITS = 18
+
+
+def _integer(text: str, where: str) -> int:
+    """A schema-valid integer the hub can hold, or a 1001 naming where it was."""
+    digits = text.strip()
+    if len(digits.lstrip("+-0")) > _MAX_DIGITS:
+        raise _fault(f"{where} has more than {_MAX_DIGITS} digits", location=where)
+    return int(digits)
+
+
 def _doctype_fault(what: str) -> DoctypeFault:
     return DoctypeFault([GovTalkError.of(1001, f"A DOCTYPE is not allowed in a GovTalk {what}")])
 
@@ -391,7 +404,7 @@ def _message_details(md: etree._Element) -> MessageDetails:
     endpoint = child("ResponseEndPoint")
     poll_interval: int | None = None
     if endpoint is not None and endpoint.get("PollInterval") is not None:
-        poll_interval = int(endpoint.get("PollInterval", "").strip())
+        poll_interval = _integer(endpoint.get("PollInterval", ""), "ResponseEndPoint/@PollInterval")
     correlation_id = _opt(_text(child("CorrelationID")))
     return MessageDetails(
         class_=_text(child("Class")) or "",
@@ -472,7 +485,7 @@ def _error(err: etree._Element) -> GovTalkError:
     """One GovTalkErrors/Error; several Text elements are joined with a space."""
     texts = [_text(t) or "" for t in _all(err, "Text")]
     return GovTalkError(
-        number=int(_text(_first(err, "Number")) or "0"),
+        number=_integer(_text(_first(err, "Number")) or "0", "GovTalkErrors/Error/Number"),
         text=" ".join(t for t in texts if t),
         raised_by=_text(_first(err, "RaisedBy")) or "",
         type=_ERROR_TYPES.get(_text(_first(err, "Type")) or "", "fatal"),

@@ -106,6 +106,8 @@ def inside(directory: Path, relative: str, where: str) -> Path:
     """A file named by a scenario, which must stay inside the scenario's directory."""
     if not isinstance(relative, str) or not relative:
         raise ScenarioError(where, "a file name is needed")
+    if "\0" in relative:  # the OS refuses it, with a ValueError rather than a missing file
+        raise ScenarioError(where, f"{relative!r} is not a file name (it holds a NUL byte)")
     base = directory.resolve()
     candidate = (base / relative).resolve()
     if Path(relative).is_absolute() or not candidate.is_relative_to(base):

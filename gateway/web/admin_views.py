@@ -23,7 +23,8 @@ from gateway.clock import MovableClock
 from gateway.errors import ProblemError
 from gateway.identity.registration import add_certificate
 from gateway.pki.errors import PkiError
-from gateway.web.identity_views import _json_object, require_admin
+from gateway.web.bodies import json_object
+from gateway.web.identity_views import require_admin
 from gateway.web.keys import DB
 
 
@@ -39,7 +40,7 @@ async def issue_view(request: web.Request) -> web.Response:
     from gateway.web.app import CLOCK, PKI
 
     require_admin(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     user_id = data.get("user_id")
     if not isinstance(user_id, str) or not user_id:
         raise ProblemError(400, "Bad Request", "'user_id' is required")
@@ -81,7 +82,7 @@ async def revoke_view(request: web.Request) -> web.Response:
         serial = int(request.match_info["serial"], 16)
     except ValueError:
         raise ProblemError(404, "Not Found", "serials are hexadecimal") from None
-    data = await _json_object(request) if request.can_read_body else {}
+    data = await json_object(request) if request.can_read_body else {}
     reason = data.get("reason") or "unspecified"
     if not isinstance(reason, str):
         raise ProblemError(400, "Bad Request", "'reason' must be text")
@@ -115,7 +116,7 @@ async def move_clock_view(request: web.Request) -> web.Response:
         raise ProblemError(
             409, "The clock is real", "start the hub with [server] movable_clock = true to move it"
         )
-    data = await _json_object(request)
+    data = await json_object(request)
     if "advance_seconds" in data:
         seconds = data["advance_seconds"]
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.dsp.engine import Endpoints
+from gateway.govtalk.errors import GovTalkFault
 from gateway.web.keys import CONFIG, DSP
 
 CONTENT_TYPE = "text/xml"
@@ -39,21 +40,31 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _reply(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=CONTENT_TYPE, charset="utf-8")
+
+
 async def dsp_endpoint(request: web.Request) -> web.Response:
     """Every message type is accepted on both URLs; protocol errors are still HTTP 200."""
     engine = request.app[DSP]
     endpoints = endpoints_for(request)
     limit = request.app[CONFIG].server.max_body_bytes
     declared = request.content_length
-    raw = None if declared is not None and declared > limit else await _read_capped(request, limit)
+    try:
+        too_big = declared is not None and declared > limit
+        raw = None if too_big else await _read_capped(request, limit)
+    except web.RequestPayloadError as exc:
+        # A corrupt gzip or deflate stream: the document cannot be read, which is a 1001.
+        text = f"The document could not be decoded ({exc.__cause__ or exc})"
+        return _reply(engine.refusal(GovTalkFault.of(1001, text), endpoints))
     if raw is None:
-        response = web.Response(
-            body=engine.too_large(declared, endpoints), content_type=CONTENT_TYPE, charset="utf-8"
-        )
+        # Content-Length counts compressed bytes; only a body sent as-is has a size to state.
+        stated = declared if too_big else None
+        response = _reply(engine.too_large(stated, endpoints))
         # The rest of the body is never read: the connection cannot be reused.
         response.force_close()
         return response
     reply = await engine.handle(
         raw, endpoints, client_certificate=client_certificate(request), remote=request.remote
     )
-    return web.Response(body=reply, content_type=CONTENT_TYPE, charset="utf-8")
+    return _reply(reply)

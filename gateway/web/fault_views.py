@@ -16,7 +16,8 @@ from aiohttp import web
 
 from gateway.routing import fault_control
 from gateway.routing.faults import FaultRefused, catalogue_json
-from gateway.web.identity_views import _json_object, require_admin
+from gateway.web.bodies import json_object
+from gateway.web.identity_views import require_admin
 from gateway.web.keys import CONFIG, DB, DISPATCHER
 
 _MEMBERS = frozenset({"fault", "params"})
@@ -40,7 +41,7 @@ async def set_view(request: web.Request) -> web.Response:
     from gateway.web.app import CLOCK  # here, not at the top: app.py imports this module
 
     require_admin(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     unknown = sorted(set(data) - _MEMBERS)
     if unknown:
         raise FaultRefused(f'unknown member \'{unknown[0]}\'; send {{"fault", "params"}}')

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from gateway.services.letters import LetterService
 from gateway.sso.errors import InvalidToken
 from gateway.store.engine import Database
 from gateway.store.models import INDIVIDUAL, Citizen
+from gateway.web.bodies import json_object
 from gateway.web.dsp_views import client_certificate
 from gateway.web.keys import AUTH_GUARD, CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES, SSO
 
@@ -185,16 +185,6 @@ def require_admin(request: web.Request) -> None:
         raise ProblemError(403, "Forbidden", "the admin API answers only local (loopback) peers")
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProblemError(400, "Bad Request", "the body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ProblemError(400, "Bad Request", "the body must be a JSON object")
-    return data
-
-
 def _string(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = data.get(name)
     if value is None and not required:
@@ -208,7 +198,7 @@ def _string(data: dict[str, Any], name: str, *, required: bool = True) -> str | 
 
 
 async def register_view(request: web.Request) -> web.Response:
-    data = await _json_object(request)
+    data = await json_object(request)
     kind = _string(data, "kind", required=False) or INDIVIDUAL
     display_name = _string(data, "display_name", required=False) or ""
     password = _string(data, "password", required=False)
@@ -238,7 +228,7 @@ async def list_enrolments_view(request: web.Request) -> web.Response:
 
 async def enrol_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     class_ = _string(data, "class")
     organisation = _string(data, "organisation")
     facts = data.get("facts")
@@ -264,9 +254,11 @@ async def activate_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
     try:
         enrolment_id = int(request.match_info["id"])
+        if not 0 < enrolment_id < 2**63:  # beyond any database's row ids
+            raise ValueError(enrolment_id)
     except ValueError:
         raise ProblemError(404, "No such enrolment", "no such enrolment") from None
-    data = await _json_object(request)
+    data = await json_object(request)
     pin = _string(data, "pin")
     assert pin is not None
     view = await request.app[ENROLMENTS].activate(user_id, enrolment_id, pin)

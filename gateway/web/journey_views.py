@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from gateway.journeys.change_of_address import DEFINITION, normalise
 from gateway.journeys.connector import JourneyConnector
 from gateway.journeys.coordinator import Citizen, Coordinator
 from gateway.journeys.definition import JourneyRequestError
+from gateway.web.bodies import json_body
 from gateway.web.identity_views import citizen_from_request, signed_in
 from gateway.web.keys import CONNECTORS, DB, DISPATCHER, ROUTES
 
@@ -72,10 +72,7 @@ async def start_view(request: web.Request) -> web.Response:
     citizen = await signed_in(request)
     if request.content_length is not None and request.content_length > MAX_REQUEST:
         raise ProblemError(413, "Request too large")
-    try:
-        data = json.loads(await request.read())
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
-        raise ProblemError(400, "Bad request", "the body must be a JSON object") from None
+    data = await json_body(request)
     try:
         normalised = normalise(data)
     except JourneyRequestError as exc:

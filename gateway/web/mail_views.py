@@ -45,7 +45,8 @@ from gateway.identity.enrolment import route_lookup
 from gateway.limits import is_loopback
 from gateway.services.mail.crypto import MailCrypto
 from gateway.services.mail.service import ConnectorMail, MailService, report_json
-from gateway.web.identity_views import LETTERS, _json_object, citizen_from_request
+from gateway.web.bodies import json_object
+from gateway.web.identity_views import LETTERS, citizen_from_request
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
 log = structlog.get_logger("gateway.mail")
@@ -199,7 +200,7 @@ async def delete_view(request: web.Request) -> web.Response:
 
 async def reply_view(request: web.Request) -> web.Response:
     user_id = await citizen_from_request(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     body = _field(data, "body")
     subject = _field(data, "subject", required=False)
     assert body is not None
@@ -218,7 +219,7 @@ async def notifications_view(request: web.Request) -> web.Response:
 
 async def council_send_view(request: web.Request) -> web.Response:
     organisation = council_from_request(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     names = request.app[ROUTES].organisations()
     values = {
         name: _field(data, name)

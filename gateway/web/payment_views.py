@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.limits import is_loopback
 from gateway.services.payments import lifecycle, reconciliation, webhooks
@@ -42,8 +43,10 @@ from gateway.services.payments.service import (
     refund_json,
 )
 from gateway.store.payment_models import PaymentRow
+from gateway.web.bodies import form as read_form
+from gateway.web.bodies import json_object
 from gateway.web.html import html_response, origin, page
-from gateway.web.identity_views import _json_object, require_admin
+from gateway.web.identity_views import require_admin
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
 
 PAYMENTS = web.AppKey("payments", PaymentService)
@@ -133,7 +136,7 @@ async def create_view(request: web.Request) -> web.StreamResponse:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise ProblemError(400, "Bad Request", "Idempotency-Key must be 1 to 255 characters")
-    body = await _json_object(request)
+    body = await json_object(request)
     if council is not None and body.get("council") != council:
         raise ProblemError(403, "Forbidden", f"this token takes payments for {council} only")
     row, created = await request.app[PAYMENTS].create(caller, key, body)
@@ -163,7 +166,7 @@ async def list_refunds_view(request: web.Request) -> web.StreamResponse:
 
 async def refund_view(request: web.Request) -> web.StreamResponse:
     row, caller = await _payment_for(request)
-    data = await _json_object(request)
+    data = await json_object(request)
     refund = await request.app[PAYMENTS].refund(row.id, data.get("amount"), caller)
     return web.json_response(refund_json(refund), status=201)
 
@@ -171,6 +174,9 @@ async def refund_view(request: web.Request) -> web.StreamResponse:
 async def report_view(request: web.Request) -> web.StreamResponse:
     _, council = caller_of(request)
     wanted = request.match_info["council"]
+    if wanted not in request.app[ROUTES].organisations():
+        # The code goes into the download's file name: only a routed council's is echoed.
+        raise ProblemError(404, "Not Found", "no council with this code is routed")
     if council is not None and wanted != council:
         raise ProblemError(403, "Forbidden", f"this token reads {council}'s report only")
     try:
@@ -293,12 +299,24 @@ def finished_page(row: PaymentRow) -> str:
     return page(title, main)
 
 
+def _not_found_page(request: web.Request) -> web.Response:
+    """The page for an unknown payment id; audited, since a run of these is someone guessing."""
+    audit(
+        "payments.page_refused",
+        outcome="refused",
+        status=404,
+        reason="no such payment",
+        method=request.method,
+    )
+    return html_response(page("Payment not found", "<h1>Payment not found</h1>"), 404)
+
+
 async def page_view(request: web.Request) -> web.StreamResponse:
     service = request.app[PAYMENTS]
     try:
         row = await service.start(request.match_info["id"])
     except PaymentError:
-        return html_response(page("Payment not found", "<h1>Payment not found</h1>"), 404)
+        return _not_found_page(request)
     if row.state in lifecycle.FINAL_STATES:
         return html_response(finished_page(row))
     return html_response(card_form(row), form_targets=_form_targets(row))
@@ -309,8 +327,8 @@ async def page_submit_view(request: web.Request) -> web.StreamResponse:
     payment_id = request.match_info["id"]
     row = await service.get(payment_id)
     if row is None:
-        return html_response(page("Payment not found", "<h1>Payment not found</h1>"), 404)
-    form = await request.post()
+        return _not_found_page(request)
+    form = await read_form(request)
     try:
         if form.get("action") == "cancel":
             row = await service.cancel(payment_id)

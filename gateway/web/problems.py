@@ -63,6 +63,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             raise
         text = exc.text or ""
         detail = "" if text == f"{exc.status}: {exc.reason}" else text
+        # aiohttp's own refusals (no route, wrong method, body over client_max_size) are
+        # refusals like any other: the trail shows a client probing or flooding.
+        audit(
+            "api.refused",
+            outcome="refused",
+            status=exc.status,
+            title=exc.reason,
+            reason=detail,
+            method=request.method,
+        )
         response = problem(exc.status, exc.reason, detail)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]

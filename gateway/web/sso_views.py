@@ -37,11 +37,12 @@ from gateway.sso.errors import OAuthError, RedirectableError
 from gateway.sso.keyring import Keyring, b64url
 from gateway.sso.provider import AuthorizationRequest, Provider
 from gateway.sso.sessions import CERTIFICATE, PASSWORD, Session, SessionStore
+from gateway.web.bodies import form as read_form
+from gateway.web.bodies import json_object
 from gateway.web.dsp_views import client_certificate
 from gateway.web.html import html_response, origin, page
 from gateway.web.identity_views import (
     ENROLMENTS,
-    _json_object,
     guarded_password_check,
     require_admin,
 )
@@ -154,7 +155,10 @@ def bearer_token(request: web.Request) -> str | None:
 async def _form(request: web.Request) -> dict[str, str]:
     if request.content_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "send application/x-www-form-urlencoded")
-    data = await request.post()
+    try:
+        data = await read_form(request)
+    except ProblemError as exc:
+        raise OAuthError("invalid_request", exc.detail) from None
     form: dict[str, str] = {}
     for name in set(data):
         values = data.getall(name)
@@ -190,7 +194,7 @@ async def authorize_view(request: web.Request) -> web.StreamResponse:
 
 async def sign_in_view(request: web.Request) -> web.StreamResponse:
     provider = request.app[SSO]
-    data = await request.post()
+    data = await read_form(request)
     form = {k: v for k, v in data.items() if isinstance(v, str)}
     try:
         authz = await provider.authorization_request(form)
@@ -407,7 +411,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     await provider.keyring.refresh()
     params: dict[str, str] = dict(request.query)
     if request.method == "POST":
-        data = await request.post()
+        data = await read_form(request)
         params.update({k: v for k, v in data.items() if isinstance(v, str)})
     try:
         client, hint_sid = None, None
@@ -486,7 +490,7 @@ async def list_clients_view(request: web.Request) -> web.Response:
 
 async def register_client_view(request: web.Request) -> web.Response:
     require_admin(request)
-    data = await _json_object(request)
+    data = await json_object(request)
 
     def strings(name: str) -> list[str]:
         value = data.get(name, [])

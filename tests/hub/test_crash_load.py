@@ -1,6 +1,7 @@
-"""Crash safety under load: sustained submissions and card payments, SIGKILL at random moments,
-restarts — and afterwards every acknowledged transaction has one final answer, and the council's
-balance fell by exactly what was charged, once.
+"""Crash safety under load: sustained submissions, single-person discount applications and card
+payments, SIGKILL at random moments, restarts — and afterwards every acknowledged transaction has
+one final answer, each discount was applied once, and the council's balance fell by exactly what
+was charged, once.
 
 Runs a few short rounds in CI; for a soak, raise the rounds and their length:
     GATEWAY_CRASH_ROUNDS=20 GATEWAY_CRASH_SECONDS=10 .venv/bin/pytest tests/hub/test_crash_load.py
@@ -9,9 +10,11 @@ Runs a few short rounds in CI; for a soak, raise the rounds and their length:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import random
+import re
 import secrets
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +22,10 @@ from typing import Any
 
 import aiohttp
 
-from gateway.demo import citizens_list
+from connectors.simcouncil.dataset import generate
+from connectors.simcouncil.examples import example_request, spd_eligible_account_refs
+from connectors.simcouncil.model import SINGLE_PERSON
+from gateway.demo import SEDGEMOOR, SPD, citizens_list
 from tests.hub import wire
 from tests.hub.test_dsp import VIEW
 
@@ -28,6 +34,9 @@ SECONDS = float(os.environ.get("GATEWAY_CRASH_SECONDS", "2.0"))
 SED = citizens_list()[1]
 SED_VIEW = SED.enrolments[0]
 AMOUNT = 137  # pence, per payment
+APPLICANTS = 16  # citizens, each applying once for the discount on an account of their own
+PASSWORD = "crash-test-password-1"
+PIN = re.compile(r"activation PIN is: ([A-Z0-9]{6,8})")
 
 
 def view_request() -> str:
@@ -41,15 +50,82 @@ def view_request() -> str:
     )
 
 
+class Applicant:
+    """A registered citizen enrolled (and activated) for the discount and View on one account."""
+
+    def __init__(self, user_id: str, account_ref: str) -> None:
+        self.user_id = user_id
+        self.account_ref = account_ref
+
+    def envelope(self, class_: str) -> str:
+        body = example_request(class_, self.account_ref, SEDGEMOOR).decode()
+        keys = {"CTaxAccountRef": self.account_ref}
+        return wire.submission(
+            class_, body, user=self.user_id, password=PASSWORD, keys=keys, organisation=SEDGEMOOR
+        )
+
+
+async def _applicants(session: aiohttp.ClientSession, base: str) -> list[Applicant]:
+    """Citizens through the whole enrolment journey over HTTP, for accounts no demo citizen has."""
+    taken = {e.account_ref for c in citizens_list() for e in c.enrolments}
+    eligible = [ref for ref in spd_eligible_account_refs(SEDGEMOOR) if ref not in taken]
+    accounts = {p.account_ref: p for p in generate(SEDGEMOOR)}
+    applicants = []
+    for ref in eligible[:APPLICANTS]:
+        prop = accounts[ref]
+        registration = {"kind": "individual", "display_name": "Crash", "password": PASSWORD}
+        async with session.post(f"{base}/api/registrations", json=registration) as resp:
+            assert resp.status == 201, await resp.text()
+            user_id = (await resp.json())["user_id"]
+        credentials = base64.b64encode(f"{user_id}:{PASSWORD}".encode()).decode()
+        auth = {"Authorization": f"Basic {credentials}"}
+        facts = {
+            "CTaxAccountRef": ref,
+            "PostCode": prop.address.postcode,
+            "Surname": prop.liable[0].surname,
+        }
+        for class_ in (SPD, VIEW):
+            enrolment = {"class": class_, "organisation": SEDGEMOOR, "facts": facts}
+            async with session.post(f"{base}/api/enrolments", json=enrolment, headers=auth) as resp:
+                assert resp.status == 202, await resp.text()
+                enrolment_id = (await resp.json())["id"]
+            async with session.get(f"{base}/admin/letters", params={"user_id": user_id}) as resp:
+                letters = (await resp.json())["letters"]
+            [text] = [x["text"] for x in letters if x["enrolment_id"] == enrolment_id]
+            found = PIN.search(text)
+            assert found, text
+            url = f"{base}/api/enrolments/{enrolment_id}/activation"
+            async with session.post(url, json={"pin": found.group(1)}, headers=auth) as resp:
+                assert resp.status == 200, await resp.text()
+        applicants.append(Applicant(user_id, ref))
+    return applicants
+
+
 class Load:
     """Clients that keep submitting and paying against whichever hub is up."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, applicants: list[Applicant]) -> None:
         self.base = base
         self.acked: list[str] = []  # CorrelationIDs the hub acknowledged
         self.payments: list[str] = []  # payments the hub created (201)
         self.paid: list[str] = []  # payments whose card POST was answered (decided)
+        self.waiting = list(applicants)  # who has not yet applied for the discount
+        self.applied: list[tuple[str, Applicant]] = []  # acknowledged applications
         self.stop = False
+
+    async def applier(self, session: aiohttp.ClientSession) -> None:
+        """Each applicant applies once; unacknowledged applications are not resent (a resend
+        with a new TransactionID is rightly refused as a second discount)."""
+        while not self.stop and self.waiting:
+            applicant = self.waiting.pop()
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                async with session.post(
+                    f"{self.base}/submission", data=applicant.envelope(SPD)
+                ) as resp:
+                    reply = wire.read(await resp.read())
+                if reply.qualifier == "acknowledgement" and reply.correlation_id:
+                    self.applied.append((reply.correlation_id, applicant))
+            await asyncio.sleep(0.25)
 
     async def submitter(self, session: aiohttp.ClientSession) -> None:
         while not self.stop:
@@ -91,23 +167,28 @@ class Load:
             await asyncio.sleep(0.02)
 
 
-async def _final(session: aiohttp.ClientSession, base: str, cid: str) -> bytes:
+async def _final(session: aiohttp.ClientSession, base: str, cid: str, class_: str = VIEW) -> bytes:
     async with asyncio.timeout(60):
         while True:
-            async with session.post(f"{base}/poll", data=wire.poll(VIEW, cid)) as resp:
+            async with session.post(f"{base}/poll", data=wire.poll(class_, cid)) as resp:
                 raw = await resp.read()
             if wire.read(raw).qualifier != "acknowledgement":
                 return raw
             await asyncio.sleep(0.1)
 
 
-async def _balance(session: aiohttp.ClientSession, base: str) -> Decimal:
-    async with session.post(f"{base}/submission", data=view_request()) as resp:
+async def _view(session: aiohttp.ClientSession, base: str, envelope: str) -> wire.etree._Element:
+    async with session.post(f"{base}/submission", data=envelope) as resp:
         ack = wire.read(await resp.read())
     assert ack.correlation_id
     reply = wire.read(await _final(session, base, ack.correlation_id))
     assert reply.body is not None
-    return Decimal(reply.body.findtext(".//{*}Balance") or "nan")
+    return reply.body
+
+
+async def _balance(session: aiohttp.ClientSession, base: str) -> Decimal:
+    body = await _view(session, base, view_request())
+    return Decimal(body.findtext(".//{*}Balance") or "nan")
 
 
 def _payload(raw: bytes) -> bytes:
@@ -129,9 +210,10 @@ async def test_repeated_sigkill_under_load_loses_nothing(tmp_path: Path, spawn_h
     rng = random.Random(20261128)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         before = await _balance(session, hub.url)
-        load = Load(hub.url)
+        load = Load(hub.url, await _applicants(session, hub.url))
         workers = [asyncio.create_task(load.submitter(session)) for _ in range(3)]
         workers += [asyncio.create_task(load.payer(session)) for _ in range(2)]
+        workers.append(asyncio.create_task(load.applier(session)))
         for _ in range(ROUNDS):
             await asyncio.sleep(rng.uniform(0.3, SECONDS))
             hub.proc.kill()  # SIGKILL: no shutdown, no flush
@@ -149,6 +231,16 @@ async def test_repeated_sigkill_under_load_loses_nothing(tmp_path: Path, spawn_h
             assert wire.read(first).qualifier == "response", wire.read(first).errors
             again = await _final(session, hub.url, cid)
             assert _payload(first) == _payload(again)
+
+        # Discounts: each acknowledged application was accepted — a redelivery applied twice
+        # would be refused as a second discount — and the account shows exactly one.
+        assert len(load.applied) >= 3, len(load.applied)
+        for cid, applicant in load.applied:
+            answer = wire.read(await _final(session, hub.url, cid, SPD))
+            assert answer.qualifier == "response", (applicant.account_ref, answer.errors)
+            view = await _view(session, hub.url, applicant.envelope(VIEW))
+            kinds = [d.findtext("{*}Type") for d in view.iterfind(".//{*}Discounts/{*}Discount")]
+            assert kinds.count(SINGLE_PERSON) == 1, (applicant.account_ref, kinds)
 
         # Payments: what the hub says was taken is what the council recorded — once each.
         states = {}
