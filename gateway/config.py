@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +54,8 @@ class PkiConfig:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
-    url: str = ""  # empty: sqlite+aiosqlite:///<data_dir>/gateway.db
+    # Empty: $GATEWAY_DATABASE_URL if set (containers, CI), else sqlite+aiosqlite:///<data_dir>/gateway.db
+    url: str = ""
     echo: bool = False
 
 
@@ -417,6 +419,17 @@ def _connectors(raw: dict[str, Any]) -> tuple[ConnectorConfig, ...]:
     return tuple(out)
 
 
+DATABASE_URL_ENV = "GATEWAY_DATABASE_URL"
+
+
+def _database(raw: dict[str, Any]) -> DatabaseConfig:
+    """[database]; a url from the environment when the file names none (12-factor deployments)."""
+    database: DatabaseConfig = _build(DatabaseConfig, raw, "[database]")
+    if not database.url and os.environ.get(DATABASE_URL_ENV):
+        return replace(database, url=os.environ[DATABASE_URL_ENV])
+    return database
+
+
 def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config:
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
@@ -446,7 +459,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         base_dir=base_dir or Path("."),
         demo=demo,
         server=_build(ServerConfig, _section(raw, "server"), "[server]"),
-        database=_build(DatabaseConfig, _section(raw, "database"), "[database]"),
+        database=_database(_section(raw, "database")),
         retention=_build(RetentionConfig, _section(raw, "retention"), "[retention]"),
         auth=_build(AuthConfig, _section(raw, "auth"), "[auth]"),
         pki=_pki(_section(raw, "pki")),

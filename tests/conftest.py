@@ -1,7 +1,9 @@
-"""Shared fixtures: a real hub on a real socket, with a fresh SQLite file per test."""
+"""Shared fixtures: a real hub on a real socket, with a fresh database per test."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -20,8 +22,9 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
-from gateway.config import Config, parse_config
+from gateway.config import DATABASE_URL_ENV, Config, parse_config
 from gateway.routing.registry import ConnectorSet
+from gateway.store.migrate import upgrade_async
 from gateway.web.app import create_app
 from gateway.web.server import tls_context
 
@@ -174,24 +177,108 @@ def spawn_hub(tmp_path: Path) -> Iterator[Callable[[Path], HubProcess]]:
 
 
 SERVER = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# GATEWAY_TEST_DATABASE=postgresql runs the whole suite on the local PostgreSQL: each test gets a
+# fresh database through GATEWAY_DATABASE_URL, which in-process hubs, `gateway` child processes and
+# CLI runs all honour. Tests about SQLite itself are marked `sqlite` and skipped there.
+ON_POSTGRES = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite") == "postgresql"
+
+
+async def create_pg_database(template: str = "template1") -> str:
+    """A fresh database on the local server (empty, or a copy of template); its SQLAlchemy URL."""
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(SERVER)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    base = SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+_migrated: list[str] = []  # the session's template database, once made
+
+
+async def create_migrated_pg_database() -> str:
+    """A fresh database already at the newest migration: a copy of a template migrated once.
+
+    Migrating each test's database would cost a second a test; the migrations themselves are
+    tested from an empty database in tests/hub/test_migrations.py and test_postgres.py.
+    """
+    if not _migrated:
+        url = await create_pg_database()
+        await upgrade_async(url)
+        _migrated.append(url.rsplit("/", 1)[1])
+    return await create_pg_database(template=_migrated[0])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_migrated_template() -> Iterator[None]:
+    yield
+    for name in _migrated:
+        asyncio.run(drop_pg_database(f"postgresql+asyncpg://template/{name}"))
+
+
+async def drop_pg_database(url: str) -> None:
+    admin = await asyncpg.connect(SERVER)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@contextlib.contextmanager
+def hub_database() -> Iterator[dict[str, Any]]:
+    """Config for a hub outside any one test (a module's or session's): its own database."""
+    if not ON_POSTGRES:
+        yield {}
+        return
+    url = asyncio.run(create_migrated_pg_database())
+    try:
+        yield {"database": {"url": url}}
+    finally:
+        asyncio.run(drop_pg_database(url))
+
+
+@pytest.fixture(autouse=True)
+def database_backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """On the PostgreSQL pass, point every hub this test starts at a database of its own."""
+    if not ON_POSTGRES:
+        yield
+        return
+    if request.node.get_closest_marker("sqlite"):
+        pytest.skip("about SQLite itself; this pass runs on PostgreSQL")
+    url = asyncio.run(create_migrated_pg_database())
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    try:
+        yield
+    finally:
+        asyncio.run(drop_pg_database(url))
+
+
+def table_names(url: str) -> set[str]:
+    """The tables in a hub's database, whichever backend it is on."""
+    from sqlalchemy import inspect
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def read() -> set[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A fresh database on the local server, dropped afterwards."""
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(SERVER)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(SERVER)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
 
 
 # --- a real headless Chromium (Debian's /usr/bin/chromium) for the hub's HTML pages --------------

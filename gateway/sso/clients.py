@@ -269,9 +269,10 @@ def _basic(header: str) -> tuple[str, str]:
             "the Authorization header is not valid HTTP Basic", basic=True
         ) from None
     client_id, sep, secret = decoded.partition(":")
-    if not sep:
+    client_id, secret = unquote(client_id), unquote(secret)
+    if not sep or "\0" in client_id + secret:
         raise _invalid_client("the Authorization header is not valid HTTP Basic", basic=True)
-    return unquote(client_id), unquote(secret)
+    return client_id, secret
 
 
 def _check_uri(uri: str) -> None:

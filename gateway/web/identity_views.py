@@ -174,7 +174,7 @@ def decode_basic(header: str) -> tuple[str, str] | None:
     except (ValueError, binascii.Error, UnicodeError):
         return None
     user_id, sep, password = decoded.partition(":")
-    if not sep:
+    if not sep or "\0" in decoded:
         return None
     return user_id.strip(), password
 

@@ -38,6 +38,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     if AUDIT in request.app:
         audit_log.current.set(request.app[AUDIT])
     try:
+        if "\0" in request.path or "\0" in request.query_string or "%00" in request.raw_path:
+            raise ProblemError(400, "Bad Request", "the URL may not contain NUL characters")
         response = await handler(request)
     except OAuthError as exc:
         # OAuth clients read RFC 6749 §5.2 bodies, not problem+json.

@@ -6,17 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import hub_database
 from tests.hostile.corpus import CONFIG, Context
 from tests.hostile.harness import ThreadedHub, start_hub
 
 
 @pytest.fixture(scope="session")
 def corpus_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedHub]:
-    started = start_hub(tmp_path_factory.mktemp("corpus"), CONFIG)
-    try:
-        yield started
-    finally:
-        started.stop()
+    with hub_database() as database:
+        started = start_hub(tmp_path_factory.mktemp("corpus"), {**CONFIG, **database})
+        try:
+            yield started
+        finally:
+            started.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1433,8 +1433,31 @@ def _corpus() -> list[Attack]:
         "nul_in_basic_auth_user_id",
         cat,
         call("GET", "/api/enrolments", headers=basic(SUN.user_id + "\x00", SUN.password)),
-        ProblemRefusal(401, "not recognised"),
+        ProblemRefusal(401, "not valid HTTP Basic"),
     )
+    # PostgreSQL cannot store NUL in text (SQLite can): refused alike on both, before any query.
+    add(
+        "nul_in_json_facts",
+        cat,
+        call("POST", "/api/enrolments",
+             {"class": VIEW, "organisation": SUNDERLAND, "facts": {"Surname": "Robson\x00"}},
+             as_citizen(SUN)),
+        ProblemRefusal(400, "NUL"),
+    )  # fmt: skip
+    add("nul_in_url_path", cat, call("GET", "/api/payments/abc%00def"), ProblemRefusal(400, "NUL"))
+    add(
+        "nul_in_query",
+        cat,
+        call("GET", "/api/payments/reports/E08000024.csv?from=2024-01-01%00&to=2024-12-31"),
+        ProblemRefusal(400, "NUL"),
+    )
+    add(
+        "nul_in_token_form",
+        cat,
+        call("POST", "/sso/token", raw=b"grant_type=authorization_code&code=%00",
+             content_type="application/x-www-form-urlencoded"),
+        OAuthRefusal(400, "invalid_request", "NUL"),
+    )  # fmt: skip
     add(
         "sql_in_journey_id",
         cat,

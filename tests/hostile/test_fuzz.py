@@ -33,6 +33,7 @@ from gateway.govtalk.errors import GovTalkFault
 from gateway.govtalk.model import Envelope
 from gateway.govtalk.parse import parse, parse_xml
 from gateway.web.keys import AUDIT, DB
+from tests.conftest import hub_database
 from tests.hostile.corpus import SQL, XPATH, XPATH_UNION, as_citizen
 from tests.hostile.harness import SED, SUN, VIEW, Answer, ThreadedHub, start_hub, view_submission
 from tests.hub import wire
@@ -237,17 +238,19 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedHub]:
     # Per-sender lockout off: thousands of wrong passwords for the demo citizens would lock them
     # out (correctly) and the closing health check files as one of them. Lockout is tested in
     # its own module.
-    started = start_hub(
-        tmp_path_factory.mktemp("fuzz"),
-        {
-            "limits": {"auth_failures_per_sender": 0},
-            "payments": {"api_tokens": {"E08000024": "fuzz-council-token"}},
-        },
-    )
-    try:
-        yield started
-    finally:
-        started.stop()
+    with hub_database() as database:
+        started = start_hub(
+            tmp_path_factory.mktemp("fuzz"),
+            {
+                "limits": {"auth_failures_per_sender": 0},
+                "payments": {"api_tokens": {"E08000024": "fuzz-council-token"}},
+                **database,
+            },
+        )
+        try:
+            yield started
+        finally:
+            started.stop()
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,8 @@ from click.testing import CliRunner
 from lxml import etree
 
 from gateway.cli import main
+from gateway.config import load_config
+from tests.conftest import table_names
 
 
 def invoke(*args: str, config: Path | None = None):
@@ -97,12 +98,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
     result = invoke("db", "upgrade", config=config)
     assert result.exit_code == 0, result.output
-    tables = {
-        r[0]
-        for r in sqlite3.connect(tmp_path / "data" / "gateway.db").execute(
-            "select name from sqlite_master where type='table'"
-        )
-    }
+    tables = table_names(load_config(config).database_url)
     assert {"submissions", "dead_letters", "citizens", "enrolments", "alembic_version"} <= tables
     assert invoke("db", "upgrade", config=config).exit_code == 0  # idempotent
 

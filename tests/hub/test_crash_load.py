@@ -118,14 +118,18 @@ class Load:
         with a new TransactionID is rightly refused as a second discount)."""
         while not self.stop and self.waiting:
             applicant = self.waiting.pop()
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            try:
                 async with session.post(
                     f"{self.base}/submission", data=applicant.envelope(SPD)
                 ) as resp:
                     reply = wire.read(await resp.read())
                 if reply.qualifier == "acknowledgement" and reply.correlation_id:
                     self.applied.append((reply.correlation_id, applicant))
-            await asyncio.sleep(0.25)
+            except aiohttp.ClientConnectorError:
+                self.waiting.append(applicant)  # never reached a hub: safe to send again
+            except (TimeoutError, aiohttp.ClientError, ValueError):
+                pass  # it may have arrived: not sent again
+            await asyncio.sleep(0.2)
 
     async def submitter(self, session: aiohttp.ClientSession) -> None:
         while not self.stop:

@@ -7,11 +7,11 @@ import asyncio
 import base64
 import os
 import re
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from connectors.protocol import ConnectorContext
 from connectors.simcouncil.connector import SimulatedCouncilConnector
@@ -21,7 +21,8 @@ from gateway.errors import ConfigError
 from gateway.services.mail.crypto import MailCrypto, MailKeyError, field_aad
 from gateway.services.mail.service import ConnectorMail, MailError
 from gateway.store.mail_models import MailMessageRow
-from gateway.web.keys import CONNECTORS
+from gateway.web.keys import CONNECTORS, DB
+from tests.conftest import ON_POSTGRES
 from tests.mail.conftest import MOV, SED, SUN, MailHub, MailHubFactory, account_ref, citizen
 
 NEW = "DEMO0NEW0001"
@@ -196,21 +197,32 @@ async def test_encrypted_at_rest(mhub: MailHub) -> None:
     status, data = await mhub.call("GET", f"/api/mail/{message_id}", auth=citizen(SUN))
     assert data["subject"] == subject
 
-    db_file = mhub.data_dir / "gateway.db"
-    files = [p for p in (db_file, Path(f"{db_file}-wal")) if p.exists()]
-    assert Path(f"{db_file}-wal") in files  # WAL mode: the recent writes are there
-    for path in files:
-        raw = path.read_bytes()
+    async with mhub.app[DB].read() as session:
+        row = (
+            await session.execute(
+                text("SELECT key_id, subject_ct, body_ct FROM mail_messages WHERE id = :id"),
+                {"id": message_id},
+            )
+        ).one()
+        stored = [
+            bytes(ct) for r in (await session.execute(text("SELECT body_ct FROM mail_messages")))
+            for ct in r
+        ]  # fmt: skip
+    for ciphertext in (row[1], row[2], *stored):
         for plain in (subject, body, "Reply-PLAINTEXT-secret"):
-            assert plain.encode() not in raw, (path, plain)
-            assert plain.encode("utf-16-le") not in raw
-    with sqlite3.connect(db_file) as conn:
-        row = conn.execute(
-            "SELECT key_id, length(subject_ct), length(body_ct) FROM mail_messages WHERE id = ?",
-            (message_id,),
-        ).fetchone()
+            assert plain.encode() not in bytes(ciphertext)
+    if not ON_POSTGRES:
+        # The files themselves, write-ahead log included, hold no plaintext either.
+        db_file = mhub.data_dir / "gateway.db"
+        files = [p for p in (db_file, Path(f"{db_file}-wal")) if p.exists()]
+        assert Path(f"{db_file}-wal") in files  # WAL mode: the recent writes are there
+        for path in files:
+            raw = path.read_bytes()
+            for plain in (subject, body, "Reply-PLAINTEXT-secret"):
+                assert plain.encode() not in raw, (path, plain)
+                assert plain.encode("utf-16-le") not in raw
     assert row[0] == "local"  # the development key, from data_dir/mail.key
-    assert row[1] == 12 + len(subject) + 16
+    assert len(row[1]) == 12 + len(subject) + 16  # nonce, ciphertext, tag
     key_file = mhub.data_dir / "mail.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
 
