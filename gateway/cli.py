@@ -35,7 +35,7 @@ def _load(ctx: click.Context) -> Config:
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """The reference Government Gateway hub."""
     with cli_errors(ConfigError):
-        ctx.obj = {"config": load_config(config_path)}
+        ctx.obj = {"config": load_config(config_path), "config_path": config_path}
 
 
 @main.command()
@@ -43,9 +43,23 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 @click.option("--port", type=int, help="Plain-HTTP port (default from config: 8080).")
 @click.option("--https-port", type=int, help="HTTPS port (default from config: 8443; 0: off).")
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Hub processes sharing the ports (SO_REUSEPORT) and the database.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Set on each worker's listeners.")
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, https_port: int | None, log_level: str
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    https_port: int | None,
+    log_level: str,
+    workers: int,
+    reuse_port: bool,
 ) -> None:
     """Serve the GovTalk endpoints (/submission, /poll) over HTTP and HTTPS; dispatch to connectors."""
     from gateway import logs
@@ -62,12 +76,20 @@ def serve(
     )
     config = replace(config, server=server)
     logs.configure(log_level)
-    with cli_errors(ConfigError):
-        app = create_app(config)
     base = base_url(config)
     https = f" and https://localhost:{server.https_port}" if server.https_port else ""
+    if workers > 1:
+        from gateway.web.workers import supervise, worker_command
+
+        click.echo(f"GovTalk hub on {base}{https}: {workers} worker processes", err=True)
+        serve_args = ["--host", server.host, "--port", str(server.port)]
+        serve_args += ["--https-port", str(server.https_port), "--log-level", log_level]
+        command = worker_command(ctx.obj["config_path"], serve_args)
+        ctx.exit(supervise(config, workers, command))
+    with cli_errors(ConfigError):
+        app = create_app(config)
     click.echo(f"GovTalk hub on {base}{https}  (POST /submission, /poll)", err=True)
-    asyncio.run(serve_forever(app, config))
+    asyncio.run(serve_forever(app, config, reuse_port=reuse_port))
 
 
 @main.group()
@@ -80,10 +102,17 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from gateway.store.migrate import upgrade
+    from gateway.store.migrate import upgrade_async
+    from gateway.store.startup import startup_lock
 
     config = _load(ctx)
-    upgrade(config.database_url, revision)
+
+    async def locked() -> None:
+        # Hubs starting against the same database migrate too: one at a time.
+        async with startup_lock(config.database_url):
+            await upgrade_async(config.database_url, revision)
+
+    asyncio.run(locked())
     click.echo(f"database at {config.database_url} is at {revision}")
 
 

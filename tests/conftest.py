@@ -128,10 +128,10 @@ class HubProcess:
 
 
 @pytest.fixture
-def spawn_hub(tmp_path: Path) -> Iterator[Callable[[Path], HubProcess]]:
+def spawn_hub(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(config_path: Path) -> HubProcess:
+    def spawn(config_path: Path, *serve_args: str) -> HubProcess:
         port = free_port()
         log = tmp_path / f"hub-{port}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -148,6 +148,7 @@ def spawn_hub(tmp_path: Path) -> Iterator[Callable[[Path], HubProcess]]:
                     str(port),
                     "--https-port",
                     "0",
+                    *serve_args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

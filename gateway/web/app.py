@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
@@ -33,6 +34,7 @@ from gateway.routing.table import RouteTable
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
+from gateway.store.startup import startup_lock
 from gateway.web.admin_views import add_admin_routes
 from gateway.web.audit_lifecycle import audit_service
 from gateway.web.dsp_views import dsp_endpoint
@@ -63,13 +65,20 @@ log = structlog.get_logger("gateway.app")
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    await upgrade_async(config.database_url)
-    db = Database.open(config.database_url, echo=config.database.echo)
+    db = await prepare_database(config)
     app[DB] = db
-    if config.demo:
-        await demo.seed(db, config)
     yield
     await db.aclose()
+
+
+async def prepare_database(config: Config) -> Database:
+    """Migrate and (demo) seed under the startup lock, so that processes sharing it take turns."""
+    async with startup_lock(config.database_url):
+        await upgrade_async(config.database_url)
+        db = Database.open(config.database_url, echo=config.database.echo)
+        if config.demo:
+            await demo.seed(db, config)
+    return db
 
 
 async def _connectors(app: web.Application) -> AsyncIterator[None]:
@@ -155,7 +164,8 @@ async def _purge(app: web.Application) -> AsyncIterator[None]:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__})
+    # The pid tells an operator (and the tests) which worker of `serve --workers N` answered.
+    return web.json_response({"status": "ok", "version": __version__, "pid": os.getpid()})
 
 
 async def index(request: web.Request) -> web.Response:

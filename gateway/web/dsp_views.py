@@ -56,7 +56,11 @@ async def dsp_endpoint(request: web.Request) -> web.Response:
     except web.RequestPayloadError as exc:
         # A corrupt gzip or deflate stream: the document cannot be read, which is a 1001.
         text = f"The document could not be decoded ({exc.__cause__ or exc})"
-        return _reply(engine.refusal(GovTalkFault.of(1001, text), endpoints))
+        response = _reply(engine.refusal(GovTalkFault.of(1001, text), endpoints))
+        # What is left of the body cannot be decoded either, so it cannot be read past: aiohttp
+        # would try (and log the failure) before reusing the connection.
+        response.force_close()
+        return response
     if raw is None:
         # Content-Length counts compressed bytes; only a body sent as-is has a size to state.
         stated = declared if too_big else None

@@ -33,17 +33,26 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return server_ssl_context(pki)
 
 
-async def start(app: web.Application, config: Config) -> tuple[web.AppRunner, Listening]:
-    """Start both listeners; the caller owns runner.cleanup()."""
+async def start(
+    app: web.Application, config: Config, *, reuse_port: bool = False
+) -> tuple[web.AppRunner, Listening]:
+    """Start both listeners; the caller owns runner.cleanup().
+
+    reuse_port: SO_REUSEPORT, so that worker processes share the ports and the kernel spreads
+    connections among them."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     server = config.server
-    await web.TCPSite(runner, server.host, server.port).start()
+    # None leaves the socket option unset (its default), so a second hub on the port still fails.
+    shared = True if reuse_port else None
+    await web.TCPSite(runner, server.host, server.port, reuse_port=shared).start()
     shown = "127.0.0.1" if server.host in ("0.0.0.0", "") else server.host
     https_url = None
     context = tls_context(config)
     if context is not None:
-        await web.TCPSite(runner, server.host, server.https_port, ssl_context=context).start()
+        await web.TCPSite(
+            runner, server.host, server.https_port, ssl_context=context, reuse_port=shared
+        ).start()
         https_url = (
             f"https://localhost:{server.https_port}"
             if shown == "127.0.0.1"
@@ -52,9 +61,9 @@ async def start(app: web.Application, config: Config) -> tuple[web.AppRunner, Li
     return runner, Listening(f"http://{shown}:{server.port}", https_url)
 
 
-async def serve_forever(app: web.Application, config: Config) -> None:
+async def serve_forever(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (dispatcher drained, DB closed)."""
-    runner, listening = await start(app, config)
+    runner, listening = await start(app, config, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

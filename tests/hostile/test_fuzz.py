@@ -349,7 +349,11 @@ def test_dsp_endpoints_answer_every_input_with_a_govtalk_reply(fuzz_hub: Threade
         if encoding:
             headers = {**headers, "Content-Encoding": encoding.removeprefix("corrupt-")}
         if headers.pop("Transfer-Encoding", None):
-            sent = iter([sent[: len(sent) // 2], sent[len(sent) // 2 :]])
+            # A corrupt stream is refused at its first chunk and the connection closed; a
+            # client still sending a second chunk would meet a broken pipe, as with any early
+            # refusal. One chunk keeps the property about the answer, not that race.
+            cut = len(sent) if encoding.startswith("corrupt") else len(sent) // 2
+            sent = iter([sent[:cut], sent[cut:]])
         check_govtalk(fuzz_hub.request("POST", path, sent, headers), refusals)
 
     prop()

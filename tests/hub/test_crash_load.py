@@ -102,16 +102,26 @@ async def _applicants(session: aiohttp.ClientSession, base: str) -> list[Applica
 
 
 class Load:
-    """Clients that keep submitting and paying against whichever hub is up."""
+    """Clients that keep submitting and paying against whichever hubs are up (spread at random)."""
 
-    def __init__(self, base: str, applicants: list[Applicant]) -> None:
-        self.base = base
+    def __init__(self, bases: list[str], applicants: list[Applicant]) -> None:
+        self.bases = bases
         self.acked: list[str] = []  # CorrelationIDs the hub acknowledged
         self.payments: list[str] = []  # payments the hub created (201)
         self.paid: list[str] = []  # payments whose card POST was answered (decided)
         self.waiting = list(applicants)  # who has not yet applied for the discount
         self.applied: list[tuple[str, Applicant]] = []  # acknowledged applications
         self.stop = False
+
+    @property
+    def base(self) -> str:
+        return random.choice(self.bases)
+
+    def start(self, session: aiohttp.ClientSession) -> list[asyncio.Task[None]]:
+        workers = [asyncio.create_task(self.submitter(session)) for _ in range(3)]
+        workers += [asyncio.create_task(self.payer(session)) for _ in range(2)]
+        workers.append(asyncio.create_task(self.applier(session)))
+        return workers
 
     async def applier(self, session: aiohttp.ClientSession) -> None:
         """Each applicant applies once; unacknowledged applications are not resent (a resend
@@ -214,49 +224,54 @@ async def test_repeated_sigkill_under_load_loses_nothing(tmp_path: Path, spawn_h
     rng = random.Random(20261128)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         before = await _balance(session, hub.url)
-        load = Load(hub.url, await _applicants(session, hub.url))
-        workers = [asyncio.create_task(load.submitter(session)) for _ in range(3)]
-        workers += [asyncio.create_task(load.payer(session)) for _ in range(2)]
-        workers.append(asyncio.create_task(load.applier(session)))
+        load = Load([hub.url], await _applicants(session, hub.url))
+        workers = load.start(session)
         for _ in range(ROUNDS):
             await asyncio.sleep(rng.uniform(0.3, SECONDS))
             hub.proc.kill()  # SIGKILL: no shutdown, no flush
             await asyncio.to_thread(hub.proc.wait)
             hub = await asyncio.to_thread(spawn_hub, config)
-            load.base = hub.url
+            load.bases = [hub.url]
         await asyncio.sleep(0.5)
         load.stop = True
         await asyncio.gather(*workers)
-        assert len(load.acked) > 10 and len(load.paid) > 3, (len(load.acked), len(load.paid))
+        await check_nothing_lost_or_doubled(session, hub.url, load, before)
 
-        # Every acknowledged CorrelationID reaches a final answer, and the same one every time.
-        for cid in load.acked:
-            first = await _final(session, hub.url, cid)
-            assert wire.read(first).qualifier == "response", wire.read(first).errors
-            again = await _final(session, hub.url, cid)
-            assert _payload(first) == _payload(again)
 
-        # Discounts: each acknowledged application was accepted — a redelivery applied twice
-        # would be refused as a second discount — and the account shows exactly one.
-        assert len(load.applied) >= 3, len(load.applied)
-        for cid, applicant in load.applied:
-            answer = wire.read(await _final(session, hub.url, cid, SPD))
-            assert answer.qualifier == "response", (applicant.account_ref, answer.errors)
-            view = await _view(session, hub.url, applicant.envelope(VIEW))
-            kinds = [d.findtext("{*}Type") for d in view.iterfind(".//{*}Discounts/{*}Discount")]
-            assert kinds.count(SINGLE_PERSON) == 1, (applicant.account_ref, kinds)
+async def check_nothing_lost_or_doubled(
+    session: aiohttp.ClientSession, base: str, load: Load, before: Decimal
+) -> None:
+    """Every acknowledged transaction answered once, each discount and payment applied once."""
+    assert len(load.acked) > 10 and len(load.paid) > 3, (len(load.acked), len(load.paid))
 
-        # Payments: what the hub says was taken is what the council recorded — once each.
-        states = {}
-        for pid in load.payments:
-            async with session.get(
-                f"{hub.url}/api/payments/{pid}", headers={"X-Council": "E07000188"}
-            ) as resp:
-                states[pid] = (await resp.json())["state"]
-        assert all(states[pid] == "success" for pid in load.paid)
-        charged = sum(AMOUNT for state in states.values() if state == "success")
-        expected = before - Decimal(charged) / 100
-        async with asyncio.timeout(30):
-            while (after := await _balance(session, hub.url)) != expected:
-                assert after > expected, f"charged twice: {after} < {expected}"
-                await asyncio.sleep(0.3)
+    # Every acknowledged CorrelationID reaches a final answer, and the same one every time.
+    for cid in load.acked:
+        first = await _final(session, base, cid)
+        assert wire.read(first).qualifier == "response", wire.read(first).errors
+        again = await _final(session, base, cid)
+        assert _payload(first) == _payload(again)
+
+    # Discounts: each acknowledged application was accepted — a redelivery applied twice
+    # would be refused as a second discount — and the account shows exactly one.
+    assert len(load.applied) >= 3, len(load.applied)
+    for cid, applicant in load.applied:
+        answer = wire.read(await _final(session, base, cid, SPD))
+        assert answer.qualifier == "response", (applicant.account_ref, answer.errors)
+        view = await _view(session, base, applicant.envelope(VIEW))
+        kinds = [d.findtext("{*}Type") for d in view.iterfind(".//{*}Discounts/{*}Discount")]
+        assert kinds.count(SINGLE_PERSON) == 1, (applicant.account_ref, kinds)
+
+    # Payments: what the hub says was taken is what the council recorded — once each.
+    states = {}
+    for pid in load.payments:
+        async with session.get(
+            f"{base}/api/payments/{pid}", headers={"X-Council": "E07000188"}
+        ) as resp:
+            states[pid] = (await resp.json())["state"]
+    assert all(states[pid] == "success" for pid in load.paid)
+    charged = sum(AMOUNT for state in states.values() if state == "success")
+    expected = before - Decimal(charged) / 100
+    async with asyncio.timeout(30):
+        while (after := await _balance(session, base)) != expected:
+            assert after > expected, f"charged twice: {after} < {expected}"
+            await asyncio.sleep(0.3)

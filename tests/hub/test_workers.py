@@ -1,0 +1,83 @@
+"""`gateway serve --workers N`: N processes answering on one port, one database, a worker that
+dies is replaced, and SIGTERM stops them all cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.hub import wire
+from tests.hub.test_crash_load import view_request
+from tests.hub.test_dsp import VIEW
+
+
+async def _pids(url: str, tries: int = 60) -> set[int]:
+    """The workers that answer /health, each request on a connection of its own."""
+    seen: set[int] = set()
+    for _ in range(tries):
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/health") as resp:
+            seen.add((await resp.json())["pid"])
+    return seen
+
+
+async def test_workers_share_the_port_and_the_database(tmp_path: Path, spawn_hub: Any) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n'
+        "[dispatcher]\nidle_poll_seconds = 0.05\nlease_margin_seconds = 1\n"
+    )
+    hub = await asyncio.to_thread(spawn_hub, config, "--workers", "2")
+    # The port answers as soon as the first worker listens; the second follows shortly.
+    workers: set[int] = set()
+    async with asyncio.timeout(30):
+        while len(workers) < 2:
+            workers |= await _pids(hub.url, tries=20)
+    assert len(workers) == 2 and hub.proc.pid not in workers, workers
+
+    # Acknowledged by whichever worker took the connection, answered by any, the same each time.
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{hub.url}/submission", data=view_request()) as resp:
+            cid = wire.read(await resp.read()).correlation_id
+        assert cid
+    qualifiers = []
+    async with asyncio.timeout(20):
+        while len(qualifiers) < 10:
+            async with aiohttp.ClientSession() as fresh:  # a new connection: any worker
+                async with fresh.post(f"{hub.url}/poll", data=wire.poll(VIEW, cid)) as resp:
+                    qualifier = wire.read(await resp.read()).qualifier
+            if qualifier != "acknowledgement" or qualifiers:
+                qualifiers.append(qualifier)
+            await asyncio.sleep(0.05)
+    assert set(qualifiers) == {"response"}, qualifiers
+
+    # A worker killed outright is replaced; the port keeps answering meanwhile.
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    async with asyncio.timeout(30):
+        while True:
+            now = await _pids(hub.url, tries=30)
+            if len(now) == 2 and victim not in now:
+                break
+            await asyncio.sleep(0.2)
+
+    # SIGTERM to the supervisor stops every worker and exits 0.
+    started = time.monotonic()
+    hub.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(hub.proc.wait, 20) == 0
+    assert time.monotonic() - started < 20
+    for pid in now:
+        assert not _alive(pid), pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
