@@ -131,7 +131,13 @@ class DispatcherConfig:
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
-    """Request rate and authentication-failure limits (per process)."""
+    """Request rate and authentication-failure limits."""
+
+    # Where the counts are kept: "memory" (this process) or "redis" (shared by every worker and
+    # host naming the same redis_url and redis_prefix).
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "gateway:limits"
 
     # Requests per minute from one address (all paths but /health and /ready); 0: no limit.
     requests_per_minute: int = 1200
@@ -323,6 +329,13 @@ def _pki(raw: dict[str, Any]) -> PkiConfig:
     return pki
 
 
+def _limits(raw: dict[str, Any]) -> LimitsConfig:
+    limits: LimitsConfig = _build(LimitsConfig, raw, "[limits]")
+    if limits.store not in ("memory", "redis"):
+        raise ConfigError(f"[limits]: store must be 'memory' or 'redis', not {limits.store!r}")
+    return limits
+
+
 def _enrolment(raw: dict[str, Any]) -> EnrolmentConfig:
     enrolment: EnrolmentConfig = _build(EnrolmentConfig, raw, "[enrolment]")
     if not isinstance(enrolment.max_attempts, int) or enrolment.max_attempts < 1:
@@ -469,7 +482,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         mail=_mail(_section(raw, "mail")),
         sso=_build(SsoConfig, _section(raw, "sso"), "[sso]"),
         audit=_build(AuditConfig, _section(raw, "audit"), "[audit]"),
-        limits=_build(LimitsConfig, _section(raw, "limits"), "[limits]"),
+        limits=_limits(_section(raw, "limits")),
         connectors=connectors,
         routes=routes,
     )

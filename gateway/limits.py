@@ -1,7 +1,8 @@
-"""Rate and failure limits, kept in this process's memory (sliding windows per key).
+"""Rate and failure limits: sliding windows per key, in a counter store.
 
-Pure: no I/O, time passed in. One hub process counts what it sees; several processes behind one
-address each count their share (a shared store is the scale-out issue's to add).
+The store is this process's memory by default, or Redis (`[limits] store = "redis"`) so that the
+workers of `gateway serve --workers N` and hubs on several hosts count together. Time is passed
+in, so that the movable clock (and tests) govern windows and lockouts.
 """
 
 from __future__ import annotations
@@ -10,8 +11,28 @@ import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 MAX_KEYS = 100_000  # beyond this the least recently seen keys are forgotten: bounded memory
+
+
+class Counters(Protocol):
+    """Where the windows are kept; every operation is atomic for its key."""
+
+    async def hit(self, key: str, now: datetime, limit: int, window: timedelta) -> float | None:
+        """Count one event unless `limit` are already in the window; else seconds to wait."""
+
+    async def fail(
+        self, key: str, now: datetime, limit: int, window: timedelta, duration: timedelta
+    ) -> None:
+        """Count one failure; the `limit`th within the window locks the key for `duration`."""
+
+    async def locked_until(self, key: str, now: datetime) -> datetime | None: ...
+
+    async def clear(self, key: str) -> None:
+        """Forget the key's failures (a success)."""
+
+    async def aclose(self) -> None: ...
 
 
 class SlidingWindow:
@@ -49,53 +70,65 @@ class SlidingWindow:
             events.popleft()
 
 
-class RateLimit:
-    """At most `limit` requests per `window` per key; how long to wait when over."""
+class MemoryCounters:
+    """Counters in this process's memory: no I/O, nothing shared."""
 
-    def __init__(self, limit: int, window: timedelta = timedelta(minutes=1)) -> None:
-        self.limit = limit
-        self._window = window
-        self._seen = SlidingWindow(window)
+    def __init__(self) -> None:
+        self._windows: dict[timedelta, SlidingWindow] = {}
+        self._locked: OrderedDict[str, datetime] = OrderedDict()
 
-    def retry_after(self, key: str, now: datetime) -> float | None:
-        """None if this request may go ahead (and it is counted); else seconds to wait."""
-        if self.limit <= 0:
-            return None
-        if self._seen.count(key, now) >= self.limit:
-            oldest = self._seen.oldest(key)
-            wait = (oldest + self._window - now).total_seconds() if oldest else 1.0
-            return max(1.0, wait)
-        self._seen.add(key, now)
+    def _window(self, window: timedelta) -> SlidingWindow:
+        return self._windows.setdefault(window, SlidingWindow(window))
+
+    async def hit(self, key: str, now: datetime, limit: int, window: timedelta) -> float | None:
+        seen = self._window(window)
+        if seen.count(key, now) >= limit:
+            oldest = seen.oldest(key)
+            return (oldest + window - now).total_seconds() if oldest else 1.0
+        seen.add(key, now)
         return None
 
+    async def fail(
+        self, key: str, now: datetime, limit: int, window: timedelta, duration: timedelta
+    ) -> None:
+        failures = self._window(window)
+        if failures.add(key, now) >= limit:
+            failures.clear(key)
+            self._locked[key] = now + duration
+            while len(self._locked) > MAX_KEYS:
+                self._locked.popitem(last=False)
 
-class Lockout:
-    """`limit` failures within `window` lock a key for `duration`."""
-
-    def __init__(self, limit: int, window: timedelta, duration: timedelta) -> None:
-        self._limit = limit
-        self._duration = duration
-        self._failures = SlidingWindow(window)
-        self._locked: dict[str, datetime] = {}
-
-    def locked_until(self, key: str, now: datetime) -> datetime | None:
+    async def locked_until(self, key: str, now: datetime) -> datetime | None:
         until = self._locked.get(key)
-        if until is None:
-            return None
-        if until <= now:
+        if until is not None and until <= now:
             del self._locked[key]
-            self._failures.clear(key)
             return None
         return until
 
-    def failed(self, key: str, now: datetime) -> None:
-        if self._limit > 0 and self._failures.add(key, now) >= self._limit:
-            self._locked[key] = now + self._duration
-            if len(self._locked) > MAX_KEYS:
-                self._locked.pop(next(iter(self._locked)))
+    async def clear(self, key: str) -> None:
+        for window in self._windows.values():
+            window.clear(key)
 
-    def succeeded(self, key: str) -> None:
-        self._failures.clear(key)
+    async def aclose(self) -> None:
+        return None
+
+
+class RateLimit:
+    """At most `limit` requests per `window` per key; how long to wait when over."""
+
+    def __init__(
+        self, limit: int, counters: Counters, window: timedelta = timedelta(minutes=1)
+    ) -> None:
+        self.limit = limit
+        self._counters = counters
+        self._window = window
+
+    async def retry_after(self, key: str, now: datetime) -> float | None:
+        """None if this request may go ahead (and it is counted); else seconds to wait."""
+        if self.limit <= 0:
+            return None
+        wait = await self._counters.hit(f"rate:{key}", now, self.limit, self._window)
+        return None if wait is None else max(1.0, wait)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +151,7 @@ class AuthGuard:
 
     def __init__(
         self,
+        counters: Counters,
         *,
         per_sender: int,
         per_address: int,
@@ -125,29 +159,37 @@ class AuthGuard:
         duration: timedelta,
         exempt_loopback: bool,
     ) -> None:
-        self._senders = Lockout(per_sender, window, duration)
-        self._addresses = Lockout(per_address, window, duration)
+        self._counters = counters
+        self._limits = {"sender": per_sender, "address": per_address}
+        self._window = window
+        self._duration = duration
         self._exempt_loopback = exempt_loopback
 
-    def locked(self, sender: str | None, address: str | None, now: datetime) -> Locked | None:
-        if sender and (until := self._senders.locked_until(sender, now)):
-            return Locked(until, "sender")
-        if self._counts(address) and (until := self._addresses.locked_until(str(address), now)):
-            return Locked(until, "address")
+    async def locked(self, sender: str | None, address: str | None, now: datetime) -> Locked | None:
+        for by, key in self._keys(sender, address):
+            until = await self._counters.locked_until(f"{by}:{key}", now)
+            if until is not None:
+                return Locked(until, by)
         return None
 
-    def failed(self, sender: str | None, address: str | None, now: datetime) -> None:
-        if sender:
-            self._senders.failed(sender, now)
-        if self._counts(address):
-            self._addresses.failed(str(address), now)
+    async def failed(self, sender: str | None, address: str | None, now: datetime) -> None:
+        for by, key in self._keys(sender, address):
+            await self._counters.fail(
+                f"{by}:{key}", now, self._limits[by], self._window, self._duration
+            )
 
-    def succeeded(self, sender: str | None) -> None:
-        if sender:
-            self._senders.succeeded(sender)
+    async def succeeded(self, sender: str | None) -> None:
+        if sender and self._limits["sender"] > 0:
+            await self._counters.clear(f"sender:{sender}")
 
-    def _counts(self, address: str | None) -> bool:
-        return bool(address) and not (self._exempt_loopback and is_loopback(address))
+    def _keys(self, sender: str | None, address: str | None) -> list[tuple[str, str]]:
+        keys = []
+        if sender and self._limits["sender"] > 0:
+            keys.append(("sender", sender))
+        if address and self._limits["address"] > 0:
+            if not (self._exempt_loopback and is_loopback(address)):
+                keys.append(("address", address))
+        return keys
 
 
 def is_loopback(remote: str | None) -> bool:

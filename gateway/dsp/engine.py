@@ -168,15 +168,15 @@ class DocumentSubmission:
             envelope = parse(raw, max_depth=self._config.limits.max_xml_depth)
             sender = envelope.sender.sender_id if envelope.sender else None
             if self._guard is not None:
-                locked = self._guard.locked(sender, remote, self._clock())
+                locked = await self._guard.locked(sender, remote, self._clock())
                 if locked is not None:
                     raise GovTalkFault.of(1046, locked.text(), class_=envelope.message.class_)
             reply = await self._route_message(envelope, endpoints, client_certificate)
             if self._guard is not None and sender:
-                self._guard.succeeded(sender)
+                await self._guard.succeeded(sender)
         except GovTalkFault as fault:
             if self._guard is not None and fault.first.number in AUTHENTICATION_FAILURES:
-                self._guard.failed(sender, remote, self._clock())
+                await self._guard.failed(sender, remote, self._clock())
             reply = self._error(fault, envelope, endpoints)
         except Exception:
             log.exception("dsp.internal_error")

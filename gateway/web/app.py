@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway import __version__, demo
 from gateway.clock import MovableClock, utcnow
-from gateway.config import Config
+from gateway.config import Config, LimitsConfig
 from gateway.dsp.engine import DocumentSubmission
 from gateway.govtalk.model import TIL_SUFFIX
 from gateway.identity.authenticate import (
@@ -26,7 +26,7 @@ from gateway.identity.certificates import CertificateValidator
 from gateway.identity.replay import ReplayStore
 from gateway.identity.revocation import RevocationChecker
 from gateway.identity.signatures import SignedEnvelopeBackend
-from gateway.limits import AuthGuard, RateLimit
+from gateway.limits import AuthGuard, Counters, MemoryCounters, RateLimit
 from gateway.pki.ca import Pki
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
@@ -50,6 +50,7 @@ from gateway.web.keys import (
     DISPATCHER,
     DISPATCHER_TASK,
     DSP,
+    LIMIT_COUNTERS,
     RATE_LIMIT,
     ROUTES,
 )
@@ -79,6 +80,20 @@ async def prepare_database(config: Config) -> Database:
         if config.demo:
             await demo.seed(db, config)
     return db
+
+
+def limit_counters(limits: LimitsConfig) -> Counters:
+    """The configured store for rate and lockout counts."""
+    if limits.store == "redis":
+        from gateway.limits_redis import RedisCounters
+
+        return RedisCounters(limits.redis_url, limits.redis_prefix)
+    return MemoryCounters()
+
+
+async def _limit_counters(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[LIMIT_COUNTERS].aclose()
 
 
 async def _connectors(app: web.Application) -> AsyncIterator[None]:
@@ -200,19 +215,23 @@ def create_app(
     app[CONFIG] = config
     app[CLOCK] = clock
     limits = config.limits
+    counters = limit_counters(limits)
+    app[LIMIT_COUNTERS] = counters
     app[AUTH_GUARD] = AuthGuard(
+        counters,
         per_sender=limits.auth_failures_per_sender,
         per_address=limits.auth_failures_per_address,
         window=timedelta(minutes=limits.auth_failure_window_minutes),
         duration=timedelta(minutes=limits.lockout_minutes),
         exempt_loopback=limits.exempt_loopback,
     )
-    app[RATE_LIMIT] = RateLimit(limits.requests_per_minute)
+    app[RATE_LIMIT] = RateLimit(limits.requests_per_minute, counters)
     app[ROUTES] = RouteTable(config.routes)
     if connectors is not None:
         app[CONNECTORS] = connectors
     app.cleanup_ctx.extend(
         [
+            _limit_counters,
             _database,
             audit_service,
             _connectors,

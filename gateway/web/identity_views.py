@@ -126,7 +126,7 @@ async def guarded_password_check(request: web.Request, user_id: str, password: s
     from gateway.web.app import CLOCK  # here, not at the top: app.py imports this module
 
     guard, now = request.app[AUTH_GUARD], request.app[CLOCK]()
-    locked = guard.locked(user_id, request.remote, now)
+    locked = await guard.locked(user_id, request.remote, now)
     if locked is not None:
         raise ProblemError(
             429,
@@ -135,9 +135,9 @@ async def guarded_password_check(request: web.Request, user_id: str, password: s
             headers={"Retry-After": str(locked.seconds(now))},
         )
     if await check_password(request.app[DB], user_id, password):
-        guard.succeeded(user_id)
+        await guard.succeeded(user_id)
         return True
-    guard.failed(user_id, request.remote, now)
+    await guard.failed(user_id, request.remote, now)
     return False
 
 

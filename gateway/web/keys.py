@@ -10,7 +10,7 @@ from gateway.audit.log import AuditLog
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
 from gateway.identity.authenticate import ClientCertificateAuthenticator
-from gateway.limits import AuthGuard, RateLimit
+from gateway.limits import AuthGuard, Counters, RateLimit
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -29,3 +29,4 @@ AUDIT = web.AppKey("audit", AuditLog)
 DISPATCHER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("dispatcher_task")
 AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
 RATE_LIMIT = web.AppKey("rate_limit", RateLimit)
+LIMIT_COUNTERS: web.AppKey[Counters] = web.AppKey("limit_counters")

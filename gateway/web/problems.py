@@ -104,7 +104,7 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
         or (app[CONFIG].limits.exempt_loopback and is_loopback(request.remote))
     ):
         return await handler(request)
-    wait = app[RATE_LIMIT].retry_after(request.remote or "?", app[CLOCK]())
+    wait = await app[RATE_LIMIT].retry_after(request.remote or "?", app[CLOCK]())
     if wait is None:
         return await handler(request)
     seconds = str(int(wait) + 1)

@@ -1,4 +1,5 @@
-"""`/ready`: can this hub do its work now — database, dispatcher, CA material, audit trail."""
+"""`/ready`: can this hub do its work now — database, dispatcher, CA material, audit trail,
+the limit store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.web.keys import AUDIT, DB, DISPATCHER_TASK
+from gateway.web.keys import AUDIT, CONFIG, DB, DISPATCHER_TASK, LIMIT_COUNTERS
 
 
 async def ready_view(request: web.Request) -> web.Response:
@@ -50,11 +51,19 @@ async def ready_view(request: web.Request) -> web.Response:
             raise RuntimeError("the audit trail is not running")
         return {"dropped_events": trail.dropped}
 
+    async def limits() -> dict[str, Any]:
+        counters = app[LIMIT_COUNTERS]
+        ping = getattr(counters, "ping", None)  # a shared store; memory needs no check
+        if ping is not None:
+            await ping()
+        return {"store": app[CONFIG].limits.store}
+
     await asyncio.gather(
         check("database", database),
         check("dispatcher", dispatcher),
         check("pki", pki),
         check("audit", audit),
+        check("limits", limits),
     )
     ok = all(c["ok"] for c in checks.values())
     return web.json_response(

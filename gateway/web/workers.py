@@ -50,6 +50,12 @@ def worker_command(config_path: Path | None, serve_args: Sequence[str]) -> list[
 def supervise(config: Config, workers: int, command: list[str]) -> int:
     """Run the workers until a signal stops them; the exit code of the supervisor."""
     prepare(config)
+    if config.limits.store == "memory":
+        log.warning(
+            "workers.limits_per_worker",
+            detail="[limits] store is memory: each worker counts rates and lockouts alone; "
+            'set store = "redis" to count them together',
+        )
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -1,11 +1,17 @@
-"""Limits: authentication-failure lockouts, request rate, and one slow connector's share."""
+"""Limits: authentication-failure lockouts, request rate, and one slow connector's share.
+
+The lockout and rate tests run with each counter store: this process's memory, and the local
+Redis (a prefix of their own per test)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
+import pytest
 
 from gateway.clock import MovableClock
 from gateway.demo import citizens_list
@@ -15,16 +21,25 @@ from tests.hub import wire
 from tests.hub.test_dsp import VIEW, view_submission
 
 SUN = citizens_list()[0]
+STORES = pytest.mark.parametrize("store", ["memory", "redis"])
+
+
+def limits(store: str, **options: Any) -> dict[str, Any]:
+    """A [limits] section on the given store (a fresh Redis prefix: tests do not share counts)."""
+    return {"limits": {"store": store, "redis_prefix": f"gw-test:{uuid.uuid4().hex}", **options}}
 
 
 async def submit(hub: Hub, xml: str) -> wire.Reply:
     return wire.read(await hub.post(xml))
 
 
-async def test_wrong_passwords_lock_the_sender_out_for_a_while(hub_factory: HubFactory) -> None:
+@STORES
+async def test_wrong_passwords_lock_the_sender_out_for_a_while(
+    hub_factory: HubFactory, store: str
+) -> None:
     clock = MovableClock()
     hub: Hub = await hub_factory(
-        {"limits": {"auth_failures_per_sender": 3, "lockout_minutes": 10}}, clock=clock
+        limits(store, auth_failures_per_sender=3, lockout_minutes=10), clock=clock
     )
     for _ in range(3):
         reply = await submit(hub, view_submission(password="not-my-password"))
@@ -49,8 +64,9 @@ async def test_wrong_passwords_lock_the_sender_out_for_a_while(hub_factory: HubF
     assert reply.qualifier == "acknowledgement"
 
 
-async def test_a_success_clears_the_count(hub_factory: HubFactory) -> None:
-    hub: Hub = await hub_factory({"limits": {"auth_failures_per_sender": 3}})
+@STORES
+async def test_a_success_clears_the_count(hub_factory: HubFactory, store: str) -> None:
+    hub: Hub = await hub_factory(limits(store, auth_failures_per_sender=3))
     for _ in range(2):
         assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
     assert (await submit(hub, view_submission())).qualifier == "acknowledgement"
@@ -59,8 +75,9 @@ async def test_a_success_clears_the_count(hub_factory: HubFactory) -> None:
     assert (await submit(hub, view_submission())).qualifier == "acknowledgement"
 
 
-async def test_request_rate_per_address_gets_429(hub_factory: HubFactory) -> None:
-    hub: Hub = await hub_factory({"limits": {"requests_per_minute": 5, "exempt_loopback": False}})
+@STORES
+async def test_request_rate_per_address_gets_429(hub_factory: HubFactory, store: str) -> None:
+    hub: Hub = await hub_factory(limits(store, requests_per_minute=5, exempt_loopback=False))
     statuses = []
     for _ in range(5):
         async with hub.session.get(f"{hub.url}/api/enrolments") as resp:
@@ -131,3 +148,41 @@ async def test_xml_depth_cap_is_configurable(hub_factory: HubFactory) -> None:
     body = "<a>" * 25 + "</a>" * 25
     reply = await submit(hub, wire.submission(VIEW, f'<x xmlns="urn:x">{body}</x>'))
     assert reply.error_number == 1001 and "deeper than 20" in reply.errors[0]["text"]
+
+
+async def test_hubs_on_one_redis_count_together(hub_factory: HubFactory, tmp_path: Any) -> None:
+    """Two hubs (as two workers or two hosts) naming one Redis share rates and lockouts; on the
+    memory store each would count alone."""
+    section = limits("redis", requests_per_minute=6, auth_failures_per_sender=3,
+                     exempt_loopback=False)  # fmt: skip
+    one = await hub_factory(section, data_dir=tmp_path / "one")
+    two = await hub_factory(section, data_dir=tmp_path / "two")
+    # Wrong passwords spread across both hubs lock the sender out at both.
+    for hub in (one, two, one):
+        assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
+    for hub in (one, two):
+        reply = await submit(hub, view_submission())
+        assert "Too many failed authentication attempts" in reply.errors[0]["text"], reply.errors
+    # Six requests in all (those five and one more) use up the minute, whichever hub took them.
+    async with two.session.get(f"{two.url}/api/enrolments") as resp:
+        assert resp.status == 401
+    async with one.session.get(f"{one.url}/api/enrolments") as resp:
+        assert resp.status == 429
+
+
+async def test_an_unreachable_redis_lets_requests_through_and_fails_ready(
+    hub_factory: HubFactory,
+) -> None:
+    # Nothing listens on the discard port.
+    hub = await hub_factory(
+        {"limits": {"store": "redis", "redis_url": "redis://127.0.0.1:9/0",
+                    "requests_per_minute": 1, "exempt_loopback": False}}
+    )  # fmt: skip
+    for _ in range(3):
+        reply = await submit(hub, view_submission())
+        assert reply.qualifier == "acknowledgement"
+    async with hub.session.get(f"{hub.url}/ready") as resp:
+        assert resp.status == 503
+        body = await resp.json()
+    assert body["checks"]["limits"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True

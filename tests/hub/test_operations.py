@@ -28,6 +28,7 @@ async def test_ready_checks_each_dependency(hub: Hub) -> None:
         "dispatcher",
         "pki",
         "audit",
+        "limits",
     }
     # Stop the dispatcher: the hub is alive (/health) but not ready, and says why.
     from gateway.web.keys import DISPATCHER_TASK
