@@ -108,6 +108,7 @@ class Receiver:
     url: str
     statuses: list[int] = field(default_factory=list)
     received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0  # seconds before answering (a slow receiver)
 
 
 PayHubFactory = Callable[..., Any]
@@ -119,6 +120,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def hook(request: web.Request) -> web.Response:
         got.received.append((await request.read(), dict(request.headers)))
+        await asyncio.sleep(got.delay)
         status = got.statuses.pop(0) if got.statuses else 200
         return web.Response(status=status, text="ok")
 

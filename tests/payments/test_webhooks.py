@@ -3,6 +3,7 @@ recorded and listable."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -118,3 +119,24 @@ def test_schedule() -> None:
 async def _count(hub: PayHub, n: int) -> list[dict] | None:
     listed = await attempts(hub)
     return listed if len(listed) >= n else None
+
+
+async def test_hubs_sharing_a_database_send_each_due_webhook_once(
+    pay_hub_factory: PayHubFactory, receiver: Receiver
+) -> None:
+    """Two hubs on one database both find the retry due; one of them sends it."""
+    hooks = {"webhooks": [{"url": receiver.url, "secret": SECRET}]}
+    one: PayHub = await pay_hub_factory(hooks)
+    two: PayHub = await pay_hub_factory(hooks)
+    receiver.statuses = [500]
+    await one.paid_payment(amount=4321)
+    await eventually(lambda: _count(one, 1))
+    for hub in (one, two):
+        hub.clock.advance(timedelta(minutes=1, seconds=1))
+    # Slow enough that each hub has read the due delivery before either has recorded a send.
+    receiver.delay = 0.3
+    await asyncio.gather(one.payments.sender.send_due(), two.payments.sender.send_due())
+    recorded = await attempts(one)
+    assert [a["attempt"] for a in recorded] == [1, 2], recorded
+    assert len(receiver.received) == 2
+    assert recorded[1]["delivery_state"] == "delivered"

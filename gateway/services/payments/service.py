@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,9 @@ log = structlog.get_logger("gateway.payments")
 
 MAX_AMOUNT_PENCE = 10_000_000  # £100,000, as GOV.UK Pay
 NOTIFY_BACKOFF_CAP = timedelta(hours=1)
+# How long a claimed notification is this hub's before another may send it (a connector call
+# that has not returned by then is taken to have failed).
+NOTIFY_CLAIM = timedelta(minutes=2)
 
 
 class PaymentError(ProblemError):
@@ -464,17 +467,34 @@ class PaymentService:
     async def notify_due(self) -> int:
         now = self.clock()
         async with self.db.read() as session:
-            ids = (
-                await session.scalars(
-                    select(PaymentRow.id).where(
+            due = (
+                await session.execute(
+                    select(PaymentRow.id, PaymentRow.notify_next_at).where(
                         PaymentRow.notify_state == NOTIFY_PENDING,
                         PaymentRow.notify_next_at <= now,
                     )
                 )
             ).all()
-        for payment_id in ids:
+        # Hubs sharing the database see the same due rows: each notification is claimed (its
+        # next attempt moved on, if no other hub moved it first) so one hub sends it. A hub
+        # that dies mid-send leaves the claim to run out: notified at least once.
+        claimed = []
+        async with self.db.transaction() as session:
+            for payment_id, next_at in due:
+                result = await session.execute(
+                    update(PaymentRow)
+                    .where(
+                        PaymentRow.id == payment_id,
+                        PaymentRow.notify_state == NOTIFY_PENDING,
+                        PaymentRow.notify_next_at == next_at,
+                    )
+                    .values(notify_next_at=now + NOTIFY_CLAIM)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(payment_id)
+        for payment_id in claimed:
             await self.notify(payment_id)
-        return len(ids)
+        return len(claimed)
 
     async def run_once(self) -> None:
         """One pass: expire abandoned payments, retry notifications, send due webhooks."""

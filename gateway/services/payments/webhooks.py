@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import WebhookConfig
@@ -43,6 +43,8 @@ from gateway.store.payment_models import (
 log = structlog.get_logger("gateway.payments.webhooks")
 
 SIGNATURE_HEADER = "Gateway-Signature"
+# A claimed delivery is another hub's again this long after its send would have timed out.
+CLAIM_MARGIN = timedelta(seconds=30)
 RETRY_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(minutes=1),
     timedelta(minutes=5),
@@ -121,7 +123,7 @@ class WebhookSender:
             self._session = None
 
     async def send_due(self, limit: int = 100) -> int:
-        """Attempt every delivery that is due; returns how many were attempted."""
+        """Attempt every delivery that is due and this hub claimed; how many were attempted."""
         now = self.clock()
         async with self.db.read() as session:
             due = (
@@ -135,9 +137,35 @@ class WebhookSender:
                     .limit(limit)
                 )
             ).all()
-        for delivery in due:
+        claimed = await self._claim(due, now)
+        for delivery in claimed:
             await self._attempt(delivery)
-        return len(due)
+        return len(claimed)
+
+    async def _claim(
+        self, due: Sequence[WebhookDeliveryRow], now: datetime
+    ) -> list[WebhookDeliveryRow]:
+        """Move each delivery's next attempt past this one, if no other hub did first.
+
+        Hubs sharing the database each see the same due rows; the conditional update lets one
+        send each. A hub that dies mid-send leaves the claim to run out: sent at least once.
+        """
+        until = now + timedelta(seconds=self.timeout) + CLAIM_MARGIN
+        claimed = []
+        async with self.db.transaction() as session:
+            for delivery in due:
+                result = await session.execute(
+                    update(WebhookDeliveryRow)
+                    .where(
+                        WebhookDeliveryRow.id == delivery.id,
+                        WebhookDeliveryRow.state == DELIVERY_PENDING,
+                        WebhookDeliveryRow.next_attempt_at == delivery.next_attempt_at,
+                    )
+                    .values(next_attempt_at=until)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(delivery)
+        return claimed
 
     async def _attempt(self, delivery: WebhookDeliveryRow) -> None:
         number = delivery.attempts + 1
