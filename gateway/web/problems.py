@@ -50,14 +50,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             "sso.refused", outcome="refused", error=exc.error, reason=exc.detail, status=exc.status
         )
     except ProblemError as exc:
-        audit(
-            "api.refused",
-            outcome="refused",
-            status=exc.status,
-            title=exc.title,
-            reason=exc.detail,
-            method=request.method,
-        )
+        _audit_refusal(request, exc.status, exc.title, exc.detail)
         response = problem(exc.status, exc.title, exc.detail, **exc.members())
         response.headers.update(exc.headers)
     except web.HTTPException as exc:
@@ -67,14 +60,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         detail = "" if text == f"{exc.status}: {exc.reason}" else text
         # aiohttp's own refusals (no route, wrong method, body over client_max_size) are
         # refusals like any other: the trail shows a client probing or flooding.
-        audit(
-            "api.refused",
-            outcome="refused",
-            status=exc.status,
-            title=exc.reason,
-            reason=detail,
-            method=request.method,
-        )
+        _audit_refusal(request, exc.status, exc.reason, detail)
         response = problem(exc.status, exc.reason, detail)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
@@ -85,6 +71,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         )
     response.headers["X-Request-ID"] = request_id
     return response
+
+
+def _audit_refusal(request: web.Request, status: int, title: str, reason: str) -> None:
+    audit(
+        "api.refused",
+        outcome="refused",
+        status=status,
+        title=title,
+        reason=reason,
+        method=request.method,
+    )
 
 
 UNLIMITED_PATHS = frozenset({"/health", "/ready"})
