@@ -89,7 +89,14 @@ def serve(
     with cli_errors(ConfigError):
         app = create_app(config)
     click.echo(f"GovTalk hub on {base}{https}  (POST /submission, /poll)", err=True)
-    asyncio.run(serve_forever(app, config, reuse_port=reuse_port))
+    from gateway.web.workers import SUPERVISOR_ENV
+
+    supervisor = os.environ.get(SUPERVISOR_ENV) if reuse_port else None
+    asyncio.run(
+        serve_forever(
+            app, config, reuse_port=reuse_port, supervisor=int(supervisor) if supervisor else None
+        )
+    )
 
 
 @main.group()

@@ -4,6 +4,7 @@ listener with optional client certificates, on one application."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import ssl
 from dataclasses import dataclass
@@ -61,15 +62,37 @@ async def start(
     return runner, Listening(f"http://{shown}:{server.port}", https_url)
 
 
-async def serve_forever(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly (dispatcher drained, DB closed)."""
+async def serve_forever(
+    app: web.Application,
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    supervisor: int | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (dispatcher drained, DB closed).
+
+    supervisor: the pid of the `--workers` supervisor; should it die without passing a signal
+    on (SIGKILL), this worker stops as if signalled rather than serve on unsupervised."""
     runner, listening = await start(app, config, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch = None
+    if supervisor is not None:
+        watch = asyncio.create_task(_watch_supervisor(supervisor, stop), name="supervisor")
     log.info("server.ready", http=listening.http_url, https=listening.https_url)
     try:
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         await runner.cleanup()
+
+
+async def _watch_supervisor(supervisor: int, stop: asyncio.Event) -> None:
+    # Polled: no event announces a parent's death (Linux's PR_SET_PDEATHSIG is not portable).
+    while os.getppid() == supervisor:  # noqa: ASYNC110
+        await asyncio.sleep(1)
+    log.warning("server.supervisor_gone", supervisor=supervisor)
+    stop.set()

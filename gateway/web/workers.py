@@ -21,9 +21,13 @@ from gateway.config import Config
 log = structlog.get_logger("gateway.workers")
 
 WORKER_ENV = "GATEWAY_WORKER"
-# A worker dying sooner than this after its start is failing to start, not crashing in service:
-# the supervisor gives up rather than restart it in a tight loop.
-MIN_UPTIME_SECONDS = 5.0
+# The supervisor's pid, so that a worker outliving it (the supervisor SIGKILLed) stops itself.
+SUPERVISOR_ENV = "GATEWAY_SUPERVISOR_PID"
+# A worker that dies this many times within CRASH_WINDOW_SECONDS is failing to start (a port in
+# use, a broken configuration), not crashing in service: the supervisor gives up rather than
+# restart it in a tight loop.
+MAX_RESTARTS = 5
+CRASH_WINDOW_SECONDS = 60.0
 
 
 def prepare(config: Config) -> None:
@@ -66,13 +70,12 @@ def supervise(config: Config, workers: int, command: list[str]) -> int:
                 proc.send_signal(signum)
 
     def start(index: int) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, **{WORKER_ENV: str(index)})
+        env = dict(os.environ, **{WORKER_ENV: str(index), SUPERVISOR_ENV: str(os.getpid())})
         proc = subprocess.Popen(command, env=env)
-        started[index] = time.monotonic()
         log.info("workers.started", worker=index, pid=proc.pid)
         return proc
 
-    started: dict[int, float] = {}
+    deaths: list[float] = []
     procs = {index: start(index) for index in range(workers)}
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -85,8 +88,10 @@ def supervise(config: Config, workers: int, command: list[str]) -> int:
             returned = proc.poll()
             if returned is None:
                 continue
-            if time.monotonic() - started[index] < MIN_UPTIME_SECONDS:
-                log.error("workers.failed_to_start", worker=index, exit_code=returned)
+            now = time.monotonic()
+            deaths[:] = [t for t in deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
+            if len(deaths) > MAX_RESTARTS:
+                log.error("workers.crash_loop", worker=index, exit_code=returned)
                 stop(signal.SIGTERM, None)
                 code = returned or 1
                 break

@@ -4,7 +4,7 @@ one final answer, each discount was applied once, and the council's balance fell
 was charged, once.
 
 Runs a few short rounds in CI; for a soak, raise the rounds and their length:
-    GATEWAY_CRASH_ROUNDS=20 GATEWAY_CRASH_SECONDS=10 .venv/bin/pytest tests/hub/test_crash_load.py
+    GATEWAY_CRASH_ROUNDS=20 GATEWAY_CRASH_SECONDS=10 .venv/bin/pytest --timeout 0 tests/hub/test_crash_load.py
 """
 
 from __future__ import annotations

@@ -21,8 +21,12 @@ async def _pids(url: str, tries: int = 60) -> set[int]:
     """The workers that answer /health, each request on a connection of its own."""
     seen: set[int] = set()
     for _ in range(tries):
-        async with aiohttp.ClientSession() as session, session.get(f"{url}/health") as resp:
-            seen.add((await resp.json())["pid"])
+        try:
+            async with aiohttp.ClientSession() as session, session.get(f"{url}/health") as resp:
+                seen.add((await resp.json())["pid"])
+        except aiohttp.ClientConnectionError:
+            # The moment a worker dies, a connection the kernel had queued for it is refused.
+            await asyncio.sleep(0.05)
     return seen
 
 
@@ -81,3 +85,37 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, spawn_hub: Any) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n')
+    hub = await asyncio.to_thread(spawn_hub, config, "--workers", "2")
+    workers: set[int] = set()
+    async with asyncio.timeout(30):
+        while len(workers) < 2:
+            workers |= await _pids(hub.url, tries=20)
+    hub.proc.kill()  # SIGKILL: nothing is passed on to the workers
+    async with asyncio.timeout(15):
+        while any(_alive(pid) for pid in workers):  # noqa: ASYNC110 - other processes
+            await asyncio.sleep(0.2)
+
+
+def test_workers_that_cannot_start_end_the_supervisor(tmp_path: Path) -> None:
+    """A port taken by another program: the workers die at once, and the supervisor gives up
+    (exit non-zero) instead of restarting them for ever."""
+    import socket
+    import subprocess
+    import sys
+
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve",
+                   "--port", str(port), "--https-port", "0", "--workers", "2"]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, timeout=120)
+    assert result.returncode != 0
+    assert b"workers.crash_loop" in result.stdout + result.stderr
