@@ -79,6 +79,7 @@ class Coordinator:
         self._clock = clock
         self._interval = interval
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -161,8 +162,13 @@ class Coordinator:
 
     # -- the background loop ------------------------------------------------------------------
 
+    def stop(self) -> None:
+        """End run() after its current pass (see gateway.web.background)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 for cid in await records.in_progress(self._db):
                     await self.advance(cid)
@@ -170,6 +176,8 @@ class Coordinator:
                 raise
             except Exception:
                 log.exception("journey.advance_failed")
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)

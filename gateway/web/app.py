@@ -37,6 +37,7 @@ from gateway.store.migrate import upgrade_async
 from gateway.store.startup import startup_lock
 from gateway.web.admin_views import add_admin_routes
 from gateway.web.audit_lifecycle import audit_service
+from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.dsp_views import dsp_endpoint
 from gateway.web.fault_views import add_fault_routes
 from gateway.web.identity_views import add_identity_routes, identity_services
@@ -161,6 +162,8 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
 async def _purge(app: web.Application) -> AsyncIterator[None]:
     config, db, clock = app[CONFIG], app[DB], app[CLOCK]
 
+    stopping = asyncio.Event()
+
     async def loop() -> None:
         while True:
             try:
@@ -169,13 +172,12 @@ async def _purge(app: web.Application) -> AsyncIterator[None]:
                     log.info("store.purged", records=removed)
             except Exception:
                 log.exception("store.purge_failed")
-            await asyncio.sleep(config.retention.purge_interval_seconds)
+            if not await sleep_unless_stopped(stopping, config.retention.purge_interval_seconds):
+                return
 
     task = asyncio.create_task(loop(), name="purge")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task, stopping.set)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -10,7 +10,6 @@ Citizens authenticate as for the identity API: an SSO access token with the `gat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from gateway.journeys.change_of_address import DEFINITION, normalise
 from gateway.journeys.connector import JourneyConnector
 from gateway.journeys.coordinator import Citizen, Coordinator
 from gateway.journeys.definition import JourneyRequestError
+from gateway.web.background import stop_task
 from gateway.web.bodies import json_body
 from gateway.web.identity_views import citizen_from_request, signed_in
 from gateway.web.keys import CONNECTORS, DB, DISPATCHER, ROUTES
@@ -63,9 +63,7 @@ async def journey_services(app: web.Application) -> AsyncIterator[None]:
     yield
     for connector in bound:
         connector.bind(None)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task, coordinator.stop)
 
 
 async def start_view(request: web.Request) -> web.Response:

@@ -28,7 +28,6 @@ Refusals are problem+json: 401/403 authentication, 404, 409 duplicate sender_mes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -45,6 +44,7 @@ from gateway.identity.enrolment import route_lookup
 from gateway.limits import is_loopback
 from gateway.services.mail.crypto import MailCrypto
 from gateway.services.mail.service import ConnectorMail, MailService, report_json
+from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import json_object
 from gateway.web.identity_views import LETTERS, citizen_from_request
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
@@ -97,6 +97,8 @@ async def mail_services(app: web.Application) -> AsyncIterator[None]:
     if config.mail.pin_letters_to_mailbox and LETTERS in app:
         app[LETTERS].copy_to_mailbox = service.deliver_letter
 
+    stopping = asyncio.Event()
+
     async def loop() -> None:
         while True:
             try:
@@ -104,13 +106,12 @@ async def mail_services(app: web.Application) -> AsyncIterator[None]:
                 await service.deliver_pending()
             except Exception:
                 log.exception("mail.background_failed")
-            await asyncio.sleep(config.mail.expiry_interval_seconds)
+            if not await sleep_unless_stopped(stopping, config.mail.expiry_interval_seconds):
+                return
 
     task = asyncio.create_task(loop(), name="mail")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task, stopping.set)
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ capability, as GOV.UK Pay's next_url is. API failures are problem+json.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from datetime import date
@@ -43,6 +42,7 @@ from gateway.services.payments.service import (
     refund_json,
 )
 from gateway.store.payment_models import PaymentRow
+from gateway.web.background import stop_task
 from gateway.web.bodies import form as read_form
 from gateway.web.bodies import json_object
 from gateway.web.html import html_response, origin, page
@@ -78,9 +78,7 @@ async def payment_services(app: web.Application) -> AsyncIterator[None]:
     app[PAYMENTS] = service
     task = asyncio.create_task(service.run(), name="payments")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task, service.stop)
     await service.aclose()
 
 

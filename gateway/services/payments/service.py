@@ -165,6 +165,7 @@ class PaymentService:
         )
         self.wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
+        self._stopping = False
 
     # --- councils and their connectors ---------------------------------------------------------
 
@@ -475,6 +476,8 @@ class PaymentService:
                     )
                 )
             ).all()
+        if not due:
+            return 0
         # Hubs sharing the database see the same due rows: each notification is claimed (its
         # next attempt moved on, if no other hub moved it first) so one hub sends it. A hub
         # that dies mid-send leaves the claim to run out: notified at least once.
@@ -507,11 +510,16 @@ class PaymentService:
 
     async def run(self) -> None:
         """The background task: a pass every sender_interval_seconds, or at once when woken."""
-        while True:
+        while not self._stopping:
             self.wake.clear()
             await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.config.sender_interval_seconds)
+
+    def stop(self) -> None:
+        """Let the background task finish its pass and end (see payment_services)."""
+        self._stopping = True
+        self.wake.set()
 
     async def aclose(self) -> None:
         await self.sender.aclose()

@@ -150,6 +150,8 @@ class WebhookSender:
         Hubs sharing the database each see the same due rows; the conditional update lets one
         send each. A hub that dies mid-send leaves the claim to run out: sent at least once.
         """
+        if not due:
+            return []
         until = now + timedelta(seconds=self.timeout) + CLAIM_MARGIN
         claimed = []
         async with self.db.transaction() as session:
