@@ -20,6 +20,7 @@ METRICS = {
     "signed_cycles_per_s",
     "mtls_cycles_per_s",
     "peak_rss_mb_stored",
+    "peak_rss_mb_rounds",
     "serve_ready_s",
 }
 

@@ -1,0 +1,1 @@
+"""Benchmark: the hub measured against a bare aiohttp + lxml "floor" in one run (`python -m bench.run`)."""
