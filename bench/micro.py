@@ -22,7 +22,8 @@ Operation = Callable[[], Awaitable[Any]]
 
 
 async def _time(operation: Operation, repeat: int) -> dict[str, float]:
-    await operation()  # statement caches, pool connections, imports
+    for _ in range(max(20, repeat // 10)):  # statement caches, pool connections, imports
+        await operation()
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(repeat):
         await operation()

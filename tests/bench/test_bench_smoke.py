@@ -37,7 +37,7 @@ def test_one_short_run_reports_every_metric(tmp_path: Path) -> None:
             "--warmup",
             "0.2",
             "--concurrency",
-            "4",
+            "2",
             "--rounds",
             "1",
             "--stored",
