@@ -109,17 +109,10 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from gateway.store.migrate import upgrade_async
-    from gateway.store.startup import startup_lock
+    from gateway.store.startup import upgrade_locked
 
     config = _load(ctx)
-
-    async def locked() -> None:
-        # Hubs starting against the same database migrate too: one at a time.
-        async with startup_lock(config.database_url):
-            await upgrade_async(config.database_url, revision)
-
-    asyncio.run(locked())
+    asyncio.run(upgrade_locked(config.database_url, revision))
     click.echo(f"database at {config.database_url} is at {revision}")
 
 

@@ -33,9 +33,9 @@ async def with_database(
     from gateway.store.engine import Database
 
     if upgrade:
-        from gateway.store.migrate import upgrade_async
+        from gateway.store.startup import upgrade_locked
 
-        await upgrade_async(config.database_url)
+        await upgrade_locked(config.database_url)
     db = Database.open(config.database_url)
     try:
         return await work(db)

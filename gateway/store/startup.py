@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from gateway.store.engine import ensure_sqlite_dir, is_sqlite
+from gateway.store.migrate import upgrade_async
 
 # pg_advisory_lock's key: any constant the hub alone uses ("gate").
 LOCK_KEY = 0x67617465
@@ -59,3 +60,9 @@ async def _advisory_lock(url: str) -> AsyncIterator[None]:
                 await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
     finally:
         await engine.dispose()
+
+
+async def upgrade_locked(url: str, revision: str = "heads") -> None:
+    """Migrate under the startup lock (for tools; a starting hub also seeds under it)."""
+    async with startup_lock(url):
+        await upgrade_async(url, revision)

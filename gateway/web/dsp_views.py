@@ -54,7 +54,7 @@ async def dsp_endpoint(request: web.Request) -> web.Response:
         too_big = declared is not None and declared > limit
         raw = None if too_big else await _read_capped(request, limit)
     except web.RequestPayloadError as exc:
-        # A corrupt gzip or deflate stream: the document cannot be read, which is a 1001.
+        # A corrupt gzip, deflate, br or zstd stream: the document cannot be read, a 1001.
         text = f"The document could not be decoded ({exc.__cause__ or exc})"
         response = _reply(engine.refusal(GovTalkFault.of(1001, text), endpoints))
         # What is left of the body cannot be decoded either, so it cannot be read past: aiohttp

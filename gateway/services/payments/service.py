@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,7 @@ from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
 from gateway.services.payments import lifecycle, webhooks
 from gateway.services.payments.cards import Card
+from gateway.store.claims import claim
 from gateway.store.engine import Database
 from gateway.store.payment_models import (
     NOTIFY_DONE,
@@ -478,25 +479,20 @@ class PaymentService:
             ).all()
         if not due:
             return 0
-        # Hubs sharing the database see the same due rows: each notification is claimed (its
-        # next attempt moved on, if no other hub moved it first) so one hub sends it. A hub
-        # that dies mid-send leaves the claim to run out: notified at least once.
-        claimed = []
+        # Of several hubs sharing the database, the one that claims a notification sends it.
         async with self.db.transaction() as session:
-            for payment_id, next_at in due:
-                result = await session.execute(
-                    update(PaymentRow)
-                    .where(
-                        PaymentRow.id == payment_id,
-                        PaymentRow.notify_state == NOTIFY_PENDING,
-                        PaymentRow.notify_next_at == next_at,
-                    )
-                    .values(notify_next_at=now + NOTIFY_CLAIM)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(payment_id)
-        for payment_id in claimed:
-            await self.notify(payment_id)
+            claimed = await claim(
+                session,
+                PaymentRow,
+                PaymentRow.id,
+                PaymentRow.notify_next_at,
+                [(payment_id, next_at) for payment_id, next_at in due],
+                now + NOTIFY_CLAIM,
+                PaymentRow.notify_state == NOTIFY_PENDING,
+            )
+        for payment_id, _ in due:
+            if payment_id in claimed:
+                await self.notify(payment_id)
         return len(claimed)
 
     async def run_once(self) -> None:

@@ -27,10 +27,11 @@ from typing import Any
 
 import aiohttp
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import WebhookConfig
+from gateway.store.claims import claim
 from gateway.store.engine import Database
 from gateway.store.payment_models import (
     DELIVERY_DELIVERED,
@@ -145,29 +146,21 @@ class WebhookSender:
     async def _claim(
         self, due: Sequence[WebhookDeliveryRow], now: datetime
     ) -> list[WebhookDeliveryRow]:
-        """Move each delivery's next attempt past this one, if no other hub did first.
-
-        Hubs sharing the database each see the same due rows; the conditional update lets one
-        send each. A hub that dies mid-send leaves the claim to run out: sent at least once.
-        """
+        """The due deliveries this hub claimed (gateway.store.claims): no other hub sends them."""
         if not due:
             return []
         until = now + timedelta(seconds=self.timeout) + CLAIM_MARGIN
-        claimed = []
         async with self.db.transaction() as session:
-            for delivery in due:
-                result = await session.execute(
-                    update(WebhookDeliveryRow)
-                    .where(
-                        WebhookDeliveryRow.id == delivery.id,
-                        WebhookDeliveryRow.state == DELIVERY_PENDING,
-                        WebhookDeliveryRow.next_attempt_at == delivery.next_attempt_at,
-                    )
-                    .values(next_attempt_at=until)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(delivery)
-        return claimed
+            ids = await claim(
+                session,
+                WebhookDeliveryRow,
+                WebhookDeliveryRow.id,
+                WebhookDeliveryRow.next_attempt_at,
+                [(d.id, d.next_attempt_at) for d in due],
+                until,
+                WebhookDeliveryRow.state == DELIVERY_PENDING,
+            )
+        return [d for d in due if d.id in ids]
 
     async def _attempt(self, delivery: WebhookDeliveryRow) -> None:
         number = delivery.attempts + 1
