@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gateway.errors import ConfigError
+from gateway.routing.bvpi157 import InteractionType, parse_type
 
 DEMO_COUNCILS: dict[str, str] = {
     "E08000024": "Sunderland City Council",
@@ -19,6 +20,15 @@ DEMO_CLASSES = ("LA-CTAX-VIEW", "LA-CTAX-SPD", "LA-CTAX-CLOSE", "LA-CTAX-REOPEN"
 # the hub's own joined-up service (change of address) that drives the legs.
 DEMO_ELECTORAL = "ER-E08000024"
 DEMO_JOURNEYS = "GW"
+# The demo services' BVPI 157 interaction types: viewing an account is information; discounts
+# and opening or closing an account are the council collecting its tax (as would paying it be).
+DEMO_BVPI157: dict[str, InteractionType] = {
+    "LA-CTAX-VIEW": InteractionType.PROVIDING_INFORMATION,
+    "LA-CTAX-SPD": InteractionType.COLLECTING_REVENUE,
+    "LA-CTAX-CLOSE": InteractionType.COLLECTING_REVENUE,
+    "LA-CTAX-REOPEN": InteractionType.COLLECTING_REVENUE,
+    "LA-CTAX-OPEN": InteractionType.COLLECTING_REVENUE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +220,9 @@ class RouteConfig:
     # False: level 1/2 needs a signed-on citizen but no enrolment Keys (hub services such as the
     # joined-up GW-CHANGE-OF-ADDRESS, which check the enrolments their legs need themselves).
     keys_required: bool = True
+    # The service's BVPI 157 interaction type (`gateway report bvpi157`); None: not declared,
+    # so the service counts towards no type (the report and `gateway serve` say so).
+    bvpi157: InteractionType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +291,7 @@ def demo_routes() -> tuple[RouteConfig, ...]:
             organisation=code,
             organisation_name=name,
             connector=f"council-{code}",
+            bvpi157=DEMO_BVPI157[class_],
         )
         for code, name in DEMO_COUNCILS.items()
         for class_ in DEMO_CLASSES
@@ -290,6 +304,8 @@ def demo_routes() -> tuple[RouteConfig, ...]:
             organisation_name="Electoral Registration, Sunderland",
             connector="electoral-E08000024",
             retries=0,
+            # Keeping the register of electors is a statutory registration.
+            bvpi157=InteractionType.REGULATION,
         ),
         RouteConfig(
             class_="GW-CHANGE-OF-ADDRESS",
@@ -299,6 +315,8 @@ def demo_routes() -> tuple[RouteConfig, ...]:
             # Each delivery asks "is the journey final yet?" and counts as an attempt.
             retries=100000,
             keys_required=False,
+            # The citizen asks for their services to move with them.
+            bvpi157=InteractionType.APPLICATIONS,
         ),
     )
 
@@ -414,6 +432,13 @@ def _route(raw: dict[str, Any], index: int) -> RouteConfig:
     for required in ("organisation", "connector"):
         if required not in data:
             raise ConfigError(f"{where}: '{required}' is required")
+    if "bvpi157" in data:
+        try:
+            data["bvpi157"] = parse_type(data["bvpi157"])
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where} ({data['class_']} @ {data['organisation']}): bvpi157 {exc}"
+            ) from None
     route: RouteConfig = _build(RouteConfig, data, where)
     if route.mode not in ("async", "sync"):
         raise ConfigError(f"{where}: mode must be 'async' or 'sync'")

@@ -60,6 +60,7 @@ from gateway.web.payment_views import add_payment_routes, payment_services
 from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import rate_limit, request_context
 from gateway.web.ready_views import ready_view
+from gateway.web.report_views import add_report_routes
 from gateway.web.sso_views import add_sso_routes, sso_services
 
 log = structlog.get_logger("gateway.app")
@@ -257,6 +258,7 @@ def create_app(
     add_sso_routes(app)
     add_admin_routes(app)
     add_fault_routes(app)
+    add_report_routes(app)
     add_mail_routes(app)
     add_payment_routes(app)
     add_journey_routes(app)

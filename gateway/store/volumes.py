@@ -1,0 +1,30 @@
+"""Transaction volumes for reports: stored submissions counted per (organisation, base class).
+
+Read-only. Every stored submission counts, in any state; purged ones are gone from the table and
+so are not counted (gateway/routing/bvpi157.py's VOLUMES_NOTE says so in the report).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from gateway.store.models import Submission
+
+if TYPE_CHECKING:
+    from gateway.store.engine import Database
+
+
+async def submission_volumes(
+    db: Database, *, organisation: str | None = None
+) -> dict[tuple[str, str], int]:
+    """(organisation, base class) → stored submissions; only `organisation`'s when given."""
+    query = select(Submission.organisation, Submission.base_class, func.count()).group_by(
+        Submission.organisation, Submission.base_class
+    )
+    if organisation is not None:
+        query = query.where(Submission.organisation == organisation)
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+    return {(org, class_): int(count) for org, class_, count in rows}
