@@ -131,10 +131,10 @@ class MailConfig:
 
 @dataclass(frozen=True, slots=True)
 class DispatcherConfig:
-    concurrency: int = 8
+    concurrency: int = 32
     # At most this many of the concurrency slots go to any one connector, so a slow or hanging
     # back office cannot hold up the others.
-    per_connector: int = 4
+    per_connector: int = 16
     idle_poll_seconds: float = 0.5
     lease_margin_seconds: float = 10
 

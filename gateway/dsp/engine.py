@@ -235,6 +235,8 @@ class DocumentSubmission:
         now = self._clock()
         correlation_id = replies.new_correlation_id()
         sync = route.mode == "sync"
+        # Handed straight to this process's dispatcher when it has a free slot; queued otherwise.
+        direct = not sync and self._dispatcher.reserve(route.connector)
         submission = new_submission(
             route,
             correlation_id=correlation_id,
@@ -248,9 +250,14 @@ class DocumentSubmission:
             gateway_test=message.gateway_test,
             test_in_live=message.test_in_live,
             envelope_body=_envelope_body(envelope),
-            lease=(self._dispatcher.owner, self._dispatcher.lease) if sync else None,
+            lease=(self._dispatcher.owner, self._dispatcher.lease) if sync or direct else None,
         )
-        await store.insert(self._db, submission)
+        try:
+            await store.insert(self._db, submission)
+        except BaseException:
+            if direct:
+                self._dispatcher.release(route.connector)
+            raise
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         audit(
             "dsp.received",
@@ -268,6 +275,8 @@ class DocumentSubmission:
             record = await store.get(self._db, correlation_id)
             if final is not None and record is not None:
                 return self._answer(record, route.poll_interval, endpoints)
+        elif direct:
+            self._dispatcher.start(submission)
         else:
             self._dispatcher.wake()
         return replies.acknowledgement(

@@ -82,11 +82,11 @@ class PasswordBackend:
             raise GovTalkFault.of(
                 1046, "SenderID is required with password authentication", class_=class_
             )
-        citizen = await citizens.find(self._db, sender_id)
+        known = await citizens.lookup(self._db, sender_id)
         stored = None
-        if citizen is not None:
-            stored = citizen.md5_hash if auth.method == AuthMethod.MD5 else citizen.password_hash
-        if stored is None or not await self._verify(sender_id, auth, stored):
+        if known is not None:
+            stored = known.md5_hash if auth.method == AuthMethod.MD5 else known.password_hash
+        if known is None or stored is None or not await self._verify(sender_id, auth, stored):
             raise GovTalkFault.of(
                 1046,
                 "Authentication failure: the user ID or password was not recognised",
@@ -96,7 +96,7 @@ class PasswordBackend:
             user_id=sender_id,
             auth_method=auth.method,
             auth_level=1,
-            enrolments=await citizens.enrolments(self._db, sender_id),
+            enrolments=known.enrolments,
         )
 
     async def _verify(self, sender_id: str, auth: Authentication, stored: str) -> bool:

@@ -72,7 +72,9 @@ class Dispatcher:
         # In flight per connector: one slow back office may hold at most
         # [dispatcher] per_connector of the slots, so the others keep being served.
         self._per_connector: dict[str, int] = {}
-        self._slots = asyncio.Semaphore(config.dispatcher.concurrency)
+        # Slots promised to submissions being stored leased to this dispatcher (`reserve`).
+        self._reserved = 0
+        self._running = False
         longest = max((r.timeout for r in routes), default=10.0)
         self.lease = timedelta(seconds=longest + config.dispatcher.lease_margin_seconds)
         # Faults set through the admin API or the CLI, applied around each connector call.
@@ -81,10 +83,46 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    # -- direct hand-over from the submit path -----------------------------------------------
+
+    def reserve(self, connector: str) -> bool:
+        """A slot for a submission about to be stored leased to this dispatcher, if one is free.
+
+        The submit path then hands the committed row over (`start`) instead of the loop finding
+        it with two queries and claiming it with a third. If this process dies first, the lease
+        runs out and any dispatcher claims the row, as with a claimed one.
+        """
+        cap = self._config.dispatcher.per_connector
+        if not self._running or self._free() <= 0 or self._per_connector.get(connector, 0) >= cap:
+            return False
+        self._reserved += 1
+        self._per_connector[connector] = self._per_connector.get(connector, 0) + 1
+        return True
+
+    def release(self, connector: str) -> None:
+        """Give back a reserved slot whose submission was not stored."""
+        self._reserved -= 1
+        self._per_connector[connector] -= 1
+
+    def start(self, submission: Submission) -> None:
+        """Process a stored submission this dispatcher holds the lease on, in a reserved slot."""
+        self.release(submission.connector)
+        self._start(submission)
+
+    def _free(self) -> int:
+        return self._config.dispatcher.concurrency - len(self._inflight) - self._reserved
+
     # -- the background loop ---------------------------------------------------------------
 
     async def run(self) -> None:
         """Claim and process due work until cancelled."""
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            self._running = False
+
+    async def _loop(self) -> None:
         while True:
             try:
                 claimed = await self._claim_batch()
@@ -98,9 +136,13 @@ class Dispatcher:
             await self._sleep_until_due()
 
     async def _claim_batch(self) -> int:
-        free = self._config.dispatcher.concurrency - len(self._inflight)
+        free = self._free()
         if free <= 0:
-            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            if self._inflight:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                # Every slot is reserved by a submission being stored; it starts in a moment.
+                await asyncio.sleep(0.005)
             return 1
         cap = self._config.dispatcher.per_connector
         now = self._clock()

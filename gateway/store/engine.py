@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -18,6 +18,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from gateway.store.group_commit import GroupCommit
+
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -72,7 +76,7 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     return engine
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True, eq=False)
 class Database:
     """Two session factories: `write` for read-modify-write, `read` for queries."""
 
@@ -81,6 +85,10 @@ class Database:
     read_engine: AsyncEngine
     write: async_sessionmaker[AsyncSession]
     read: async_sessionmaker[AsyncSession]
+    _group: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._group = GroupCommit(self.transaction)
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Database:
@@ -107,7 +115,13 @@ class Database:
         async with self.write() as session, session.begin():
             yield session
 
+    async def batched(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`write` in a write transaction shared with concurrent callers (gateway/store/
+        group_commit.py); returns once committed. For short writes on a hot path."""
+        return await self._group.run(write)
+
     async def aclose(self) -> None:
+        await self._group.wait_idle()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store.engine import Database
 from gateway.store.models import (
@@ -33,8 +34,11 @@ class FinalAnswer:
 
 async def insert(db: Database, submission: Submission) -> None:
     """Commit a new submission; only after this returns may it be acknowledged."""
-    async with db.transaction() as session:
+
+    async def add(session: AsyncSession) -> None:
         session.add(submission)
+
+    await db.batched(add)
 
 
 async def get(db: Database, correlation_id: str) -> Submission | None:
@@ -138,11 +142,14 @@ async def answer(
         answered_at=now,
         purge_after=now + keep_for,
     )
-    async with db.transaction() as session:
+
+    async def record(session: AsyncSession) -> bool:
         done = bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
         if done and dead_letter is not None:
             session.add(dead_letter)
-    return done
+        return done
+
+    return await db.batched(record)
 
 
 async def reschedule(
@@ -169,20 +176,26 @@ def _leased(correlation_id: str, owner: str, **values: Any) -> Any:
 
 async def _update_leased(db: Database, correlation_id: str, owner: str, **values: Any) -> bool:
     """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
-    async with db.transaction() as session:
-        result = await session.execute(_leased(correlation_id, owner, **values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await _changed(db, _leased(correlation_id, owner, **values))
+
+
+async def _changed(db: Database, stmt: Any) -> bool:
+    """Run one UPDATE in a shared (group-committed) transaction; whether it changed a row."""
+
+    async def execute(session: AsyncSession) -> bool:
+        return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    return await db.batched(execute)
 
 
 async def mark_deleted(db: Database, correlation_id: str, now: datetime) -> bool:
     """Delete the hub's copy; a pending one is still delivered to the back office, then purged."""
-    async with db.transaction() as session:
-        result = await session.execute(
-            update(Submission)
-            .where(Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None))
-            .values(deleted_at=now)
-        )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await _changed(
+        db,
+        update(Submission)
+        .where(Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None))
+        .values(deleted_at=now),
+    )
 
 
 async def for_sender(

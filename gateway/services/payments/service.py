@@ -51,6 +51,9 @@ NOTIFY_BACKOFF_CAP = timedelta(hours=1)
 # How long a claimed notification is this hub's before another may send it (a connector call
 # that has not returned by then is taken to have failed).
 NOTIFY_CLAIM = timedelta(minutes=2)
+# The same for the notification `pay` sends itself: short, as a killed hub's payments should reach
+# the council soon; a council slower than this may be told twice (it dedupes by payment id).
+NOTIFY_INLINE_CLAIM = timedelta(seconds=10)
 
 
 class PaymentError(ProblemError):
@@ -292,7 +295,10 @@ class PaymentService:
             if connector is not None:
                 row.notify_state = NOTIFY_PENDING
                 row.notify_connector = connector
-                row.notify_next_at = now
+                # Claimed by the request that made it succeed (`pay` sends it at once), so a
+                # background pass running meanwhile does not send it too; should this hub die
+                # first, the claim soon runs out and any hub's pass sends it.
+                row.notify_next_at = now + NOTIFY_INLINE_CLAIM
         event = lifecycle.EVENTS.get(target)
         if event is not None:
             self._event(session, event, {"payment": payment_json(row)}, now)

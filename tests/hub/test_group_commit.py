@@ -1,0 +1,98 @@
+"""Group commit: concurrent writes share a transaction, yet each caller hears only of its own
+write, and only once it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from gateway.clock import utcnow
+from gateway.config import DATABASE_URL_ENV
+from gateway.store import submissions as store
+from gateway.store.engine import Database
+from gateway.store.migrate import upgrade_async
+from gateway.store.models import QUEUED, Submission
+
+
+@pytest.fixture
+async def url(tmp_path: Path) -> str:
+    # On the PostgreSQL pass the autouse fixture has made this test a migrated database.
+    found = os.environ.get(DATABASE_URL_ENV) or f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade_async(found)
+    return found
+
+
+@pytest.fixture
+async def db(url: str) -> AsyncIterator[Database]:
+    database = Database.open(url)
+    yield database
+    await database.aclose()
+
+
+def row(cid: str) -> Submission:
+    now = utcnow()
+    return Submission(
+        correlation_id=cid, class_="T", base_class="T", organisation="O", connector="c",
+        sender_id="U", auth_method="clear", auth_level=1, transaction_id=None, keys={},
+        gateway_test=False, test_in_live=False, request_body=b"<x/>", received_at=now,
+        state=QUEUED, attempts=0, next_attempt_at=now,
+    )  # fmt: skip
+
+
+def cid(n: int) -> str:
+    return f"{n:032X}"
+
+
+async def test_every_concurrent_insert_is_committed_when_it_returns(db: Database, url: str) -> None:
+    other = Database.open(url)  # another connection: sees only what is committed
+    try:
+
+        async def insert_then_look(n: int) -> bool:
+            await store.insert(db, row(cid(n)))
+            return await store.get(other, cid(n)) is not None
+
+        seen = await asyncio.gather(*(insert_then_look(n) for n in range(64)))
+    finally:
+        await other.aclose()
+    assert seen == [True] * 64
+
+
+async def test_a_failing_write_fails_only_its_own_caller(db: Database) -> None:
+    await store.insert(db, row(cid(7)))
+    results = await asyncio.gather(
+        *(store.insert(db, row(cid(n))) for n in range(1, 13)), return_exceptions=True
+    )
+    failed = [n for n, r in zip(range(1, 13), results, strict=True) if isinstance(r, Exception)]
+    assert failed == [7]
+    assert isinstance(results[6], IntegrityError)
+    for n in range(1, 13):
+        assert await store.get(db, cid(n)) is not None
+
+
+async def test_a_cancelled_caller_does_not_undo_its_neighbours(db: Database) -> None:
+    tasks = [asyncio.create_task(store.insert(db, row(cid(n)))) for n in range(20)]
+    await asyncio.sleep(0)
+    tasks[3].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [n for n, r in enumerate(results) if r is not None] == [3]
+    for n in range(20):
+        if n != 3:
+            assert await store.get(db, cid(n)) is not None
+
+
+async def test_closing_the_database_waits_for_queued_writes(url: str) -> None:
+    db = Database.open(url)
+    tasks = [asyncio.create_task(store.insert(db, row(cid(n)))) for n in range(30)]
+    await asyncio.sleep(0)
+    await db.aclose()
+    assert all(t.done() and t.exception() is None for t in tasks)
+    reopened = Database.open(url)
+    try:
+        assert all([await store.get(reopened, cid(n)) is not None for n in range(30)])
+    finally:
+        await reopened.aclose()
