@@ -89,9 +89,7 @@ async def _certificates(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         revocations_changed=pki.index_version,
     )
-    app[_STATE]["validator"] = CertificateValidator(
-        pki.trust_anchors, revocation, clock=app[CLOCK]
-    )
+    app[_STATE]["validator"] = CertificateValidator(pki.trust_anchors, revocation, clock=app[CLOCK])
     yield
     await revocation.aclose()
 

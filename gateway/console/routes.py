@@ -83,10 +83,12 @@ async def _console(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         _audit(request, exc.status, exc.reason)
-        detail = {
+        default = {
             404: "There is no console page at this address.",
             405: "This page does not answer that kind of request.",
-        }.get(exc.status, exc.text or exc.reason)
+        }.get(exc.status, exc.reason)
+        custom = exc.text and exc.text != f"{exc.status}: {exc.reason}"
+        detail = exc.text if custom and exc.text else default
         return layout.error_page(request, exc.status, exc.reason, detail)
 
 

@@ -1,0 +1,215 @@
+"""Who may use the console and the admin API: loopback, credentials, certificates; CSRF."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.config import parse_config
+from gateway.identity.passwords import hash_secret
+from gateway.pki.ca import Pki
+from gateway.pki.tls import client_ssl_context
+from tests.conftest import Hub, HubFactory, free_port
+from tests.console.conftest import Console, audit_records
+
+PASSWORD = "correct horse battery staple"
+
+
+def with_password(**admin: Any) -> dict[str, Any]:
+    """A hub that treats loopback like any other address, with admin credentials."""
+    return {
+        "admin": {
+            "allow_loopback": False,
+            "user": "ops",
+            "password_hash": hash_secret(PASSWORD, n=2**10),
+            **admin,
+        }
+    }
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(user, password)}
+
+
+async def test_loopback_peers_are_admins_by_default(console: Console) -> None:
+    status, page = await console.get("/console/transactions")
+    assert status == 200
+    assert "Admin: a loopback peer" in page
+    for href in (
+        "/console/transactions",
+        "/console/journeys",
+        "/console/connectors",
+        "/console/services",
+        "/console/audit",
+        "/console/settings",
+    ):
+        assert f'href="{href}"' in page
+    assert 'class="skip-link" href="#main"' in page
+    async with console.session.get(f"{console.base}/console/transactions") as resp:
+        csp = resp.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_off_loopback_with_nothing_configured_is_refused_and_audited(
+    hub_factory: HubFactory, console_for: Callable[..., Console]
+) -> None:
+    hub: Hub = await hub_factory({"admin": {"allow_loopback": False}})
+    console = console_for(hub)
+    status, page = await console.get("/console/transactions")
+    assert status == 403
+    assert "<h1>Forbidden</h1>" in page and "configure [admin]" in page
+    # The admin JSON API is behind the same gate: problem+json there.
+    async with console.session.get(f"{hub.url}/admin/faults") as resp:
+        assert resp.status == 403
+        assert resp.content_type == "application/problem+json"
+    # No password sign-in exists to be guessed at.
+    status, _ = await console.get("/console/sign-in")
+    assert status == 404
+    refused = await audit_records(hub, "console.refused")
+    assert refused[0].detail["status"] == 403
+    assert refused[0].detail["path"] == "/console/transactions"
+    assert (await audit_records(hub, "api.refused"))[0].detail["status"] == 403
+
+
+async def test_credentials_sign_in_and_wrong_ones_are_refused_and_audited(
+    hub_factory: HubFactory, console_for: Callable[..., Console]
+) -> None:
+    hub: Hub = await hub_factory(with_password())
+    console = console_for(hub)
+    # Not signed in: the sign-in form itself, 401, at the address asked for.
+    status, page = await console.get("/console/connectors?x=1")
+    assert status == 401
+    assert 'action="/console/sign-in"' in page
+    assert 'value="/console/connectors?x=1"' in page
+
+    wrong = await console.post(
+        "/console/sign-in", {"user": "ops", "password": "guess", "next": "/console/connectors"}
+    )
+    assert wrong.status == 401
+    assert "gw_console" not in {c.key for c in console.session.cookie_jar}
+    refused = await audit_records(hub, "console.sign_in_refused")
+    assert refused[0].detail["user"] == "ops" and refused[0].outcome == "refused"
+
+    right = await console.post(
+        "/console/sign-in", {"user": "ops", "password": PASSWORD, "next": "/console/connectors"}
+    )
+    assert right.status == 303
+    assert right.headers["Location"] == "/console/connectors"
+    cookie = right.cookies["gw_console"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    status, page = await console.get("/console/connectors")
+    assert status == 200 and "ops, signed in" in page
+    assert (await audit_records(hub, "console.signed_in"))[0].actor == "ops"
+
+    signed_out = await console.post("/console/sign-out", {})
+    assert signed_out.status == 303
+    status, _ = await console.get("/console/connectors")
+    assert status == 401
+
+
+async def test_a_tampered_session_cookie_is_not_a_session(
+    hub_factory: HubFactory, console_for: Callable[..., Console]
+) -> None:
+    hub: Hub = await hub_factory(with_password())
+    console = console_for(hub)
+    resp = await console.post("/console/sign-in", {"user": "ops", "password": PASSWORD})
+    value = resp.cookies["gw_console"].value
+    payload, signature = value.rsplit(".", 1)
+    forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB")
+    for bad in (f"{forged}.{signature}", f"{payload}.{signature[:-1]}x", "garbage"):
+        async with aiohttp.ClientSession() as other:
+            async with other.get(
+                f"{hub.url}/console/transactions", headers={"Cookie": f"gw_console={bad}"}
+            ) as r:
+                assert r.status == 401
+
+
+async def test_sign_in_goes_only_to_console_pages(
+    hub_factory: HubFactory, console_for: Callable[..., Console]
+) -> None:
+    hub: Hub = await hub_factory(with_password())
+    console = console_for(hub)
+    for target in ("https://evil.example/", "//evil.example/console", "/pay/1"):
+        resp = await console.post(
+            "/console/sign-in", {"user": "ops", "password": PASSWORD, "next": target}
+        )
+        assert resp.headers["Location"] == "/console/transactions", target
+
+
+async def test_basic_credentials_open_the_admin_api(hub_factory: HubFactory) -> None:
+    hub: Hub = await hub_factory(with_password())
+    url = f"{hub.url}/admin/faults"
+    async with hub.session.get(url, headers=basic("ops", PASSWORD)) as resp:
+        assert resp.status == 200
+    async with hub.session.get(url, headers=basic("ops", "nope")) as resp:
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"].startswith("Basic")
+    async with hub.session.get(url) as resp:
+        assert resp.status == 401
+    refused = await audit_records(hub, "console.sign_in_refused")
+    assert refused[0].detail["via"] == "basic"
+
+
+async def test_console_posts_need_the_csrf_token(console: Console) -> None:
+    # A fault to clear, so that the one accepted POST has something to do.
+    async with console.session.put(
+        f"{console.base}/admin/faults/council-E08000024", json={"fault": "hang"}
+    ) as resp:
+        assert resp.status == 200
+    path = "/console/connectors/council-E08000024/fault/clear"
+    missing = await console.post(path, {}, token=False)
+    assert missing.status == 403
+    await console.csrf()  # the browser has a token cookie now; a forged form has another
+    wrong = await console.post(path, {"csrf_token": "A" * 43}, token=False)
+    assert wrong.status == 403
+    refused = await audit_records(console.hub, "console.refused", at_least=2)
+    assert {r.detail["status"] for r in refused} == {403}
+    _status, page = await console.get("/console/connectors")
+    assert "Current fault: <strong>hang</strong>" in page
+    right = await console.post(path, {})
+    assert right.status == 303
+    _, page = await console.get("/console/connectors")
+    assert "Current fault" not in page
+
+
+async def test_an_admin_certificate_on_the_https_listener(
+    hub_factory: HubFactory, console_for: Callable[..., Console], tmp_path: Path
+) -> None:
+    port, https_port = free_port(), free_port()
+    settings: dict[str, Any] = {
+        "pki": {"dir": str(tmp_path / "certs")},
+        "server": {"port": port, "https_port": https_port},
+    }
+    config = parse_config(settings)
+    pki = Pki.ensure(config.pki_dir, base_url=config.pki_base_url, hosts=config.pki.hosts)
+    admin_cert = pki.issue("admin-ops", common_name="Ops Admin", kind="council")
+    other_cert = pki.issue("not-admin", common_name="Someone Else", kind="council")
+    settings["admin"] = {
+        "allow_loopback": False,
+        "certificate_fingerprints": [admin_cert.fingerprint.upper()],
+    }
+    hub: Hub = await hub_factory(settings, https=True)
+    assert hub.https_url
+
+    def tls(cert: Any) -> ssl.SSLContext:
+        return client_ssl_context(pki.ca_bundle_path, cert.cert_path, cert.key_path)
+
+    admin = console_for(hub, base=hub.https_url, ssl=tls(admin_cert))
+    status, page = await admin.get("/console/transactions")
+    assert status == 200 and "Ops Admin" in page and "admin certificate" in page
+    other = console_for(hub, base=hub.https_url, ssl=tls(other_cert))
+    status, _ = await other.get("/console/transactions")
+    assert status == 401
+    nobody = console_for(hub, base=hub.https_url, ssl=client_ssl_context(pki.ca_bundle_path))
+    status, _ = await nobody.get("/console/transactions")
+    assert status == 401
+
+    # A revoked admin certificate is an admin no more.
+    pki.revoke(admin_cert.serial)
+    status, page = await admin.get("/console/transactions")
+    assert status == 401 and "admin certificate refused" in page
