@@ -165,6 +165,22 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """Who may use the admin console (/console) and the admin API (/admin)."""
+
+    # Loopback peers are admins without credentials (a laptop, CI). Behind a reverse proxy on
+    # the same host every peer looks local: set false there.
+    allow_loopback: bool = True
+    # Credentials for the console's sign-in form and HTTP Basic on /admin: a user name and a
+    # scrypt hash from `gateway admin hash-password` (or GATEWAY_ADMIN_PASSWORD_HASH). Empty: none.
+    user: str = "admin"
+    password_hash: str = ""
+    # SHA-256 fingerprints (hex) of client certificates from the hub's PKI that are admins.
+    certificate_fingerprints: tuple[str, ...] = ()
+    session_minutes: float = 60  # a console sign-in lasts this long
+
+
+@dataclass(frozen=True, slots=True)
 class AuditConfig:
     """The tamper-evident audit trail."""
 
@@ -244,6 +260,7 @@ class Config:
     sso: SsoConfig = field(default_factory=SsoConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
 
@@ -468,11 +485,28 @@ def _database(raw: dict[str, Any]) -> DatabaseConfig:
     return database
 
 
+ADMIN_USER_ENV, ADMIN_PASSWORD_HASH_ENV = "GATEWAY_ADMIN_USER", "GATEWAY_ADMIN_PASSWORD_HASH"
+
+
+def _admin(raw: dict[str, Any]) -> AdminConfig:
+    """[admin]; credentials may come from the environment (kept out of the file)."""
+    data = dict(raw)
+    data["certificate_fingerprints"] = tuple(
+        str(f).lower().replace(":", "") for f in data.get("certificate_fingerprints", ())
+    )
+    for key, env in (("user", ADMIN_USER_ENV), ("password_hash", ADMIN_PASSWORD_HASH_ENV)):
+        if os.environ.get(env):
+            data[key] = os.environ[env]
+    admin: AdminConfig = _build(AdminConfig, data, "[admin]")
+    return admin
+
+
 def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config:
     """Build a Config from a TOML document's data; unknown keys are errors, not silence."""
     top_known = {
         "data_dir", "demo", "server", "database", "retention", "auth", "pki", "dispatcher",
         "connectors", "routes", "enrolment", "payments", "mail", "sso", "audit", "limits",
+        "admin",
     }  # fmt: skip
     unknown = set(raw) - top_known
     if unknown:
@@ -508,6 +542,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         sso=_build(SsoConfig, _section(raw, "sso"), "[sso]"),
         audit=_build(AuditConfig, _section(raw, "audit"), "[audit]"),
         limits=_limits(_section(raw, "limits")),
+        admin=_admin(_section(raw, "admin")),
         connectors=connectors,
         routes=routes,
     )
