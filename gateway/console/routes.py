@@ -14,7 +14,18 @@ import structlog
 from aiohttp import web
 
 from gateway.audit.log import audit
-from gateway.console import auth, connectors, layout, live, signin, transactions
+from gateway.console import audit as audit_page  # not `audit`: the trail's function is
+from gateway.console import (
+    auth,
+    connectors,
+    journeys,
+    layout,
+    live,
+    services,
+    settings,
+    signin,
+    transactions,
+)
 from gateway.errors import ProblemError
 from gateway.web.keys import CONFIG
 from gateway.web.problems import Handler
@@ -40,6 +51,10 @@ def add_console_routes(app: web.Application) -> None:
     transactions.add_routes(app)
     connectors.add_routes(app)
     # The other console pages add themselves here, one line each.
+    journeys.add_routes(app)
+    services.add_routes(app)
+    audit_page.add_routes(app)
+    settings.add_routes(app)
 
 
 async def _home(request: web.Request) -> web.StreamResponse:
