@@ -20,6 +20,10 @@ from gateway.govtalk.parse import (
 )
 from gateway.govtalk.parse import xpath_of as xpath_of
 
+# W3C trace-context headers for a request to a back office, so it joins the hub's trace (empty
+# unless OpenTelemetry is installed and tracing is on; see docs/metrics.md).
+from gateway.observability.tracing import trace_headers as trace_headers
+
 # Clients read the first error; a handful more helps a developer, hundreds help nobody.
 DEFAULT_ERROR_LIMIT = 10
 

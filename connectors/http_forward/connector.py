@@ -36,6 +36,7 @@ from connectors.sdk import (
     parse_body,
     require_str,
     resolve_path,
+    trace_headers,
 )
 from gateway.govtalk.errors import CATALOGUE, DEPARTMENT, ErrorType, GovTalkError
 
@@ -133,6 +134,8 @@ class HttpForwardConnector:
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "Idempotency-Key": tx.idempotency_key,
+            # The supplier's back office sees the hub's trace (traceparent), when tracing is on.
+            **trace_headers(),
         }
         try:
             async with asyncio.timeout(self._timeout):

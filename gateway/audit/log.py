@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, select
 
+from gateway import observability
 from gateway.audit.chain import GENESIS, checkpoint_message, record_hash
 from gateway.store.audit_models import AuditBody, AuditCheckpoint, AuditHead, AuditRecord
 from gateway.store.engine import Database
@@ -313,6 +314,7 @@ def audit(event: str, *, outcome: str = "ok", **fields: Any) -> None:
     correlation_id = fields.pop("correlation_id", None) or bound.get("correlation_id")
     # Refusals and retries are the hub doing its job: info, like the rest; the trail keeps them.
     log.info(event, outcome=outcome, **{k: v for k, v in fields.items() if k != "body"})
+    observability.audited(event, correlation_id, fields)  # refusal counters, span attributes
     trail = current.get()
     if trail is not None:
         request_id = bound.get("request_id")

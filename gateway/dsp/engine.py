@@ -25,6 +25,7 @@ from gateway.govtalk.parse import parse
 from gateway.govtalk.serialise import serialise
 from gateway.identity.authenticate import Authenticator
 from gateway.limits import AuthGuard
+from gateway.observability import dsp_message
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.outcomes import errors_from_json, is_business
 from gateway.routing.table import RouteTable
@@ -166,6 +167,7 @@ class DocumentSubmission:
         sender: str | None = None
         try:
             envelope = parse(raw, max_depth=self._config.limits.max_xml_depth)
+            dsp_message(envelope.message)  # metrics and the request span (gateway/observability)
             sender = envelope.sender.sender_id if envelope.sender else None
             if self._guard is not None:
                 locked = await self._guard.locked(sender, remote, self._clock())

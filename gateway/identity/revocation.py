@@ -145,6 +145,7 @@ class RevocationChecker:
         self._fail_open = fail_open
         self._clock = clock
         self._ocsp_cache: dict[tuple[str, int], RevocationStatus] = {}
+        self._obtained: dict[tuple[str, int], datetime] = {}  # when each answer was cached
         self._crl_cache: dict[str, x509.CertificateRevocationList] = {}
         self._crl_locks: dict[str, asyncio.Lock] = {}
 
@@ -205,6 +206,17 @@ class RevocationChecker:
                 answer.good, answer.source, answer.reason, self._clock() + NO_NEXT_UPDATE_TTL
             )
         self._ocsp_cache[key] = answer
+        self._obtained[key] = self._clock()
+
+    def cached_ages(self) -> list[float]:
+        """Seconds since each cached status answer still within its nextUpdate was obtained."""
+        self._forget_if_revocations_changed()
+        now = self._clock()
+        return [
+            (now - self._obtained[key]).total_seconds()
+            for key, answer in list(self._ocsp_cache.items())
+            if key in self._obtained and answer.next_update is not None and now <= answer.next_update
+        ]
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -28,6 +28,7 @@ from gateway.config import Config, RouteConfig
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
 from gateway.govtalk.parse import parse_xml
 from gateway.identity import citizens
+from gateway.observability import connector_call
 from gateway.routing.fault_injector import FaultInjector
 from gateway.routing.outcomes import errors_to_json
 from gateway.routing.registry import ConnectorSet
@@ -254,8 +255,9 @@ class Dispatcher:
         tx = await self._transaction(submission)
         started = asyncio.get_running_loop().time()
         try:
-            async with asyncio.timeout(route.timeout):
-                outcome: Outcome = await self.faults.handle(connector, tx, ctx)
+            with connector_call(ctx.name, submission.correlation_id):  # latency, trace span
+                async with asyncio.timeout(route.timeout):
+                    outcome: Outcome = await self.faults.handle(connector, tx, ctx)
         except TimeoutError:
             audit(
                 "dispatch.timeout",

@@ -10,7 +10,9 @@ from gateway.audit.log import AuditLog
 from gateway.config import Config
 from gateway.dsp.engine import DocumentSubmission
 from gateway.identity.authenticate import ClientCertificateAuthenticator
+from gateway.identity.revocation import RevocationChecker
 from gateway.limits import AuthGuard, Counters, RateLimit
+from gateway.observability.metrics import HubMetrics
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
@@ -30,3 +32,5 @@ DISPATCHER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("dispatcher_task")
 AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
 RATE_LIMIT = web.AppKey("rate_limit", RateLimit)
 LIMIT_COUNTERS: web.AppKey[Counters] = web.AppKey("limit_counters")
+METRICS = web.AppKey("metrics", HubMetrics)
+REVOCATION = web.AppKey("revocation", RevocationChecker)
