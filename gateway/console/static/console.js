@@ -34,7 +34,7 @@
             if (!known[el.getAttribute("data-key")]) { el.classList.add("fresh"); }
           });
         });
-        say("Updated " + new Date().toLocaleTimeString());
+        say("Updated " + new Date().toISOString().slice(11, 19) + " UTC");
       })
       .catch(function () { say("Live updates interrupted; use the refresh link."); })
       .then(function () {
