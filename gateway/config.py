@@ -178,6 +178,9 @@ class AdminConfig:
     # SHA-256 fingerprints (hex) of client certificates from the hub's PKI that are admins.
     certificate_fingerprints: tuple[str, ...] = ()
     session_minutes: float = 60  # a console sign-in lasts this long
+    # Let the console show secure messages' subjects and bodies (Services → Messages). Off: the
+    # console shows mail as metadata only (who, to whom, when, read or not).
+    show_mail_content: bool = False
 
 
 @dataclass(frozen=True, slots=True)

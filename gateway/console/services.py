@@ -16,6 +16,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import case, func, select
 
+from gateway.config import Config
 from gateway.console.journeys import pounds
 from gateway.console.paging import PAGE_SIZE, Page, cut, offset, page_number
 from gateway.console.settings import redact_url
@@ -426,11 +427,9 @@ async def mailboxes_page(request: web.Request) -> web.Response:
     return await _render(request, "services_mailboxes.html", mailboxes=mailboxes, params={})
 
 
-def mail_content_allowed(config: object) -> bool:
+def mail_content_allowed(config: Config) -> bool:
     """Whether the configuration explicitly lets the console show message subjects and bodies."""
-    # `[admin] show_mail_content = true`; absent or anything but True means no.
-    admin = getattr(config, "admin", None)
-    return getattr(admin, "show_mail_content", False) is True
+    return config.admin.show_mail_content is True
 
 
 async def mail_page(request: web.Request) -> web.Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
@@ -63,12 +62,24 @@ async def test_mail_is_listed_as_metadata_and_no_body_or_subject_ever_appears(hu
     rows = {line.split()[0]: line for line in text_of(html).split(" DEMO0")[1:]}
     assert rows["SUN0001"].split()[1:3] == ["1", "1"]  # one message, unread
 
-    # Content only when a caller explicitly reveals it (the console: a configuration switch).
     assert not mail_content_allowed(hub.config)
-    assert mail_content_allowed(SimpleNamespace(admin=SimpleNamespace(show_mail_content=True)))
-    assert not mail_content_allowed(SimpleNamespace(admin=SimpleNamespace(show_mail_content=1)))
     listed = await list_mail(hub.app[DB], user_id=SUN)
     assert [m.subject for m in listed.items] == [None]
+
+
+async def test_mail_content_is_shown_only_when_the_configuration_says_so(
+    hub_factory: HubFactory,
+) -> None:
+    hub: Hub = await hub_factory({"admin": {"show_mail_content": True}})
+    await council_mail(hub, account(SUN), "Arrears notice 7731", "You owe £4,000.00.")
+    status, html = await page(hub, f"/console/services/mail?user_id={SUN}")
+    assert status == 200
+    text = text_of(html)
+    assert "Arrears notice 7731" in text and "You owe £4,000.00." in text
+    assert "[admin] show_mail_content" in text  # the page says why it shows them
+    # The timeline still never needs them.
+    status, html = await page(hub, f"/console/journeys?user_id={SUN}")
+    assert "Arrears notice 7731" not in html
 
 
 async def test_letters_mask_the_activation_pin(hub: Hub) -> None:
