@@ -105,6 +105,14 @@ async def _console(request: web.Request, handler: Handler) -> web.StreamResponse
         custom = exc.text and exc.text != f"{exc.status}: {exc.reason}"
         detail = exc.text if custom and exc.text else default
         return layout.error_page(request, exc.status, exc.reason, detail)
+    except Exception:
+        log.exception("console.failed")
+        return layout.error_page(
+            request,
+            500,
+            "Something went wrong",
+            "The console could not show this page; the hub's log has the details.",
+        )
 
 
 def _refused(request: web.Request) -> web.Response:

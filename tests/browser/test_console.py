@@ -21,10 +21,14 @@ from tests.hub.test_dsp import view_submission
 ARTEFACTS = Path(os.environ.get("GATEWAY_TEST_ARTEFACTS", ROOT / "tests" / "artefacts"))
 
 
-async def screenshot(page: Page, name: str) -> None:
+def artefact(name: str) -> str:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    return str(ARTEFACTS / f"console-{name}.png")
+
+
+async def screenshot(page: Page, name: str) -> None:
     await page.evaluate("document.activeElement && document.activeElement.blur()")
-    await page.screenshot(path=str(ARTEFACTS / f"console-{name}.png"), full_page=True)
+    await page.screenshot(path=artefact(name), full_page=True)
 
 
 async def submit(hub: Hub) -> str:

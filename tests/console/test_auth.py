@@ -213,3 +213,21 @@ async def test_an_admin_certificate_on_the_https_listener(
     pki.revoke(admin_cert.serial)
     status, page = await admin.get("/console/transactions")
     assert status == 401 and "admin certificate refused" in page
+
+
+def test_hash_password_prints_an_admin_section() -> None:
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    from gateway.identity.passwords import verify_secret
+
+    result = CliRunner().invoke(
+        main, ["admin", "hash-password", "--user", "ops"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "=" in line]
+    assert lines[0] == 'user = "ops"'
+    hashed = lines[1].split('"')[1]
+    assert verify_secret(PASSWORD, hashed) and not verify_secret("wrong", hashed)
+    short = CliRunner().invoke(main, ["admin", "hash-password", "--password", "short"])
+    assert short.exit_code != 0 and "at least 12" in short.output
