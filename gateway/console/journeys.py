@@ -2,8 +2,8 @@
 
 Registration → enrolments (facts accepted, PIN letter posted, activated) → transactions →
 joined-up journeys and their legs → payments → mail, oldest first. Payments carry no user ID:
-they belong to a citizen when their (council, reference) is one of the citizen's enrolment
-identifiers there (the account reference a council asks a citizen to pay against).
+they belong to a citizen when their (council, reference) is one of the citizen's active
+enrolment identifiers there (the account reference a council asks a citizen to pay against).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.console.paging import PAGE_SIZE, Page, cut, offset, page_number, slice_page
 from gateway.services.payments import lifecycle
@@ -256,10 +258,13 @@ KIND_ORDER = {
 }
 
 
-async def _payments(session: Any, enrolments: Sequence[EnrolmentRow]) -> list[PaymentRow]:
+async def _payments(session: AsyncSession, enrolments: Sequence[EnrolmentRow]) -> list[PaymentRow]:
+    # Active enrolments only: until the posted PIN proves the address, an account's payments
+    # may well be someone else's.
     pairs = {
         (e.organisation, str(value).strip().upper())
         for e in enrolments
+        if e.state == ACTIVE
         for value in (e.keys or {}).values()
         if str(value).strip()
     }
@@ -380,7 +385,7 @@ def _letter(row: Letter) -> Step:
         f"{what}{about} posted by {row.organisation}",
         f"expected to arrive {_when(row.arrives_at)}",
         state="posted",
-        link=f"/console/services/letters?user_id={row.user_id}",
+        link=_query_link("/console/services/letters", user_id=row.user_id),
     )
 
 
@@ -399,7 +404,7 @@ def _transaction(row: Any, journey_id: str | None) -> Step:
         f"Transaction {row.class_} to {row.organisation}",
         f"CorrelationID {row.correlation_id}{answered}{part}",
         state=state,
-        link=f"/console/transactions/{row.correlation_id}",
+        link=_transaction_link(row.correlation_id),
     )
 
 
@@ -411,7 +416,7 @@ def _journey_steps(journey: Journey, legs: Iterable[JourneyLeg]) -> list[Step]:
             f"Joined-up journey {journey.kind} started",
             f"CorrelationID {journey.correlation_id} ({journey.class_}, via {journey.channel})",
             state=journey.state,
-            link=f"/console/transactions/{journey.correlation_id}",
+            link=_transaction_link(journey.correlation_id),
         )
     ]
     for leg in legs:
@@ -426,7 +431,7 @@ def _journey_steps(journey: Journey, legs: Iterable[JourneyLeg]) -> list[Step]:
                 f"Journey leg {leg.name} ({_service(leg.class_, leg.organisation)})",
                 "; ".join(p for p in (said, f"policy {leg.policy}{attempts}") if p),
                 state=leg.state,
-                link=f"/console/transactions/{leg.correlation_id}" if leg.correlation_id else None,
+                link=_transaction_link(leg.correlation_id) if leg.correlation_id else None,
             )
         )
     if journey.finished_at is not None:
@@ -437,7 +442,7 @@ def _journey_steps(journey: Journey, legs: Iterable[JourneyLeg]) -> list[Step]:
                 f"Joined-up journey {journey.kind} finished: {journey.state.replace('_', ' ')}",
                 journey.explanation or "",
                 state=journey.state,
-                link=f"/console/transactions/{journey.correlation_id}",
+                link=_transaction_link(journey.correlation_id),
             )
         )
     return steps
@@ -479,7 +484,7 @@ def pounds(pence: int) -> str:
 
 
 def _payment_steps(row: PaymentRow) -> list[Step]:
-    link = f"/console/services/payments?id={row.id}"
+    link = _query_link("/console/services/payments", id=row.id)
     steps = [
         Step(
             row.created_at,
@@ -529,7 +534,7 @@ def _payment_waiting(row: PaymentRow) -> list[Waiting]:
 
 def _mail_steps(row: MailMessageRow) -> list[Step]:
     # Metadata only: subjects and bodies stay encrypted; the timeline never needs them.
-    link = f"/console/services/mail?user_id={row.user_id}"
+    link = _query_link("/console/services/mail", user_id=row.user_id)
     if row.direction == TO_CITIZEN:
         steps = [
             Step(
@@ -575,6 +580,15 @@ def _mail_waiting(row: MailMessageRow, now: datetime) -> list[Waiting]:
             )
         ]
     return []
+
+
+def _transaction_link(correlation_id: str) -> str:
+    return f"/console/transactions/{quote(correlation_id, safe='')}"
+
+
+def _query_link(path: str, **params: str) -> str:
+    # Stored values came from outside (user IDs, payment IDs): encoded, never pasted into a URL.
+    return f"{path}?{urlencode(params)}"
 
 
 def _keys(keys: dict[str, str] | None) -> str:

@@ -217,6 +217,10 @@ async def test_the_timeline_lists_each_step_in_order_and_what_it_waits_on(hub: H
     assert "Your new bill is ready." not in html and "Your bill" not in html  # metadata only
     assert '<th scope="col">When</th>' in html and "<caption>" in html
 
+    # Another citizen's timeline shows none of it.
+    status, html = await page(hub, "/console/journeys?user_id=DEMO0MOV0001")
+    assert status == 200 and payment not in html and cid not in html
+
     status, html = await page(hub, f"/console/journeys?q={user_id[:6].lower()}")
     assert status == 200 and f"/console/journeys?user_id={user_id}" in html
     status, html = await page(hub, "/console/journeys?user_id=NOSUCHUSER00")
