@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from markupsafe import Markup, escape
@@ -225,11 +226,15 @@ def _session_admin(request: web.Request, config: AdminConfig) -> AdminIdentity |
 
 
 def set_session(request: web.Request, response: web.StreamResponse, user: str) -> None:
-    """Sign the admin in: HttpOnly, SameSite=Strict, Secure on HTTPS, path /console and /admin."""
+    """Sign the admin in: HttpOnly, SameSite=Strict, Secure on HTTPS, for the console only.
+
+    Not for /admin: its JSON endpoints have no CSRF token, so a browser's cookie must not
+    reach them (tooling uses Basic, a certificate or loopback there).
+    """
     response.set_cookie(
         SESSION_COOKIE,
         session_cookie(request, user),
-        path="/",
+        path="/console",
         httponly=True,
         samesite="Strict",
         secure=request.secure,
@@ -238,7 +243,7 @@ def set_session(request: web.Request, response: web.StreamResponse, user: str) -
 
 
 def clear_session(response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(SESSION_COOKIE, path="/console")
 
 
 # --- passwords ----------------------------------------------------------------------------
@@ -321,7 +326,18 @@ def set_csrf_cookie(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def check_csrf(request: web.Request, form: Any) -> None:
-    """Refuse (403) a POST whose form token is not this browser's cookie."""
+    """Refuse (403) a POST from another site, or whose form token is not this browser's cookie.
+
+    The Origin and Sec-Fetch-Site checks close what a double-submit cookie alone leaves open:
+    a page on another port of the same host is "same-site" and could plant the cookie.
+    """
+    origin = request.headers.get("Origin")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    # Hosts, not schemes: behind a TLS-terminating proxy the hub itself sees http.
+    if (origin is not None and urlsplit(origin).netloc != request.host) or (
+        fetch_site is not None and fetch_site not in ("same-origin", "none")
+    ):
+        raise ProblemError(403, "Forbidden", "console forms are accepted from the console only")
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = form.get(CSRF_FIELD, "") if form is not None else ""
     if not cookie or not isinstance(sent, str) or not hmac.compare_digest(cookie, sent):

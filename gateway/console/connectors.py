@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from sqlalchemy import select
@@ -214,6 +215,12 @@ def _params(spec: FaultSpec, form: Any) -> dict[str, Any]:
     return params
 
 
+def _back(done: str, subject: str, anchor: str = "") -> str:
+    """The connectors page again, saying what was done (post/redirect/get)."""
+    query = urlencode({"done": done, "subject": subject})
+    return f"/console/connectors?{query}#{quote(anchor or 'c-' + subject)}"
+
+
 def _changed(request: web.Request) -> None:
     # This process's dispatcher applies the change at once; others within their cache interval.
     if DISPATCHER in request.app:
@@ -242,14 +249,14 @@ async def set_fault_view(request: web.Request) -> web.StreamResponse:
             raise
         return await _page(request, status=exc.status, problem=exc.detail, problem_connector=name)
     _changed(request)
-    raise web.HTTPSeeOther(f"/console/connectors?done=fault-set&subject={name}#c-{name}")
+    raise web.HTTPSeeOther(_back("fault-set", name))
 
 
 async def clear_fault_view(request: web.Request) -> web.StreamResponse:
     name = request.match_info["connector"]
     await fault_control.clear_fault(request.app[DB], name, via="console")
     _changed(request)
-    raise web.HTTPSeeOther(f"/console/connectors?done=fault-cleared&subject={name}#c-{name}")
+    raise web.HTTPSeeOther(_back("fault-cleared", name))
 
 
 async def replay_view(request: web.Request) -> web.StreamResponse:
@@ -278,4 +285,4 @@ async def replay_view(request: web.Request) -> web.StreamResponse:
     )
     if DISPATCHER in request.app:
         request.app[DISPATCHER].wake()
-    raise web.HTTPSeeOther(f"/console/connectors?done=replayed&subject={letter_id}#dead-letters")
+    raise web.HTTPSeeOther(_back("replayed", str(letter_id), "dead-letters"))
