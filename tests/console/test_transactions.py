@@ -145,3 +145,23 @@ async def test_pages_of_fifty_newest_first(hub: Hub, console: Console) -> None:
     _, page = await console.get("/console/transactions")
     assert list(listed(page)) == list(reversed(acks))
     assert "3 transactions, newest first" in page
+
+
+def test_bodies_are_shown_as_text_indented_and_cut_when_large() -> None:
+    from gateway.console import layout, xmlview
+
+    hostile = b'<a><script>alert(1)</script><b x="&quot;"/></a>'
+    shown = xmlview.pretty(hostile)
+    assert shown is not None and shown.well_formed and not shown.truncated
+    assert shown.text.startswith("<a>\n  <script>")
+    page = layout.env.from_string("<pre>{{ s.text }}</pre>").render(s=shown)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+    entity = xmlview.pretty(b'<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><a>&e;</a>')
+    assert entity is not None and "root:" not in entity.text
+
+    broken = xmlview.pretty(b"<a><unclosed></a>")
+    assert broken is not None and not broken.well_formed and broken.text == "<a><unclosed></a>"
+
+    large = xmlview.pretty(b"<a>" + b"<b>x</b>" * 20_000 + b"</a>")
+    assert large is not None and large.truncated and len(large.text) == xmlview.MAX_SHOWN
