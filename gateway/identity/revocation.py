@@ -215,7 +215,9 @@ class RevocationChecker:
         return [
             (now - self._obtained[key]).total_seconds()
             for key, answer in list(self._ocsp_cache.items())
-            if key in self._obtained and answer.next_update is not None and now <= answer.next_update
+            if key in self._obtained
+            and answer.next_update is not None
+            and now <= answer.next_update
         ]
 
     def _http(self) -> aiohttp.ClientSession:

@@ -121,3 +121,36 @@ async def test_failing_connector_is_retried_until_it_accepts(pay_hub: PayHub, mo
 
     await eventually(notified)
     assert balance(await view_council_tax(pay_hub)) == balance(before) - Decimal("1.00")
+
+
+async def test_a_hanging_council_neither_holds_the_payment_nor_loses_the_notice(
+    pay_hub_factory, monkeypatch
+) -> None:
+    hub = await pay_hub_factory({"notify_timeout_seconds": 0.3})
+    original = SimulatedCouncilConnector.payment_received
+    hang = [True]
+
+    async def hanging(self, notification, ctx):  # type: ignore[no-untyped-def]
+        if hang:
+            await asyncio.sleep(3600)
+        await original(self, notification, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, "payment_received", hanging)
+    before = await view_council_tax(hub)
+    async with asyncio.timeout(10):  # the citizen's payment is not held by the council
+        payment_id = await hub.paid_payment(
+            amount=250, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+        )
+    row = await hub.payments.get(payment_id)
+    assert row is not None and row.state == "success" and row.notify_state == "pending"
+    assert row.notify_error and "did not answer within 0.3s" in row.notify_error
+    hang.clear()  # the council is back: the next due pass delivers the notice
+    hub.clock.advance(row.notify_next_at - hub.clock())  # type: ignore[operator]
+    await hub.payments.run_once()
+
+    async def notified() -> bool:
+        fresh = await hub.payments.get(payment_id)
+        return fresh is not None and fresh.notify_state == "done"
+
+    await eventually(notified)
+    assert balance(await view_council_tax(hub)) == balance(before) - Decimal("2.50")

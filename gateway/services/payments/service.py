@@ -51,9 +51,9 @@ NOTIFY_BACKOFF_CAP = timedelta(hours=1)
 # How long a claimed notification is this hub's before another may send it (a connector call
 # that has not returned by then is taken to have failed).
 NOTIFY_CLAIM = timedelta(minutes=2)
-# The same for the notification `pay` sends itself: short, as a killed hub's payments should reach
-# the council soon; a council slower than this may be told twice (it dedupes by payment id).
-NOTIFY_INLINE_CLAIM = timedelta(seconds=10)
+# The notification `pay` sends itself is claimed for its timeout and this much more: short, so a
+# killed hub's payments reach the council soon.
+NOTIFY_INLINE_MARGIN = 5
 
 
 class PaymentError(ProblemError):
@@ -298,7 +298,9 @@ class PaymentService:
                 # Claimed by the request that made it succeed (`pay` sends it at once), so a
                 # background pass running meanwhile does not send it too; should this hub die
                 # first, the claim soon runs out and any hub's pass sends it.
-                row.notify_next_at = now + NOTIFY_INLINE_CLAIM
+                row.notify_next_at = now + timedelta(
+                    seconds=self.config.notify_timeout_seconds + NOTIFY_INLINE_MARGIN
+                )
         event = lifecycle.EVENTS.get(target)
         if event is not None:
             self._event(session, event, {"payment": payment_json(row)}, now)
@@ -449,8 +451,12 @@ class PaymentService:
             notification = PaymentNotification(
                 row.id, row.organisation, row.reference, row.amount_pence, row.finished_at
             )
+            timeout = self.config.notify_timeout_seconds
             try:
-                await connector.payment_received(notification, ctx)
+                async with asyncio.timeout(timeout):
+                    await connector.payment_received(notification, ctx)
+            except TimeoutError:
+                error = f"the council's connector did not answer within {timeout:g}s"
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:1000]
         now = self.clock()
