@@ -110,6 +110,9 @@ class PaymentsConfig:
     idempotency_hours: float = 24  # how long an Idempotency-Key is remembered
     sender_interval_seconds: float = 5  # how often the background task looks for due work
     webhook_timeout_seconds: float = 10
+    # How long a council's connector may take to accept a payment notification; then it is
+    # retried with backoff, and the citizen's payment page does not wait on it any longer.
+    notify_timeout_seconds: float = 10
 
 
 @dataclass(frozen=True, slots=True)
