@@ -254,7 +254,7 @@ def attempts(records: list[AuditRecord]) -> list[Attempt]:
                 outcome, detail = str(d.get("result", "answered")), ""
                 seconds = d.get("seconds")
             elif record.event == "dispatch.timeout":
-                outcome, seconds = "timeout", d.get("timeout")
+                outcome, seconds = "timeout", d.get("seconds", d.get("timeout"))
                 detail = f"no answer within {d.get('timeout')} s"
             else:
                 outcome, seconds, detail = "connector error", d.get("seconds"), str(d.get("error"))

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -265,6 +266,7 @@ class Dispatcher:
                 correlation_id=submission.correlation_id,
                 connector=ctx.name,
                 timeout=route.timeout,
+                **_timing(submission, started),
             )
             return _Failure(f"{ctx.name} did not answer within {route.timeout:g}s", True)
         except Exception as exc:
@@ -274,16 +276,15 @@ class Dispatcher:
                 correlation_id=submission.correlation_id,
                 connector=ctx.name,
                 error=repr(exc),
+                **_timing(submission, started),
             )
             return _Failure(f"{ctx.name} failed: {exc!r}", False)
-        elapsed = asyncio.get_running_loop().time() - started
         audit(
             "dispatch.answered",
             correlation_id=submission.correlation_id,
             connector=ctx.name,
             result=type(outcome).__name__,
-            attempt=submission.attempts,
-            seconds=round(elapsed, 4),
+            **_timing(submission, started),
         )
         return _final(outcome, ctx.name)
 
@@ -387,6 +388,12 @@ def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:
 
 def _failed(reason: str) -> _Failure:
     return _Failure(reason, never_answered=False, permanent=True)
+
+
+def _timing(submission: Submission, started: float) -> dict[str, Any]:
+    """Which attempt this was and how long the connector took: the console's story shows both."""
+    elapsed = asyncio.get_running_loop().time() - started
+    return {"attempt": submission.attempts, "seconds": round(elapsed, 4)}
 
 
 def _exhausted_text(number: int, attempts: int, reason: str) -> str:

@@ -126,6 +126,12 @@ async def test_an_exhausted_transaction_shows_every_attempt_and_its_dead_letter(
     attempts = story.split('id="attempts"')[1].split('id="answer"')[0]
     assert "2 attempts" in attempts
     assert attempts.count("timeout: no answer within 0.5 s") == 2
+    # Each attempt's own record says which it was and how long it waited, as measured.
+    timeouts = await audit_records(hub, "dispatch.timeout", at_least=2)
+    assert [r.detail["attempt"] for r in timeouts] == [1, 2]
+    assert all(r.detail["seconds"] >= 0.5 for r in timeouts)
+    shown = [f"{r.detail['seconds']:.3f} s" for r in timeouts]
+    assert all(f'<td class="num">{t}' in attempts for t in shown), shown
     assert "retry in" in attempts and "dead-lettered" in attempts
     assert "Dead letter" in story and "<td>2005</td>" in story
 
