@@ -66,6 +66,7 @@ def serve(
 
     from gateway import logs
     from gateway.demo import base_url
+    from gateway.observability import tracing
     from gateway.web.app import create_app
     from gateway.web.server import serve_forever
 
@@ -97,6 +98,8 @@ def serve(
             routes=undeclared,
             hint="set bvpi157 on each [[routes]] entry (docs/reports.md)",
         )
+    # Here, not in the supervisor: each worker process exports its own spans.
+    tracing.configure_from_environment()  # OTEL_* variables, with the `otel` extra installed
     with cli_errors(ConfigError):
         app = create_app(config)
     click.echo(f"GovTalk hub on {base}{https}  (POST /submission, /poll)", err=True)
@@ -291,6 +294,7 @@ def deadletters_replay(ctx: click.Context, letter_id: int) -> None:
 
 def _register_subcommands() -> None:
     from gateway import cli_identity
+    from gateway.cli_admin import admin
     from gateway.cli_audit import audit
     from gateway.cli_certs import certs
     from gateway.cli_connector import connector
@@ -311,6 +315,7 @@ def _register_subcommands() -> None:
         faults,
         connector,
         report,
+        admin,
     ):
         main.add_command(command)
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway import __version__, demo
 from gateway.clock import MovableClock, utcnow
 from gateway.config import Config, LimitsConfig
+from gateway.console.routes import add_console_routes
 from gateway.dsp.engine import DocumentSubmission
 from gateway.govtalk.model import TIL_SUFFIX
 from gateway.identity.authenticate import (
@@ -53,9 +54,11 @@ from gateway.web.keys import (
     DSP,
     LIMIT_COUNTERS,
     RATE_LIMIT,
+    REVOCATION,
     ROUTES,
 )
 from gateway.web.mail_views import add_mail_routes, mail_services
+from gateway.web.metrics_views import add_metrics_routes, http_metrics, metrics_service
 from gateway.web.payment_views import add_payment_routes, payment_services
 from gateway.web.pki_views import add_pki_routes
 from gateway.web.problems import rate_limit, request_context
@@ -123,6 +126,7 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         revocations_changed=pki.index_version,
     )
+    app[REVOCATION] = revocation
     validator = CertificateValidator(pki.trust_anchors, revocation, clock=clock)
     replay = ReplayStore(db, timedelta(seconds=config.pki.replay_window_seconds), clock=clock)
     sha1_classes = {r.class_ for r in routes if r.allow_sha1}
@@ -213,7 +217,8 @@ def create_app(
     if clock is None:
         clock = MovableClock() if config.server.movable_clock else utcnow
     app = web.Application(
-        middlewares=[request_context, rate_limit], client_max_size=config.server.max_body_bytes + 1
+        middlewares=[http_metrics, request_context, rate_limit],
+        client_max_size=config.server.max_body_bytes + 1,
     )
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -230,10 +235,12 @@ def create_app(
     )
     app[RATE_LIMIT] = RateLimit(limits.requests_per_minute, counters)
     app[ROUTES] = RouteTable(config.routes)
+    add_metrics_routes(app)
     if connectors is not None:
         app[CONNECTORS] = connectors
     app.cleanup_ctx.extend(
         [
+            metrics_service,
             _limit_counters,
             _database,
             audit_service,
@@ -262,6 +269,7 @@ def create_app(
     add_mail_routes(app)
     add_payment_routes(app)
     add_journey_routes(app)
+    add_console_routes(app)  # and the admin gate on /admin (gateway/console/routes.py)
     return app
 
 
