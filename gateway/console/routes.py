@@ -36,7 +36,7 @@ STATIC = Path(__file__).parent / "static"
 # Reachable without being an admin: the sign-in form and the stylesheet and script it uses.
 _OPEN_PREFIXES = ("/console/sign-in", "/console/static/")
 # Admin-only paths outside /admin (they call require_admin too).
-_OTHER_ADMIN_PATHS = frozenset({"/api/payments/webhooks/attempts"})
+_OTHER_ADMIN_PATHS = frozenset({"/api/payments/webhooks/attempts", "/metrics"})
 
 
 def add_console_routes(app: web.Application) -> None:

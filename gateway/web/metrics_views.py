@@ -11,10 +11,9 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from gateway import observability
-from gateway.errors import ProblemError
-from gateway.limits import is_loopback
 from gateway.observability import tracing
 from gateway.observability.metrics import UNMATCHED, HubMetrics, queue_snapshot
+from gateway.web.identity_views import require_admin
 from gateway.web.keys import CONFIG, DB, METRICS, REVOCATION
 
 log = structlog.get_logger("gateway.metrics")
@@ -42,10 +41,9 @@ async def metrics_service(app: web.Application) -> AsyncIterator[None]:
 
 
 def require_scraper(request: web.Request) -> None:
-    """Who may read /metrics: loopback peers, the admin API's policy; the one place to change it
-    (to admin credentials, a scraper token, a private network)."""
-    if not is_loopback(request.remote):
-        raise ProblemError(403, "Forbidden", "/metrics answers only local (loopback) peers")
+    """Who may read /metrics: admins, as for /admin (loopback peers by default; a scraper off
+    the host uses the [admin] credentials or an admin certificate)."""
+    require_admin(request)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
