@@ -1,4 +1,5 @@
-"""Admin API for test tooling (loopback only): certificates on demand, and the hub's clock.
+"""Admin API for test tooling (admins only: the gate in gateway/console/routes.py): certificates
+on demand, and the hub's clock.
 
     POST /admin/certificates                   {user_id, common_name?}  → 201 {serial, pem, key}
     POST /admin/certificates/{serial}/revoke   {reason?}                → 200 {serial, reason}

@@ -1,4 +1,4 @@
-"""Fault injection through the admin API (loopback only, like the rest of /admin).
+"""Fault injection through the admin API (admins only, like the rest of /admin).
 
     GET    /admin/faults                                 → 200 {faults: [...], catalogue: [...]}
     PUT    /admin/faults/{connector}  {fault, params?}   → 200 {connector, fault, params, set_at}

@@ -6,7 +6,8 @@
     POST /api/enrolments/{id}/activation        citizen     → 200 {id, state: "active", keys}
     GET  /admin/letters[?user_id=]              admin       → 200 {letters: [...]}
 
-Citizens authenticate with HTTP Basic (User ID + password); admin is loopback-only for now.
+Citizens authenticate with HTTP Basic (User ID + password); admin endpoints are for admins (the
+gate in gateway/console/routes.py).
 Every failure is problem+json (RFC 9457), with extension members where they help a client
 (attempts_remaining, locked_until, expired_at).
 """

@@ -1,4 +1,4 @@
-"""Reports through the admin API (loopback only, like the rest of /admin).
+"""Reports through the admin API (admins only, like the rest of /admin).
 
     GET /admin/reports/bvpi157[?council=CODE]   → 200 the report (gateway/routing/bvpi157.py)
 

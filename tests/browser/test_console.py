@@ -1,9 +1,10 @@
-"""The admin console in a real headless Chromium, as an operator uses it.
+"""The admin console in a real headless Chromium, as an operator and a tester use it.
 
 A transaction flows while the transactions page is open and appears without a reload; its story
 page shows where it came from, how it was authenticated, where it went, each attempt and the
-answer; a fault set from the connectors page turns the next transaction into an error. The main
-pages are saved as screenshots (GATEWAY_TEST_ARTEFACTS, default tests/artefacts/).
+answer; a fault set from the connectors page turns the next transaction into an error; a
+tester's scenario file, run against the hub, shows up as it runs. The main pages are saved as
+screenshots (GATEWAY_TEST_ARTEFACTS, default tests/artefacts/).
 """
 
 from __future__ import annotations
@@ -109,3 +110,28 @@ async def test_an_operator_watches_a_transaction_and_breaks_a_connector(
     await page.get_by_role("link", name="Connectors", exact=True).click()
     await page.get_by_role("button", name=f"Clear the fault on {COUNCIL}").click()
     await expect(page.locator(f"#fault-{COUNCIL}")).to_contain_text("No fault set")
+
+
+async def test_a_testers_scenario_shows_up_in_the_console_as_it_runs(
+    hub_factory: HubFactory, page: Page, tmp_path: Path
+) -> None:
+    from gateway.scenario.model import load
+    from gateway.scenario.runner import run_scenario
+    from gateway.scenario.target import remote_hub
+
+    hub: Hub = await hub_factory()
+    await page.goto(f"{hub.url}/console/transactions")
+    await expect(page.locator("[data-live-status]")).to_have_text("Live updates on.")
+    scenario = load(ROOT / "scenarios" / "view-council-tax-password.scenario.yaml")
+    async with remote_hub(hub.url, None, tmp_path) as target:
+        result = await run_scenario(scenario, target)
+    assert result.ok, [(s.name, s.error) for s in result.steps]
+    # The scenario's one transaction, answered and then deleted by the client, on the open page.
+    row = page.locator("tbody tr", has_text="DEMO0SUN0001")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("LA-CTAX-VIEW")
+    await expect(row.locator(".status")).to_have_text("response")
+    await row.get_by_role("link").click()
+    main = page.locator("main")
+    await expect(main).to_contain_text("The client deleted it")
+    await expect(page.get_by_role("cell", name="dsp.deleted")).to_be_visible()
