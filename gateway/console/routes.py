@@ -21,6 +21,7 @@ from gateway.console import (
     journeys,
     layout,
     live,
+    refusals,
     services,
     settings,
     signin,
@@ -49,6 +50,7 @@ def add_console_routes(app: web.Application) -> None:
     signin.add_routes(app)
     live.add_routes(app)
     transactions.add_routes(app)
+    refusals.add_routes(app)
     connectors.add_routes(app)
     # The other console pages add themselves here, one line each.
     journeys.add_routes(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.models import Base, UTCDateTime
@@ -24,6 +24,9 @@ class AuditRecord(Base):
     body_digest: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+    # The console lists one event's records newest first (refusals, the audit page's filter).
+    __table_args__ = (Index("ix_audit_records_event_seq", "event", "seq"),)
 
 
 class AuditHead(Base):
