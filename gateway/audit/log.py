@@ -192,6 +192,18 @@ class AuditLog:
                 head = AuditHead(id=1, seq=0, hash=GENESIS)
                 session.add(head)
             seq, prev = head.seq, head.hash
+            # Which bodies are already kept, in one query: asking per record would flush the
+            # pending records one by one instead of inserting the batch at once.
+            digests = {e.body_digest for e in batch if e.body is not None and e.body_digest}
+            kept = (
+                set(
+                    await session.scalars(
+                        select(AuditBody.digest).where(AuditBody.digest.in_(digests))
+                    )
+                )
+                if digests
+                else set()
+            )
             for event in batch:
                 seq += 1
                 fields = {
@@ -219,11 +231,11 @@ class AuditLog:
                         hash=digest,
                     )
                 )
-                if event.body is not None and event.body_digest is not None:
-                    if await session.get(AuditBody, event.body_digest) is None:
-                        session.add(
-                            AuditBody(digest=event.body_digest, body=event.body, stored_at=event.at)
-                        )
+                if event.body is not None and event.body_digest and event.body_digest not in kept:
+                    kept.add(event.body_digest)
+                    session.add(
+                        AuditBody(digest=event.body_digest, body=event.body, stored_at=event.at)
+                    )
                 prev = digest
             head.seq, head.hash = seq, prev
 

@@ -171,3 +171,35 @@ async def test_cutting_the_tail_off_is_caught_by_the_signed_checkpoint(
     )
     code, output = await run_cli("--config", str(config), "audit", "verify")
     assert code == 1
+
+
+async def test_a_body_is_kept_once_however_often_it_is_recorded(tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from gateway.audit.chain import verify
+    from gateway.audit.log import AuditLog, read_chain
+    from gateway.clock import utcnow
+    from gateway.store.audit_models import AuditBody
+    from gateway.store.migrate import upgrade_async
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+    await upgrade_async(url)
+    db = Database.open(url)
+    try:
+        trail = AuditLog(db, utcnow)
+        trail.record("dsp.received", body=b"<a/>")
+        await trail.flush()
+        # One batch: a body already kept, the same new body twice, and an event without one.
+        trail.record("dsp.received", body=b"<a/>")
+        trail.record("dsp.received", body=b"<b/>")
+        trail.record("dsp.received", body=b"<b/>")
+        trail.record("dispatch.answered")
+        await trail.flush()
+        async with db.read() as session:
+            kept = await session.scalar(select(func.count()).select_from(AuditBody))
+        assert kept == 2
+        records, checkpoints = await read_chain(db)
+        assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
+        assert verify(records, checkpoints, lambda _: None).ok
+    finally:
+        await db.aclose()
