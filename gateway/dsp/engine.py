@@ -107,8 +107,10 @@ def new_submission(
         organisation=route.organisation,
         connector=route.connector,
         sender_id=identity.user_id if identity else None,
-        auth_method=identity.auth_method if identity else "none",
-        auth_level=identity.auth_level if identity else 0,
+        # The types the store gives back (a str, a float): the dispatcher may deliver this very
+        # object, and a redelivery read from the store must send a back office the same JSON.
+        auth_method=str(identity.auth_method) if identity else "none",
+        auth_level=float(identity.auth_level) if identity else 0.0,
         transaction_id=transaction_id,
         keys=keys,
         gateway_test=gateway_test,

@@ -44,3 +44,37 @@ async def test_submissions_beyond_the_free_slots_wait_their_turn(hub_factory: An
         final = await poll_until_final(hub, VIEW, ack.correlation_id or "")
         assert final.qualifier == "response"
         assert final.correlation_id == ack.correlation_id
+
+
+async def test_a_handed_over_delivery_is_byte_for_byte_what_a_redelivery_sends(
+    hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A back office keyed by idempotency compares requests: the first delivery (the object the
+    # submit path stored) and any redelivery (read back from the store) must be the same JSON.
+    import json
+
+    from connectors.http_forward.connector import request_document
+    from gateway.web.keys import DB, DISPATCHER
+
+    dispatcher = hub.app[DISPATCHER]
+    build = dispatcher._transaction
+    delivered: list[Any] = []
+
+    async def spy(submission: Any) -> Any:
+        tx = await build(submission)
+        delivered.append(tx)
+        return tx
+
+    monkeypatch.setattr(dispatcher, "_transaction", spy)
+    ack = await submit(hub, view_submission())
+    await poll_until_final(hub, VIEW, ack.correlation_id or "")
+    stored = await submissions.get(hub.app[DB], ack.correlation_id or "")
+    assert stored is not None
+    redelivery = await build(stored)
+
+    def wire_json(tx: Any) -> str:
+        document = request_document(tx)
+        document.pop("attempt")
+        return json.dumps(document, sort_keys=True)
+
+    assert wire_json(delivered[0]) == wire_json(redelivery)
