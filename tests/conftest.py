@@ -258,6 +258,15 @@ def database_backend(
         asyncio.run(drop_pg_database(url))
 
 
+@pytest.fixture
+async def migrated_url(tmp_path: Path) -> str:
+    """A migrated database of this test's own on the pass's backend (PostgreSQL: the one the
+    autouse fixture made; SQLite: a file under tmp_path)."""
+    url = os.environ.get(DATABASE_URL_ENV) or f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade_async(url)
+    return url
+
+
 def table_names(url: str) -> set[str]:
     """The tables in a hub's database, whichever backend it is on."""
     from sqlalchemy import inspect

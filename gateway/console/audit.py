@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,8 +26,8 @@ from cryptography import x509
 from sqlalchemy import func, select
 
 from gateway.audit.chain import GENESIS, record_hash
-from gateway.audit.export import verify_chain
-from gateway.audit.log import read_chain, signature_problem
+from gateway.audit.export import checkpoint_check, verify_chain
+from gateway.audit.log import read_chain
 from gateway.console.paging import PAGE_SIZE, Page, cut, offset, page_number
 from gateway.store.audit_models import AuditCheckpoint, AuditHead, AuditRecord
 from gateway.store.engine import Database
@@ -122,24 +122,6 @@ def _walk_rows(walk: _Walk, rows: Sequence[Any], pinned: set[int]) -> None:
         if seq in pinned:
             walk.hashes_at[seq] = walk.prev
         walk.expected_seq = seq + 1
-
-
-def checkpoint_check(root_pem: str | None) -> Callable[[Mapping[str, Any]], str | None]:
-    """A checkpoint's signature, and (given the hub's root) that the root issued its signer."""
-    root = x509.load_pem_x509_certificate(root_pem.encode("ascii")) if root_pem else None
-
-    def check(checkpoint: Mapping[str, Any]) -> str | None:
-        problem = signature_problem(checkpoint)
-        if problem is not None or root is None:
-            return problem
-        signer = x509.load_pem_x509_certificate(str(checkpoint["certificate_pem"]).encode("ascii"))
-        try:
-            signer.verify_directly_issued_by(root)
-        except Exception as exc:  # InvalidSignature, ValueError, TypeError: all mean "not ours"
-            return f"signed by a certificate the hub's root did not issue ({type(exc).__name__})"
-        return None
-
-    return check
 
 
 def _checkpoint_fields(row: AuditCheckpoint) -> dict[str, Any]:

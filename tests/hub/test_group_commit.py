@@ -4,27 +4,20 @@ write, and only once it is committed."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from gateway.clock import utcnow
-from gateway.config import DATABASE_URL_ENV
 from gateway.store import submissions as store
 from gateway.store.engine import Database
-from gateway.store.migrate import upgrade_async
 from gateway.store.models import QUEUED, Submission
 
 
 @pytest.fixture
-async def url(tmp_path: Path) -> str:
-    # On the PostgreSQL pass the autouse fixture has made this test a migrated database.
-    found = os.environ.get(DATABASE_URL_ENV) or f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    await upgrade_async(found)
-    return found
+def url(migrated_url: str) -> str:
+    return migrated_url
 
 
 @pytest.fixture

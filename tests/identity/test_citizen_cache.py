@@ -4,30 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.clock import utcnow
-from gateway.config import DATABASE_URL_ENV
 from gateway.identity import citizens
 from gateway.identity.passwords import verify_secret
 from gateway.store.engine import Database
-from gateway.store.migrate import upgrade_async
 from gateway.store.models import EnrolmentRow
 
 KEYS = {"AccountRef": "CT-1"}
 
 
 @pytest.fixture
-async def url(tmp_path: Path) -> str:
-    found = os.environ.get(DATABASE_URL_ENV) or f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    await upgrade_async(found)
-    return found
+def url(migrated_url: str) -> str:
+    return migrated_url
 
 
 @pytest.fixture
