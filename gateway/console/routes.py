@@ -74,6 +74,8 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     if _is_console(path):
         return await _console(request, handler)
     if path.startswith("/admin/") or path in _OTHER_ADMIN_PATHS:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            auth.refuse_cross_site(request)  # problem+json 403, an api.refused record
         identity = await auth.admin_identity(request)
         if identity is None:
             raise auth.refusal(request)  # problem+json and an api.refused record (problems.py)

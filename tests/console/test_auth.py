@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from gateway.pki.ca import Pki
 from gateway.pki.tls import client_ssl_context
 from tests.conftest import Hub, HubFactory, free_port
 from tests.console.conftest import Console, audit_records
+from tests.faults.conftest import COUNCIL, set_fault
 
 PASSWORD = "correct horse battery staple"
 
@@ -236,3 +238,28 @@ def test_hash_password_prints_an_admin_section() -> None:
     assert verify_secret(PASSWORD, hashed) and not verify_secret("wrong", hashed)
     short = CliRunner().invoke(main, ["admin", "hash-password", "--password", "short"])
     assert short.exit_code != 0 and "at least 12" in short.output
+
+
+async def test_another_site_cannot_post_to_the_loopback_admin_api(hub: Hub) -> None:
+    # A page open in the admin's browser could send "simple" cross-site requests to loopback;
+    # the admin JSON API takes no CSRF token, so browsers' own headers are what refuse them.
+    await set_fault(hub, COUNCIL, "hang")
+    url = f"{hub.url}/admin/faults/{COUNCIL}"
+    for headers in (
+        {"Origin": "http://attacker.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"},
+    ):
+        async with hub.session.delete(url, headers=headers) as resp:
+            assert resp.status == 403, headers
+            assert resp.content_type == "application/problem+json"
+    refused = await audit_records(hub, "api.refused", at_least=3)
+    assert all(r.detail["status"] == 403 for r in refused)
+    # Nothing changed; reading stays open to a browser; tooling sends neither header.
+    async with hub.session.get(
+        f"{hub.url}/admin/faults", headers={"Sec-Fetch-Site": "cross-site"}
+    ) as resp:
+        assert resp.status == 200
+        assert COUNCIL in json.dumps(await resp.json())
+    async with hub.session.delete(url) as resp:
+        assert resp.status == 204
