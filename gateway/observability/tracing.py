@@ -16,6 +16,7 @@ after a restart, or long evicted) the connector span starts a new trace. Either 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -176,9 +177,10 @@ def configure_from_environment(environ: Mapping[str, str] = os.environ) -> bool:
         if exporter_name == "console":
             exporter = ConsoleSpanExporter()
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            exporter = OTLPSpanExporter()
+            # By name: the exporter comes with the `otel` extra only, and type checkers of code
+            # that imports the hub (a connector's, say) must not need it.
+            otlp = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+            exporter = otlp.OTLPSpanExporter()
     except ImportError as exc:
         log.warning("tracing.not_installed", error=str(exc), hint="pip install '.[otel]'")
         return False
