@@ -43,11 +43,12 @@ class VerifiedCache:
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _seen: OrderedDict[bytes, float] = field(default_factory=OrderedDict)
 
-    def _digest(self, *parts: str) -> bytes:
+    def digest(self, *parts: str) -> bytes:
+        """What the cache keys by: never the secret itself."""
         return hmac.new(self._key, "\0".join(parts).encode("utf-8"), hashlib.sha256).digest()
 
     def hit(self, *parts: str) -> bool:
-        digest = self._digest(*parts)
+        digest = self.digest(*parts)
         expires = self._seen.get(digest)
         if expires is None or expires < time.monotonic():
             self._seen.pop(digest, None)
@@ -55,7 +56,7 @@ class VerifiedCache:
         return True
 
     def add(self, *parts: str) -> None:
-        self._seen[self._digest(*parts)] = time.monotonic() + self.ttl
+        self._seen[self.digest(*parts)] = time.monotonic() + self.ttl
         while len(self._seen) > self.size:
             self._seen.popitem(last=False)
 
@@ -69,6 +70,9 @@ class PasswordBackend:
         self._db = db
         self._allow_md5 = allow_md5
         self._cache = VerifiedCache()
+        # Checks under way, by what they check: 32 clients of one citizen starting at once wait
+        # for one scrypt instead of running 32 (a few seconds of CPU).
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
 
     async def authenticate(self, envelope: Envelope, auth: Authentication, class_: str) -> Identity:
         if auth.signature is not None or auth.value is None or not auth.value.strip():
@@ -103,12 +107,19 @@ class PasswordBackend:
         value = auth.value or ""
         if auth.method == AuthMethod.MD5:
             value = value.strip()
-        if self._cache.hit(sender_id, auth.method, value, stored):
+        parts = (sender_id, str(auth.method), value, stored)
+        if self._cache.hit(*parts):
             return True
-        # scrypt is deliberately slow: keep it off the event loop.
-        ok = await asyncio.to_thread(verify_secret, value, stored)
+        key = self._cache.digest(*parts)
+        pending = self._checking.get(key)
+        if pending is None:
+            # scrypt is deliberately slow: keep it off the event loop.
+            pending = asyncio.ensure_future(asyncio.to_thread(verify_secret, value, stored))
+            self._checking[key] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(key, None))
+        ok = await asyncio.shield(pending)
         if ok:
-            self._cache.add(sender_id, auth.method, value, stored)
+            self._cache.add(*parts)
         return ok
 
 

@@ -186,3 +186,27 @@ async def test_an_unreachable_redis_lets_requests_through_and_fails_ready(
         body = await resp.json()
     assert body["checks"]["limits"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
+
+
+async def test_a_burst_of_one_citizens_first_submissions_runs_scrypt_once(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # scrypt is deliberately costly; 24 clients of one citizen starting together must not each
+    # pay it (seconds of CPU), and a wrong password in the burst must still be refused.
+    from gateway.identity import authenticate
+
+    checks: list[str] = []
+    original = authenticate.verify_secret
+
+    def counted(secret: str, stored: str) -> bool:
+        checks.append(secret)
+        return original(secret, stored)
+
+    monkeypatch.setattr(authenticate, "verify_secret", counted)
+    good = [hub.post(view_submission()) for _ in range(24)]
+    bad = [hub.post(view_submission(password="not-the-password")) for _ in range(4)]
+    replies = [wire.read(r) for r in await asyncio.gather(*good, *bad)]
+    assert [r.qualifier for r in replies[:24]] == ["acknowledgement"] * 24
+    assert [r.error_number for r in replies[24:]] == [1046] * 4
+    assert sorted(set(checks)) == sorted({"not-the-password", citizens_list()[0].password})
+    assert checks.count(citizens_list()[0].password) == 1
