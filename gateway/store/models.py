@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -51,6 +52,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class Real(TypeDecorator[float]):
+    """A float on every backend: SQLite gives an integral REAL back as an int from RETURNING,
+    and a connector's JSON must not say 1 on one delivery and 1.0 on the next."""
+
+    impl = Double
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> float | None:
+        return None if value is None else float(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -74,7 +86,7 @@ class Submission(Base):
     connector: Mapped[str] = mapped_column(String(64))
     sender_id: Mapped[str | None] = mapped_column(String(64))
     auth_method: Mapped[str] = mapped_column(String(16))
-    auth_level: Mapped[float] = mapped_column(default=0)
+    auth_level: Mapped[float] = mapped_column(Real, default=0)
     transaction_id: Mapped[str | None] = mapped_column(String(32))
     keys: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     gateway_test: Mapped[bool] = mapped_column(Boolean, default=False)

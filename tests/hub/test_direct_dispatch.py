@@ -78,3 +78,47 @@ async def test_a_handed_over_delivery_is_byte_for_byte_what_a_redelivery_sends(
         return json.dumps(document, sort_keys=True)
 
     assert wire_json(delivered[0]) == wire_json(redelivery)
+
+
+async def test_a_claimed_row_reads_back_as_the_stored_object_was(migrated_url: str) -> None:
+    # Claiming reads rows through UPDATE … RETURNING, where SQLite gives an integral REAL back
+    # as an int: the redelivery's JSON said "auth_level": 0 where the first said 0.0 (409).
+    import json
+    from datetime import timedelta
+
+    from connectors.protocol import Identity, Transaction
+    from gateway.clock import utcnow
+    from gateway.store.engine import Database
+    from gateway.store.models import QUEUED, Submission
+
+    def document(s: Submission) -> str:
+        identity = Identity(s.sender_id, s.auth_method, s.auth_level, ())
+        tx = Transaction(
+            correlation_id=s.correlation_id, class_=s.base_class, organisation=s.organisation,
+            keys=dict(s.keys), body=s.request_body, envelope_body=None,
+            identity=identity, transaction_id=s.transaction_id, gateway_test=s.gateway_test,
+            test_in_live=s.test_in_live, received_at=s.received_at, attempt=0,
+        )  # fmt: skip
+        from connectors.http_forward.connector import request_document
+
+        return json.dumps(request_document(tx), sort_keys=True)
+
+    db = Database.open(migrated_url)
+    try:
+        now = utcnow()
+        stored = Submission(
+            correlation_id="C" * 32, class_="T", base_class="T", organisation="O",
+            connector="c", sender_id=None, auth_method="none", auth_level=0.0,
+            transaction_id="1", keys={}, gateway_test=False, test_in_live=False,
+            request_body=b"<x/>", received_at=now, state=QUEUED, attempts=0,
+            next_attempt_at=now,
+        )  # fmt: skip
+        first = document(stored)
+        await submissions.insert(db, stored)
+        [claimed] = await submissions.claim(
+            db, owner="me", limit=1, now=now, lease=timedelta(seconds=30)
+        )
+        assert type(claimed.auth_level) is float
+        assert document(claimed) == first
+    finally:
+        await db.aclose()
