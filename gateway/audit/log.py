@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, select
 
 from gateway import observability
-from gateway.audit.chain import GENESIS, checkpoint_message, record_hash
+from gateway.audit import append
+from gateway.audit.append import Event
+from gateway.audit.chain import checkpoint_message
 from gateway.store.audit_models import AuditBody, AuditCheckpoint, AuditHead, AuditRecord
 from gateway.store.engine import Database
 
@@ -35,18 +38,6 @@ log = structlog.get_logger("gateway.audit")
 
 MAX_BATCH = 500
 MAX_QUEUE = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    at: datetime
-    event: str
-    outcome: str
-    actor: str | None
-    correlation_id: str | None
-    detail: dict[str, Any]
-    body_digest: str | None
-    body: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,62 +173,12 @@ class AuditLog:
         await self._idle.wait()
 
     async def _append(self, batch: list[Event]) -> None:
+        direct = self._db.direct
+        if direct is not None:
+            await direct.write(partial(append.on_sqlite, batch=batch))
+            return
         async with self._db.transaction() as session:
-            # Locking the head row (FOR UPDATE on PostgreSQL; SQLite's writer lock already
-            # serialises) keeps the chain one line when several hub processes append.
-            head = await session.scalar(
-                select(AuditHead).where(AuditHead.id == 1).with_for_update()
-            )
-            if head is None:
-                head = AuditHead(id=1, seq=0, hash=GENESIS)
-                session.add(head)
-            seq, prev = head.seq, head.hash
-            # Which bodies are already kept, in one query: asking per record would flush the
-            # pending records one by one instead of inserting the batch at once.
-            digests = {e.body_digest for e in batch if e.body is not None and e.body_digest}
-            kept = (
-                set(
-                    await session.scalars(
-                        select(AuditBody.digest).where(AuditBody.digest.in_(digests))
-                    )
-                )
-                if digests
-                else set()
-            )
-            for event in batch:
-                seq += 1
-                fields = {
-                    "seq": seq,
-                    "at": event.at.isoformat(),
-                    "event": event.event,
-                    "outcome": event.outcome,
-                    "actor": event.actor,
-                    "correlation_id": event.correlation_id,
-                    "detail": event.detail,
-                    "body_digest": event.body_digest,
-                }
-                digest = record_hash(fields, prev)
-                session.add(
-                    AuditRecord(
-                        seq=seq,
-                        at=event.at,
-                        event=event.event,
-                        outcome=event.outcome,
-                        actor=event.actor,
-                        correlation_id=event.correlation_id,
-                        detail=event.detail,
-                        body_digest=event.body_digest,
-                        prev_hash=prev,
-                        hash=digest,
-                    )
-                )
-                if event.body is not None and event.body_digest and event.body_digest not in kept:
-                    kept.add(event.body_digest)
-                    session.add(
-                        AuditBody(digest=event.body_digest, body=event.body, stored_at=event.at)
-                    )
-                prev = digest
-            head.seq, head.hash = seq, prev
+            await append.in_session(session, batch)
 
     async def checkpoint(self, signer: Signer) -> int | None:
         """Sign the current head if it moved since the last checkpoint; its seq, or None."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gateway.store.group_commit import GroupCommit
+from gateway.store.sqlite_lane import SqliteLane, transaction
 
 T = TypeVar("T")
 
@@ -76,27 +77,72 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     return engine
 
 
+SessionWrite = Callable[[AsyncSession], Awaitable[Any]]
+DirectWork = Callable[[sqlite3.Connection], Any]
+
+
+class SqliteDirect:
+    """A SQLite file's hot path off SQLAlchemy (gateway/store/sqlite_lane.py): reads on one lane,
+    group-committed writes on another.
+
+    The writing lane is a second connection beside the write engine's; each of its batches holds
+    the write engine's one pooled connection while it runs, so the two take turns in order
+    instead of meeting in SQLite's busy handler (which sleeps up to 100 ms at a time).
+    """
+
+    def __init__(self, path: str, write_engine: AsyncEngine) -> None:
+        self._write_engine = write_engine
+        self.reader = SqliteLane(path, name="sqlite-read")
+        self.writer = SqliteLane(path, name="sqlite-write")
+        self._group: GroupCommit[DirectWork] = GroupCommit(self._commit)
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on the reading lane, outside any transaction (one statement, one snapshot)."""
+        return await self.reader.run(work)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in a write transaction shared with concurrent callers; returns once committed."""
+        return cast(T, await self._group.run(work))
+
+    async def _commit(self, batch: list[DirectWork]) -> list[Any]:
+        async with self._write_engine.connect():  # the writer's turn (see the class docstring)
+            return await self.writer.run(
+                lambda conn: transaction(conn, lambda c: [work(c) for work in batch])
+            )
+
+    async def aclose(self) -> None:
+        await self._group.wait_idle()
+        await self.reader.aclose()
+        await self.writer.aclose()
+
+
 @dataclass(slots=True, weakref_slot=True, eq=False)
 class Database:
-    """Two session factories: `write` for read-modify-write, `read` for queries."""
+    """Two session factories: `write` for read-modify-write, `read` for queries; on a SQLite
+    file, also `direct` lanes for the hot path."""
 
     url: str
     write_engine: AsyncEngine
     read_engine: AsyncEngine
     write: async_sessionmaker[AsyncSession]
     read: async_sessionmaker[AsyncSession]
-    _group: GroupCommit = field(init=False)
+    direct: SqliteDirect | None = None
+    _group: GroupCommit[SessionWrite] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._group = GroupCommit(self.transaction)
+        self._group = GroupCommit(self._commit_in_session)
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Database:
+        direct = None
         if is_sqlite(url):
             ensure_sqlite_dir(url)
             ensure_wal(url)
             write_engine = _sqlite_engine(url, immediate=True, echo=echo)
             read_engine = _sqlite_engine(url, immediate=False, echo=echo)
+            database = make_url(url).database
+            if database and database != ":memory:":
+                direct = SqliteDirect(database, write_engine)
         else:
             write_engine = read_engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
@@ -107,6 +153,7 @@ class Database:
             read_engine=read_engine,
             write=async_sessionmaker(write_engine, expire_on_commit=False),
             read=async_sessionmaker(read_engine, expire_on_commit=False),
+            direct=direct,
         )
 
     @asynccontextmanager
@@ -118,10 +165,16 @@ class Database:
     async def batched(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """`write` in a write transaction shared with concurrent callers (gateway/store/
         group_commit.py); returns once committed. For short writes on a hot path."""
-        return await self._group.run(write)
+        return cast(T, await self._group.run(write))
+
+    async def _commit_in_session(self, batch: list[SessionWrite]) -> list[Any]:
+        async with self.transaction() as session:
+            return [await write(session) for write in batch]
 
     async def aclose(self) -> None:
         await self._group.wait_idle()
+        if self.direct is not None:
+            await self.direct.aclose()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

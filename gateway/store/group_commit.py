@@ -11,30 +11,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-T = TypeVar("T")
-Write = Callable[[AsyncSession], Awaitable[Any]]
-Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+W = TypeVar("W")
+# Runs a batch of writes in one transaction and gives their results in order; raises if the
+# transaction failed (then nothing of it was committed).
+Commit = Callable[[list[W]], Awaitable[list[Any]]]
 
 MAX_BATCH = 256
 
 
-class GroupCommit:
-    """Runs queued writes in shared transactions, one batch at a time."""
+class GroupCommit(Generic[W]):
+    """Runs queued writes in shared transactions, one batch at a time.
 
-    def __init__(self, transaction: Transaction, *, max_batch: int = MAX_BATCH) -> None:
-        self._transaction = transaction
+    What a write is (a coroutine function of a session, a function of a sqlite3 connection) is
+    the `commit` function's business; the batching, the retry one by one and the telling of
+    outcomes are the same for all.
+    """
+
+    def __init__(self, commit: Commit[W], *, max_batch: int = MAX_BATCH) -> None:
+        self._commit_batch = commit
         self._max_batch = max_batch
-        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[W, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def run(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run(self, write: W) -> Any:
         """Run `write` in a transaction shared with other queued writes; its result once committed."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((write, future))
         if self._task is None:
             # Not the caller's own task: a caller that is cancelled must not cancel its
@@ -56,12 +59,9 @@ class GroupCommit:
         finally:
             self._task = None
 
-    async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
-        results: list[Any] = []
+    async def _commit(self, batch: list[tuple[W, asyncio.Future[Any]]]) -> None:
         try:
-            async with self._transaction() as session:
-                for write, _ in batch:
-                    results.append(await write(session))
+            results = await self._commit_batch([write for write, _ in batch])
         except Exception as exc:
             if len(batch) > 1:
                 for item in batch:
@@ -69,7 +69,7 @@ class GroupCommit:
                 return
             _settle(batch[0][1], exc=exc)
             return
-        except BaseException:  # cancelled at shutdown: nothing of the batch was committed
+        except BaseException:  # cancelled at shutdown: no caller is told its write committed
             for _, future in batch:
                 future.cancel()
             raise

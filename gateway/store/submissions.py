@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.store import submissions_sqlite as direct
 from gateway.store.engine import Database
 from gateway.store.models import (
     ERROR,
@@ -34,6 +36,9 @@ class FinalAnswer:
 
 async def insert(db: Database, submission: Submission) -> None:
     """Commit a new submission; only after this returns may it be acknowledged."""
+    if db.direct is not None:
+        await db.direct.write(partial(direct.insert, obj=submission))
+        return
 
     async def add(session: AsyncSession) -> None:
         session.add(submission)
@@ -43,6 +48,8 @@ async def insert(db: Database, submission: Submission) -> None:
 
 async def get(db: Database, correlation_id: str) -> Submission | None:
     """The live (undeleted) submission with this CorrelationID."""
+    if db.direct is not None:
+        return await db.direct.read(partial(direct.get, correlation_id=correlation_id))
     async with db.read() as session:
         return await session.scalar(
             select(Submission).where(
@@ -132,16 +139,24 @@ async def answer(
     A transaction given up on gets its dead letter in the same transaction, so no poll ever sees
     the 2005/3000 answer of a transaction that is missing from the dead letters.
     """
-    stmt = _leased(
-        correlation_id,
-        owner,
-        state=final.state,
-        response_body=final.response_body,
-        errors=final.errors,
-        error_application=final.application,
-        answered_at=now,
-        purge_after=now + keep_for,
-    )
+    values: dict[str, Any] = {
+        "state": final.state,
+        "response_body": final.response_body,
+        "errors": final.errors,
+        "error_application": final.application,
+        "answered_at": now,
+        "purge_after": now + keep_for,
+    }
+    if db.direct is not None:
+
+        def record_directly(conn: Any) -> bool:
+            done = direct.update_leased(conn, correlation_id, owner, values)
+            if done and dead_letter is not None:
+                direct.insert(conn, dead_letter)
+            return done
+
+        return await db.direct.write(record_directly)
+    stmt = _leased(correlation_id, owner, **values)
 
     async def record(session: AsyncSession) -> bool:
         done = bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
@@ -171,11 +186,18 @@ def _leased(correlation_id: str, owner: str, **values: Any) -> Any:
             Submission.lease_owner == owner,
         )
         .values(**values, lease_owner=None, lease_until=None)
+        # No object in the session to keep in step: the ORM's evaluation of the WHERE clause
+        # against loaded objects is pure cost here.
+        .execution_options(synchronize_session=False)
     )
 
 
 async def _update_leased(db: Database, correlation_id: str, owner: str, **values: Any) -> bool:
     """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
+    if db.direct is not None:
+        return await db.direct.write(
+            partial(direct.update_leased, correlation_id=correlation_id, owner=owner, values=values)
+        )
     return await _changed(db, _leased(correlation_id, owner, **values))
 
 
@@ -190,11 +212,16 @@ async def _changed(db: Database, stmt: Any) -> bool:
 
 async def mark_deleted(db: Database, correlation_id: str, now: datetime) -> bool:
     """Delete the hub's copy; a pending one is still delivered to the back office, then purged."""
+    if db.direct is not None:
+        return await db.direct.write(
+            partial(direct.mark_deleted, correlation_id=correlation_id, now=now)
+        )
     return await _changed(
         db,
         update(Submission)
         .where(Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None))
-        .values(deleted_at=now),
+        .values(deleted_at=now)
+        .execution_options(synchronize_session=False),
     )
 
 

@@ -1,0 +1,128 @@
+"""A mapped class's rows as plain sqlite3 values, read from the model so the two never drift.
+
+The lanes (gateway/store/sqlite_lane.py) write and read the same tables as the ORM; what a column
+holds is decided here once, from the model's columns and their types, as SQLAlchemy decides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import JSON, Boolean, inspect
+
+from gateway.store.models import Base, Real, UTCDateTime
+from gateway.store.sqlite_lane import from_db_json, from_db_time, to_db_json, to_db_time
+
+M = TypeVar("M", bound=Base)
+
+_Convert = Callable[[Any], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _encoder(column_type: Any) -> _Convert:
+    if isinstance(column_type, UTCDateTime):
+        return to_db_time
+    if isinstance(column_type, JSON):
+        return lambda v: None if v is None else to_db_json(v)
+    if isinstance(column_type, Boolean):
+        return lambda v: None if v is None else int(bool(v))
+    return _same
+
+
+def _decoder(column_type: Any) -> _Convert:
+    if isinstance(column_type, UTCDateTime):
+        return from_db_time
+    if isinstance(column_type, JSON):
+        return from_db_json
+    if isinstance(column_type, Boolean):
+        return lambda v: None if v is None else bool(v)
+    if isinstance(column_type, Real):
+        return lambda v: None if v is None else float(v)
+    return _same
+
+
+class RowCodec(Generic[M]):
+    """INSERT and SELECT for one mapped class, with its attributes' values encoded as stored."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self.table = model.__tablename__
+        attrs = list(inspect(model).column_attrs)
+        self._keys = [a.key for a in attrs]
+        columns = [a.columns[0] for a in attrs]
+        self._names = [c.name for c in columns]
+        self._encoders = {a.key: _encoder(c.type) for a, c in zip(attrs, columns, strict=True)}
+        self._decoders = [_decoder(c.type) for c in columns]
+        self._defaults: dict[str, Callable[[], Any]] = {}
+        for key, column in zip(self._keys, columns, strict=True):
+            default: Any = column.default
+            if default is not None and default.is_scalar:
+                self._defaults[key] = partial(_same, default.arg)
+            elif default is not None and default.is_callable:
+                self._defaults[key] = partial(
+                    default.arg, None
+                )  # SQLAlchemy's wrapper takes a context
+        # An integer primary key left None is the database's to number.
+        self._generated = {
+            key
+            for key, column in zip(self._keys, columns, strict=True)
+            if column.primary_key
+            and column.autoincrement in (True, "auto")
+            and column.type.python_type is int
+        }
+        self.column_list = ", ".join(f'"{name}"' for name in self._names)
+        self._insert_sql: dict[tuple[str, ...], str] = {}
+
+    def column(self, key: str) -> str:
+        """The quoted column name behind an attribute."""
+        return f'"{self._names[self._keys.index(key)]}"'
+
+    def encode(self, key: str, value: Any) -> Any:
+        return self._encoders[key](value)
+
+    def insert(self, obj: M) -> tuple[str, list[Any]]:
+        """The INSERT statement and its parameters for one object (its defaults applied)."""
+        keys, values = [], []
+        for key in self._keys:
+            value = getattr(obj, key)
+            if value is None:
+                if key in self._generated:
+                    continue
+                make = self._defaults.get(key)
+                if make is not None:
+                    value = make()
+                    setattr(obj, key, value)  # as the ORM's flush would leave it
+            keys.append(key)
+            values.append(self._encoders[key](value))
+        return self._insert_sql_for(tuple(keys)), values
+
+    def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[list[Any]]]:
+        """The INSERT statement and parameters for rows given as {attribute: value}, all alike."""
+        keys = tuple(rows[0]) if rows else ()
+        encoders = [self._encoders[key] for key in keys]
+        params = [
+            [encode(row[key]) for key, encode in zip(keys, encoders, strict=True)] for row in rows
+        ]
+        return self._insert_sql_for(keys), params
+
+    def _insert_sql_for(self, keys: tuple[str, ...]) -> str:
+        sql = self._insert_sql.get(keys)
+        if sql is None:
+            names = ", ".join(self.column(k) for k in keys)
+            marks = ", ".join("?" * len(keys))
+            sql = self._insert_sql[keys] = f'INSERT INTO "{self.table}" ({names}) VALUES ({marks})'
+        return sql
+
+    def decode(self, row: Sequence[Any]) -> M:
+        """An object from a row selected with `column_list`."""
+        return self.model(
+            **{
+                key: decode(value)
+                for key, decode, value in zip(self._keys, self._decoders, row, strict=True)
+            }
+        )
