@@ -67,6 +67,8 @@ def _due(now: datetime) -> Any:
 
 async def due_connectors(db: Database, now: datetime) -> list[str]:
     """The connectors with work due now, the one waiting longest first."""
+    if db.direct is not None:
+        return await db.direct.read(partial(direct.due_connectors, now=now))
     async with db.read() as session:
         rows = await session.execute(
             select(Submission.connector, func.min(Submission.next_attempt_at).label("first"))
@@ -88,6 +90,17 @@ async def claim(
 ) -> Sequence[Submission]:
     """Lease up to limit due submissions (for one connector, if named), including ones whose
     lease a crashed process left."""
+    if db.direct is not None:
+        return await db.direct.write(
+            partial(
+                direct.claim,
+                owner=owner,
+                limit=limit,
+                now=now,
+                until=now + lease,
+                connector=connector,
+            )
+        )
     due = (
         select(Submission.correlation_id)
         .where(_due(now), *([Submission.connector == connector] if connector else []))
@@ -113,6 +126,8 @@ async def claim(
 
 async def next_due(db: Database) -> datetime | None:
     """When the earliest queued or leased submission next becomes claimable."""
+    if db.direct is not None:
+        return await db.direct.read(direct.next_due)
     async with db.read() as session:
         queued = await session.scalar(
             select(func.min(Submission.next_attempt_at)).where(Submission.state == QUEUED)
