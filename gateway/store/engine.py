@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -85,13 +86,14 @@ class SqliteDirect:
     """A SQLite file's hot path off SQLAlchemy (gateway/store/sqlite_lane.py): reads on one lane,
     group-committed writes on another.
 
-    The writing lane is a second connection beside the write engine's; each of its batches holds
-    the write engine's one pooled connection while it runs, so the two take turns in order
-    instead of meeting in SQLite's busy handler (which sleeps up to 100 ms at a time).
+    The writing lane is a second connection beside the write engine's; its batches and the
+    engine's transactions (`Database.transaction`) hold `turn` while they run, so the two take
+    turns in order instead of meeting in SQLite's busy handler (which sleeps up to 100 ms at a
+    time). Other processes on the file still meet there.
     """
 
-    def __init__(self, path: str, write_engine: AsyncEngine) -> None:
-        self._write_engine = write_engine
+    def __init__(self, path: str) -> None:
+        self.turn = asyncio.Lock()
         self.reader = SqliteLane(path, name="sqlite-read")
         self.writer = SqliteLane(path, name="sqlite-write")
         self._group: GroupCommit[DirectWork] = GroupCommit(self._commit)
@@ -105,7 +107,7 @@ class SqliteDirect:
         return cast(T, await self._group.run(work))
 
     async def _commit(self, batch: list[DirectWork]) -> list[Any]:
-        async with self._write_engine.connect():  # the writer's turn (see the class docstring)
+        async with self.turn:
             return await self.writer.run(
                 lambda conn: transaction(conn, lambda c: [work(c) for work in batch])
             )
@@ -142,7 +144,7 @@ class Database:
             read_engine = _sqlite_engine(url, immediate=False, echo=echo)
             database = make_url(url).database
             if database and database != ":memory:":
-                direct = SqliteDirect(database, write_engine)
+                direct = SqliteDirect(database)
         else:
             write_engine = read_engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
@@ -159,7 +161,11 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed on success."""
-        async with self.write() as session, session.begin():
+        async with (
+            self.direct.turn if self.direct is not None else contextlib.nullcontext(),
+            self.write() as session,
+            session.begin(),
+        ):
             yield session
 
     async def batched(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:

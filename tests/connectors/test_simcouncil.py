@@ -512,6 +512,33 @@ async def test_concurrent_redeliveries_apply_once(council: SimulatedCouncilConne
     assert len(await council.store.spd_applications()) == 1
 
 
+async def test_deliveries_committed_together_fail_alone(council: SimulatedCouncilConnector) -> None:
+    # Concurrent deliveries share one council transaction (one fsync); one whose decision
+    # fails must not take the others' answers with it, nor leave a record of its own.
+    from connectors.simcouncil.store import Delivery, Write
+
+    def delivery(n: int) -> Delivery:
+        return Delivery(f"{n:032d}", VIEW_CLASS, "0" * 64, False, NOW)
+
+    def decide(n: int) -> Any:
+        def decision(account: Property | None, _next: int) -> Write:
+            if n == 3:
+                raise ValueError("the council's system fell over")
+            return Write(Response(body=f"<Answer n='{n}'/>".encode()))
+
+        return decision
+
+    results = await asyncio.gather(
+        *(council.store.apply_once(delivery(n), None, decide(n)) for n in range(6)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], ValueError)
+    assert await council.store.recorded(f"{3:032d}") is None
+    for n in (0, 1, 2, 4, 5):
+        recorded = await council.store.recorded(f"{n:032d}")
+        assert recorded is not None and recorded.outcome == Response(f"<Answer n='{n}'/>".encode())
+
+
 async def test_gateway_test_is_recorded(council: SimulatedCouncilConnector) -> None:
     prop = eligible()
     outcome = await apply_spd(council, prop, gateway_test=True, correlation_id="D" * 32)
