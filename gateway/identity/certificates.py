@@ -144,6 +144,14 @@ class CertificateValidator:
 
 async def registered_user(db: Database, cert_fingerprint: str) -> str | None:
     """The Gateway user a certificate is registered to, if any."""
+    if db.direct is not None:  # every certificate-authenticated message asks: the hot path
+        row = await db.direct.read(
+            lambda conn: conn.execute(
+                "SELECT user_id FROM citizen_certificates WHERE fingerprint = ?",
+                (cert_fingerprint,),
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
     async with db.read() as session:
         user_id: str | None = await session.scalar(
             select(CitizenCertificate.user_id).where(

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.clock import utcnow
 from gateway.store.engine import Database
 from gateway.store.models import SeenSignature
+from gateway.store.row_codec import RowCodec
+from gateway.store.sqlite_lane import to_db_time
+
+SEEN = RowCodec(SeenSignature)
+
+
+async def _record_in_session(
+    session: AsyncSession, *, now: datetime, rows: list[dict[str, Any]]
+) -> None:
+    # Expired rows no longer count; purging them here keeps the table at one window's worth of
+    # traffic and lets an old digest be recorded afresh.
+    await session.execute(delete(SeenSignature).where(SeenSignature.expires_at <= now))
+    # The primary key makes this atomic: of two concurrent submissions of the same envelope
+    # exactly one INSERT succeeds, with no read-then-write race.
+    await session.execute(insert(SeenSignature), rows)
+
+
+def _record_on_sqlite(
+    conn: sqlite3.Connection, *, now: datetime, rows: list[dict[str, Any]]
+) -> None:
+    """`_record_in_session` on a SQLite lane."""
+    conn.execute("DELETE FROM seen_signatures WHERE expires_at <= ?", (to_db_time(now),))
+    conn.executemany(*SEEN.insert_many(rows))
 
 
 class ReplayStore:
@@ -28,20 +55,17 @@ class ReplayStore:
         if not digests:
             return False
         now = self._clock()
+        rows = [
+            {"digest": d, "seen_at": now, "expires_at": now + self._window}
+            for d in dict.fromkeys(digests)
+        ]
+        # Group-committed with the hub's other hot writes: a batch that meets a replay fails,
+        # and the group commit retries its writes one by one, so only the replay sees the error.
         try:
-            async with self._db.transaction() as session:
-                # Expired rows no longer count; purging them here keeps the table at one
-                # window's worth of traffic and lets an old digest be recorded afresh.
-                await session.execute(delete(SeenSignature).where(SeenSignature.expires_at <= now))
-                # The primary key makes this atomic: of two concurrent submissions of the same
-                # envelope exactly one INSERT succeeds, with no read-then-write race.
-                await session.execute(
-                    insert(SeenSignature),
-                    [
-                        {"digest": d, "seen_at": now, "expires_at": now + self._window}
-                        for d in dict.fromkeys(digests)
-                    ],
-                )
+            if self._db.direct is not None:
+                await self._db.direct.write(partial(_record_on_sqlite, now=now, rows=rows))
+            else:
+                await self._db.batched(partial(_record_in_session, now=now, rows=rows))
         except IntegrityError:
             return True
         return False

@@ -182,6 +182,33 @@ async def test_replay_refused(backend_factory, alice: Issued):
     assert (await refused(backend, again)).first.text.endswith("signature replayed")
 
 
+async def test_concurrent_replays_let_exactly_one_through(backend_factory, alice: Issued):
+    # The replay store's writes are group-committed with others: a batch that meets a replay
+    # is retried write by write, so the other envelopes in it are still accepted.
+    import asyncio
+
+    backend = backend_factory()
+    twice = sign_envelope(unsigned(), alice.cert_pem, alice.key_pem)
+    others = [
+        sign_envelope(
+            unsigned(body=DEFAULT_BODY.replace("100023336956", f"10002333695{n}")),
+            alice.cert_pem,
+            alice.key_pem,
+        )
+        for n in range(4)
+    ]
+    results = await asyncio.gather(
+        *(authenticate(backend, data) for data in [twice, *others, twice, twice]),
+        return_exceptions=True,
+    )
+    outcomes = [r.user_id if not isinstance(r, BaseException) else r for r in results]
+    assert outcomes[1:5] == ["alice"] * 4
+    duplicates = [outcomes[0], *outcomes[5:]]
+    assert duplicates.count("alice") == 1
+    refusals = [r for r in duplicates if isinstance(r, GovTalkFault)]
+    assert len(refusals) == 2 and all(r.first.number == 1002 for r in refusals)
+
+
 async def test_replay_window_expires(backend_factory, alice: Issued, clock: Clock):
     backend = backend_factory()
     signed = sign_envelope(unsigned(), alice.cert_pem, alice.key_pem)
