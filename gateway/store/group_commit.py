@@ -41,9 +41,10 @@ class GroupCommit(Generic[W]):
         self._queue.append((write, future))
         if self._task is None:
             # Not the caller's own task: a caller that is cancelled must not cancel its
-            # neighbours' commit (nor leave SQLite's write lock held mid-transaction).
+            # neighbours' commit (nor leave SQLite's write lock held mid-transaction). Its own
+            # future is cancelled with it, which `_settle` then leaves alone.
             self._task = asyncio.create_task(self._drain())
-        return await asyncio.shield(future)
+        return await future
 
     async def wait_idle(self) -> None:
         """Until every queued write has committed or failed (before the engine is disposed)."""
@@ -80,7 +81,7 @@ class GroupCommit(Generic[W]):
 def _settle(
     future: asyncio.Future[Any], *, result: Any = None, exc: BaseException | None = None
 ) -> None:
-    if future.done():  # its caller was cancelled and the shield's future with it
+    if future.done():  # its caller was cancelled, and its future with it
         return
     if exc is not None:
         future.set_exception(exc)

@@ -4,6 +4,7 @@ listener with optional client certificates, on one application."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import ssl
@@ -15,6 +16,20 @@ from aiohttp import web
 from gateway.config import Config
 
 log = structlog.get_logger("gateway.server")
+
+# Measured under load (bench/README.md): the collector's passes were a tail of acknowledgement
+# latency. Young collections every 700 allocations, and full ones walking every object the hub
+# holds for life (modules, the ORM's mappings, schemas, the PKI). Once the hub is up, what it
+# holds is moved out of the collector's sight and young collections run less often: about 15 %
+# more acknowledgements/s and half the p99, for no measurable memory.
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def settle_heap() -> None:
+    """Freeze what startup built and space the collector's passes out (call once, when up)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +89,7 @@ async def serve_forever(
     supervisor: the pid of the `--workers` supervisor; should it die without passing a signal
     on (SIGKILL), this worker stops as if signalled rather than serve on unsupervised."""
     runner, listening = await start(app, config, reuse_port=reuse_port)
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
