@@ -17,8 +17,10 @@ def root(namespace: str, name: str) -> etree._Element:
 
 def child(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
     """Append a child in the parent's namespace, with optional text."""
-    namespace = etree.QName(parent).namespace
-    element = etree.SubElement(parent, f"{{{namespace}}}{name}" if namespace else name)
+    # From the Clark tag directly: a QName per element was 3 % of a loaded hub's time.
+    tag = str(parent.tag)
+    prefix = tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    element = etree.SubElement(parent, prefix + name)
     if text is not None:
         element.text = text
     return element
