@@ -169,16 +169,29 @@ def parse_xml(
     return tree
 
 
+def _element_count(root: etree._Element) -> float:
+    """How many elements the document holds, counted by libxml2 (a compiled XPath per thread,
+    like the parser: lxml's evaluators are not to be shared between threads)."""
+    count: etree.XPath | None = getattr(_local, "count_elements", None)
+    if count is None:
+        count = _local.count_elements = etree.XPath("count(//*)")
+    return cast(float, count(root))
+
+
 def _check_tree(root: etree._Element, max_depth: int, what: str) -> None:
     """Refuse entity reference nodes and nesting deeper than max_depth."""
+    # Both searches run inside libxml2; the walk below, in Python, is needed only when there
+    # are enough elements to nest too deep (an ordinary envelope has fewer than the limit).
+    if next(root.iter(etree.Entity), None) is not None:
+        raise _fault(f"Entity references are not allowed in a GovTalk {what}")
+    if _element_count(root) <= max_depth:
+        return
     depth = 0
     for event, node in etree.iterwalk(root, events=("start", "end")):
         if event == "end":
             depth -= 1
             continue
         depth += 1
-        if isinstance(node, etree._Entity):
-            raise _fault(f"Entity references are not allowed in a GovTalk {what}")
         # Comments and PIs count towards depth only through the elements that hold them.
         if depth > max_depth and isinstance(node.tag, str):
             raise _fault(

@@ -64,9 +64,8 @@ class RowCodec(Generic[M]):
             if default is not None and default.is_scalar:
                 self._defaults[key] = partial(_same, default.arg)
             elif default is not None and default.is_callable:
-                self._defaults[key] = partial(
-                    default.arg, None
-                )  # SQLAlchemy's wrapper takes a context
+                # SQLAlchemy wraps the callable to take an execution context.
+                self._defaults[key] = partial(default.arg, None)
         # An integer primary key left None is the database's to number.
         self._generated = {
             key

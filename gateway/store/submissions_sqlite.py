@@ -25,11 +25,10 @@ _MARK_DELETED = (
 
 def insert(conn: sqlite3.Connection, obj: Any) -> None:
     """Insert a new row of a mapped class (a submission, a dead letter)."""
+    # A dead letter's id is left to the database and not copied back: the batch holding this
+    # insert may yet roll back and be retried, and must then not insert a stale id.
     codec = DEAD_LETTERS if isinstance(obj, DeadLetter) else SUBMISSIONS
-    sql, values = codec.insert(obj)
-    cursor = conn.execute(sql, values)
-    if isinstance(obj, DeadLetter) and obj.id is None:
-        obj.id = cursor.lastrowid
+    conn.execute(*codec.insert(obj))
 
 
 def get(conn: sqlite3.Connection, correlation_id: str) -> Submission | None:
