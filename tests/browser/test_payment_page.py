@@ -19,6 +19,7 @@ from playwright.async_api import Browser, Page, Response, expect
 
 from tests.conftest import Hub, HubFactory
 from tests.payments.conftest import SUNDERLAND
+from tests.serving import serving
 
 AMOUNT_PENCE = 12345
 AMOUNT_SHOWN = "£123.45"
@@ -61,12 +62,8 @@ async def council() -> AsyncIterator[Council]:
     app = web.Application()
     app.router.add_get("/paid", paid)
     app.router.add_get("/js-check", js_check)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    got.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield got
-    await runner.cleanup()
+    async with serving(app) as got.url:
+        yield got
 
 
 @pytest.fixture

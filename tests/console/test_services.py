@@ -25,6 +25,7 @@ from tests.console.test_journeys import (
     register,
     text_of,
 )
+from tests.serving import serving
 
 SUN, MOV = "DEMO0SUN0001", "DEMO0MOV0001"  # both enrolled at Sunderland, different accounts
 HOOK_SECRET = "whsec-console-test-secret"
@@ -105,11 +106,8 @@ async def failing_hook() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://hooks:s3cr3t-pass@127.0.0.1:{runner.addresses[0][1]}/hook"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url.replace("http://", "http://hooks:s3cr3t-pass@") + "/hook"
 
 
 async def test_payments_and_webhook_attempts(

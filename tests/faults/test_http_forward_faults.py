@@ -20,6 +20,7 @@ from tests.faults.conftest import (
     set_fault,
 )
 from tests.hub import wire
+from tests.serving import serving
 
 SUPPLIER = "supplier"
 ORGANISATION = "SUPPLIER1"
@@ -47,12 +48,9 @@ async def back_office() -> AsyncIterator[BackOffice]:
 
     app = web.Application()
     app.router.add_post("/transactions", transactions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    office.url = f"http://127.0.0.1:{runner.addresses[0][1]}/transactions"
-    yield office
-    await runner.cleanup()
+    async with serving(app) as url:
+        office.url = f"{url}/transactions"
+        yield office
 
 
 @pytest.fixture

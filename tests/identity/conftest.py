@@ -22,6 +22,7 @@ from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
 from gateway.store.models import CitizenCertificate
 from tests.conftest import free_port
+from tests.serving import serving
 
 
 class Clock:
@@ -316,13 +317,8 @@ async def pki(clock: Clock) -> AsyncIterator[Pki]:
     app = web.Application()
     app.router.add_post("/pki/ocsp", pki.handle_ocsp)
     app.router.add_get("/pki/crl", pki.handle_crl)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    pki.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield pki
-    await runner.cleanup()
+    async with serving(app, access_log=None) as pki.base_url:
+        yield pki
 
 
 @pytest.fixture

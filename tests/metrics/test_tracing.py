@@ -19,6 +19,7 @@ from gateway.observability import tracing
 from tests.conftest import Hub
 from tests.hub import wire
 from tests.hub.test_dsp import poll_until_final
+from tests.serving import serving
 
 VIEW = "LA-CTAX-VIEW"
 BODY = (
@@ -56,13 +57,8 @@ async def back_office() -> AsyncIterator[BackOffice]:
             seen.traceparents.append(request.headers.get("traceparent"))
 
     app.on_response_prepare.append(note)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    seen.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield seen
-    await runner.cleanup()
+    async with serving(app) as seen.url:
+        yield seen
 
 
 async def forwarding_hub(hub_factory, back_office: BackOffice) -> Hub:

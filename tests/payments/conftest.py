@@ -17,6 +17,7 @@ from gateway.config import Config, parse_config
 from gateway.services.payments import PaymentService
 from gateway.web.app import create_app
 from gateway.web.payment_views import PAYMENTS
+from tests.serving import serving
 
 SUNDERLAND = "E08000024"
 RETURN_URL = "https://council.example/paid"
@@ -126,13 +127,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    got.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    yield got
-    await runner.cleanup()
+    async with serving(app) as url:
+        got.url = f"{url}/hook"
+        yield got
 
 
 @pytest.fixture
