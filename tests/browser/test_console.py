@@ -16,8 +16,7 @@ from playwright.async_api import Page, expect
 
 from tests.conftest import ROOT, Hub, HubFactory
 from tests.faults.conftest import COUNCIL, quick_route
-from tests.hub import wire
-from tests.hub.test_dsp import view_submission
+from tests.hub.test_dsp import acknowledged
 
 ARTEFACTS = Path(os.environ.get("GATEWAY_TEST_ARTEFACTS", ROOT / "tests" / "artefacts"))
 
@@ -30,14 +29,6 @@ def artefact(name: str) -> str:
 async def screenshot(page: Page, name: str) -> None:
     await page.evaluate("document.activeElement && document.activeElement.blur()")
     await page.screenshot(path=artefact(name), full_page=True)
-
-
-async def submit(hub: Hub) -> str:
-    """A demo citizen's View Council Tax submission; its CorrelationID (acknowledged)."""
-    ack = wire.read(await hub.post(view_submission()))
-    assert ack.qualifier == "acknowledgement", ack.errors
-    assert ack.correlation_id
-    return ack.correlation_id
 
 
 async def test_an_operator_watches_a_transaction_and_breaks_a_connector(
@@ -54,7 +45,7 @@ async def test_an_operator_watches_a_transaction_and_breaks_a_connector(
     await page.evaluate("window.notReloaded = true")
 
     # A transaction flows; it appears on the open page, answered, without a reload.
-    first = await submit(hub)
+    first = await acknowledged(hub)
     row = page.locator(f'tr[data-key^="{first}"]')
     await expect(row).to_be_visible()
     await expect(row.locator(".status")).to_have_text("response")
@@ -97,7 +88,7 @@ async def test_an_operator_watches_a_transaction_and_breaks_a_connector(
     await screenshot(page, "connectors")
 
     await page.get_by_role("link", name="Transactions", exact=True).click()
-    second = await submit(hub)
+    second = await acknowledged(hub)
     row = page.locator(f'tr[data-key^="{second}"]')
     await expect(row.locator(".status")).to_have_text("error")
     await expect(row).to_contain_text("3001 Closed for the browser test")

@@ -38,6 +38,15 @@ async def submit(hub: Hub, xml: str, path: str = "/submission") -> wire.Reply:
     return wire.read(await hub.post(xml, path=path))
 
 
+async def acknowledged(hub: Hub, xml: str | None = None) -> str:
+    """Submit (the demo citizen's View Council Tax by default), require an acknowledgement;
+    its CorrelationID."""
+    ack = await submit(hub, xml if xml is not None else view_submission())
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    return ack.correlation_id
+
+
 async def poll_until_final(hub: Hub, class_: str, cid: str, url: str | None = None) -> wire.Reply:
     for _ in range(100):
         reply = wire.read(

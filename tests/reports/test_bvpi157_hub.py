@@ -15,7 +15,7 @@ from typing import Any
 from tests.conftest import ROOT, Hub
 from tests.faults.test_cli import config_for
 from tests.hub import wire
-from tests.hub.test_dsp import demo, poll_until_final, submit, view_submission
+from tests.hub.test_dsp import acknowledged, demo, poll_until_final
 
 VIEW = "LA-CTAX-VIEW"
 ROUTED = ["E07000188", "E08000024", "ER-E08000024", "GW"]
@@ -65,14 +65,6 @@ def volumes(data: dict[str, Any], code: str) -> dict[str, int]:
     return {t["code"]: t["volume"] for t in council(data, code)["types"]}
 
 
-async def view_council_tax(hub: Hub) -> str:
-    """One View Council Tax transaction over /submission, acknowledged; its CorrelationID."""
-    ack = await submit(hub, view_submission())
-    assert ack.qualifier == "acknowledgement", ack.errors
-    assert ack.correlation_id
-    return ack.correlation_id
-
-
 async def test_cli_counts_view_council_tax_transactions_made_through_the_hub(
     hub: Hub, tmp_path: Path
 ) -> None:
@@ -87,8 +79,8 @@ async def test_cli_counts_view_council_tax_transactions_made_through_the_hub(
     enabled = {t["code"] for t in mine["types"] if t["enabled"]}
     assert enabled == {"providing-information", "collecting-revenue"}
 
-    first = await view_council_tax(hub)
-    await view_council_tax(hub)
+    first = await acknowledged(hub)
+    await acknowledged(hub)
     after = await cli_json(config)
     assert volumes(after, code)["providing-information"] == (
         volumes(before, code)["providing-information"] + 2
@@ -121,7 +113,7 @@ async def test_cli_counts_view_council_tax_transactions_made_through_the_hub(
 
 async def test_cli_council_filter_and_unknown_council(hub: Hub, tmp_path: Path) -> None:
     config = config_for(hub, tmp_path)
-    await view_council_tax(hub)
+    await acknowledged(hub)
     _, enrolment = demo()
     [only] = (await cli_json(config, "--council", enrolment.organisation))["councils"]
     assert only["code"] == enrolment.organisation and only["types"][0]["volume"] == 1
@@ -155,7 +147,7 @@ async def test_admin_endpoint_reports_the_same(hub: Hub, tmp_path: Path) -> None
         "collecting-revenue",
     ]
 
-    await view_council_tax(hub)
+    await acknowledged(hub)
     _, _, after = await get_report(hub)
     assert volumes(after, code)["providing-information"] == (
         volumes(before, code)["providing-information"] + 1
