@@ -22,6 +22,7 @@ from gateway.govtalk.model import Authentication, AuthMethod, Envelope
 from gateway.identity import citizens
 from gateway.identity.certificates import CertificateRefused, CertificateValidator, registered_user
 from gateway.identity.passwords import verify_secret
+from gateway.identity.single_flight import SingleFlight
 from gateway.store.engine import Database
 
 
@@ -72,7 +73,7 @@ class PasswordBackend:
         self._cache = VerifiedCache()
         # Checks under way, by what they check: 32 clients of one citizen starting at once wait
         # for one scrypt instead of running 32 (a few seconds of CPU).
-        self._checking: dict[bytes, asyncio.Future[bool]] = {}
+        self._checking: SingleFlight[bytes, bool] = SingleFlight()
 
     async def authenticate(self, envelope: Envelope, auth: Authentication, class_: str) -> Identity:
         if auth.signature is not None or auth.value is None or not auth.value.strip():
@@ -110,14 +111,10 @@ class PasswordBackend:
         parts = (sender_id, str(auth.method), value, stored)
         if self._cache.hit(*parts):
             return True
-        key = self._cache.digest(*parts)
-        pending = self._checking.get(key)
-        if pending is None:
-            # scrypt is deliberately slow: keep it off the event loop.
-            pending = asyncio.ensure_future(asyncio.to_thread(verify_secret, value, stored))
-            self._checking[key] = pending
-            pending.add_done_callback(lambda _: self._checking.pop(key, None))
-        ok = await asyncio.shield(pending)
+        # scrypt is deliberately slow: keep it off the event loop.
+        ok = await self._checking.run(
+            self._cache.digest(*parts), lambda: asyncio.to_thread(verify_secret, value, stored)
+        )
         if ok:
             self._cache.add(*parts)
         return ok

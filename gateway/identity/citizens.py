@@ -9,7 +9,6 @@ change made by another process (the CLI, another worker) applies within CACHE_SE
 
 from __future__ import annotations
 
-import asyncio
 import time
 import weakref
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from connectors.protocol import Enrolment
 from gateway.clock import utcnow
 from gateway.identity.passwords import hash_password
+from gateway.identity.single_flight import SingleFlight
 from gateway.store.engine import Database
 from gateway.store.models import ACTIVE, Citizen, EnrolmentRow
 
@@ -49,9 +49,9 @@ class _Entry:
 
 
 _caches: weakref.WeakKeyDictionary[Database, OrderedDict[str, _Entry]] = weakref.WeakKeyDictionary()
-_loading: weakref.WeakKeyDictionary[
-    Database, dict[tuple[str, int], asyncio.Future[Known | None]]
-] = weakref.WeakKeyDictionary()
+_loading: weakref.WeakKeyDictionary[Database, SingleFlight[tuple[str, int], Known | None]] = (
+    weakref.WeakKeyDictionary()
+)
 # Bumped by every commit in this process that changed a citizen or an enrolment.
 _generation = 0
 
@@ -70,13 +70,10 @@ async def lookup(db: Database, user_id: str) -> Known | None:
         return entry.known
     # One read for a burst of misses (32 clients whose entry expired at the same moment), but
     # never one that started before a change this process has since committed.
-    loading = _loading.setdefault(db, {})
-    key = (user_id, _generation)
-    pending = loading.get(key)
-    if pending is None:
-        pending = loading[key] = asyncio.ensure_future(_refresh(db, cache, user_id, _generation))
-        pending.add_done_callback(lambda _: loading.pop(key, None))
-    return await asyncio.shield(pending)
+    generation = _generation
+    return await _loading.setdefault(db, SingleFlight()).run(
+        (user_id, generation), lambda: _refresh(db, cache, user_id, generation)
+    )
 
 
 async def _refresh(
