@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit.chain import GENESIS, record_hash
+from gateway.audit.chain import record_hash
 from gateway.store.audit_models import AuditBody, AuditHead, AuditRecord
 from gateway.store.row_codec import RowCodec
 
@@ -70,23 +70,25 @@ def links(batch: Sequence[Event], seq: int, prev: str, kept: Iterable[str]) -> L
     return Links(records, bodies, seq, prev)
 
 
+UNMIGRATED = "audit_head has no row: the database is not migrated (gateway migrate)"
+
+
 def _digests(batch: Sequence[Event]) -> set[str]:
     return {e.body_digest for e in batch if e.body is not None and e.body_digest}
 
 
 async def in_session(session: AsyncSession, batch: Sequence[Event]) -> None:
     """Append through SQLAlchemy Core (bulk INSERTs, no unit of work)."""
-    # FOR UPDATE on PostgreSQL (SQLite's writer lock already serialises).
+    # FOR UPDATE on PostgreSQL (SQLite's writer lock already serialises); migration 0011 made the
+    # row, so instances starting together never race to insert it.
     head = (
         await session.execute(
             select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
         )
     ).first()
     if head is None:
-        await session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS))
-        seq, prev = 0, GENESIS
-    else:
-        seq, prev = head.seq, head.hash
+        raise RuntimeError(UNMIGRATED)
+    seq, prev = head
     digests = _digests(batch)
     kept = (
         await session.scalars(select(AuditBody.digest).where(AuditBody.digest.in_(digests)))
@@ -110,10 +112,8 @@ def on_sqlite(conn: sqlite3.Connection, batch: Sequence[Event]) -> None:
     """Append on a SQLite lane, inside its write transaction."""
     row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
     if row is None:
-        conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?)", (GENESIS,))
-        seq, prev = 0, GENESIS
-    else:
-        seq, prev = row
+        raise RuntimeError(UNMIGRATED)
+    seq, prev = row
     digests = sorted(_digests(batch))
     marks = ", ".join("?" * len(digests))
     kept = (

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,15 +58,18 @@ class Keyring:
     async def load(self) -> None:
         """Read the keys, making the first key and the pairwise salt on a new database."""
         async with self._db.transaction() as session:
+            # Migration 0011 made the salt; locking its row makes processes starting together on
+            # PostgreSQL take turns here, so only the first makes the first key.
+            salt = await session.scalar(
+                select(SsoSetting.value).where(SsoSetting.name == "pairwise_salt").with_for_update()
+            )
+            if salt is None:
+                raise RuntimeError("no SSO pairwise salt: the database is not migrated")
+            self._pairwise_salt = bytes.fromhex(salt)
             rows = list(await session.scalars(select(SsoKey).order_by(SsoKey.created_at)))
             if not any(r.retired_at is None for r in rows):
                 rows.append(_new_key_row(self._clock()))
                 session.add(rows[-1])
-            salt = await session.get(SsoSetting, "pairwise_salt")
-            if salt is None:
-                salt = SsoSetting(name="pairwise_salt", value=secrets.token_hex(32))
-                session.add(salt)
-            self._pairwise_salt = bytes.fromhex(salt.value)
         self._keys = {r.kid: _key_of(r) for r in rows}
         self._loaded_at = asyncio.get_running_loop().time()
 
