@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 
 from tests.conftest import Hub, HubFactory
 from tests.hub import wire
-from tests.hub.test_dsp import VIEW, view_submission
+from tests.hub.test_dsp import VIEW, acknowledged, poll_until_final, view_submission
 
 COUNCIL = "council-E08000024"
 ROUTE_TIMEOUT = 0.5
@@ -42,15 +41,7 @@ async def final_answer(
     hub: Hub, envelope: str, class_: str = VIEW, limit: float = 10
 ) -> wire.Reply:
     """Submit, then poll as a client would until the answer is final."""
-    ack = wire.read(await hub.post(envelope))
-    assert ack.qualifier == "acknowledgement", ack.errors
-    assert ack.correlation_id
-    async with asyncio.timeout(limit):
-        while True:
-            reply = wire.read(await hub.post(wire.poll(class_, ack.correlation_id), path="/poll"))
-            if reply.qualifier != "acknowledgement":
-                return reply
-            await asyncio.sleep(0.05)
+    return await poll_until_final(hub, class_, await acknowledged(hub, envelope), seconds=limit)
 
 
 async def view(hub: Hub) -> wire.Reply:

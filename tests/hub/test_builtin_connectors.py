@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from aiohttp import web
 from lxml import etree
 
 from examples.supplier_backoffice.app import STATE, make_app
 from gateway.govtalk.irmark import apply_irmark
 from tests.conftest import ROOT, Hub
 from tests.hub import wire
+from tests.hub.test_dsp import acknowledged, poll_until_final
+from tests.serving import serving
 
 PLANNING = "LA-PLANNING-COMMENT"
 EXAMPLE = (ROOT / "connectors/receipt/examples/planning-comment.xml").read_text(encoding="utf-8")
@@ -98,12 +98,7 @@ async def test_receipt_til_is_advisory(hub_factory) -> None:
 
 async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path: Path) -> None:
     supplier = make_app()
-    runner = web.AppRunner(supplier)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(supplier) as url:
         hub = await hub_factory(
             {
                 "connectors": {
@@ -123,20 +118,8 @@ async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path:
         body = '<CTaxViewRequest xmlns="urn:govtalk-hub:example:ctax-view:v1"><AccountReference>{}</AccountReference></CTaxViewRequest>'
 
         async def cycle(ref: str) -> wire.Reply:
-            ack = wire.read(
-                await hub.post(
-                    wire.submission("LA-CTAX-VIEW", body.format(ref), organisation="SUPPLIER")
-                )
-            )
-            assert ack.correlation_id, ack.errors
-            async with asyncio.timeout(10):
-                while True:
-                    reply = wire.read(
-                        await hub.post(wire.poll("LA-CTAX-VIEW", ack.correlation_id), path="/poll")
-                    )
-                    if reply.qualifier != "acknowledgement":
-                        return reply
-                    await asyncio.sleep(0.05)
+            xml = wire.submission("LA-CTAX-VIEW", body.format(ref), organisation="SUPPLIER")
+            return await poll_until_final(hub, "LA-CTAX-VIEW", await acknowledged(hub, xml))
 
         ok = await cycle("10000001")
         assert ok.qualifier == "response"
@@ -150,5 +133,3 @@ async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path:
         recovered = await cycle("10000002")
         assert recovered.qualifier == "response"
         assert supplier[STATE].requests >= 4
-    finally:
-        await runner.cleanup()

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +19,7 @@ from aiohttp import web
 from examples.supplier_backoffice.app import STATE, make_app
 from tests.conftest import ROOT
 from tests.hub import wire
+from tests.serving import serving
 
 CLASS = "LA-CTAX-VIEW"
 BODY = (
@@ -25,13 +28,12 @@ BODY = (
 )
 
 
-async def _supplier() -> tuple[web.AppRunner, str, web.Application]:
+@asynccontextmanager
+async def _supplier() -> AsyncIterator[tuple[str, web.Application]]:
+    """The example back office, hanging on demand (its `_fault` endpoint); its URL and app."""
     app = make_app(hang_seconds=60)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}", app
+    async with serving(app) as url:
+        yield url, app
 
 
 def _config(tmp_path: Path, supplier: str) -> Path:
@@ -83,9 +85,8 @@ async def _until_final(
 async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(
     tmp_path: Path, spawn_hub
 ) -> None:
-    runner, supplier, app = await _supplier()
-    state = app[STATE]
-    try:
+    async with _supplier() as (supplier, app):
+        state = app[STATE]
         config = _config(tmp_path, supplier)
         async with aiohttp.ClientSession() as session:
             await session.post(f"{supplier}/_fault", json={"mode": "hang"})
@@ -113,13 +114,10 @@ async def test_sigkill_mid_dispatch_then_restart_answers_the_poll(
                 assert final.body is not None and b"10000002" in wire.etree.tostring(final.body)
             # Delivered at least once, applied once per CorrelationID.
             assert sorted(state.applied) == sorted(acks)
-    finally:
-        await runner.cleanup()
 
 
 async def test_sigkill_straight_after_ack_loses_nothing(tmp_path: Path, spawn_hub) -> None:
-    runner, supplier, _app = await _supplier()
-    try:
+    async with _supplier() as (supplier, _app):
         config = _config(tmp_path, supplier)
         async with aiohttp.ClientSession() as session:
             hub = await asyncio.to_thread(spawn_hub, config)
@@ -134,8 +132,6 @@ async def test_sigkill_straight_after_ack_loses_nothing(tmp_path: Path, spawn_hu
             restarted = await asyncio.to_thread(spawn_hub, config)
             final = await _until_final(session, restarted.url, ack.correlation_id, 20)
             assert final.qualifier == "response"
-    finally:
-        await runner.cleanup()
 
 
 async def test_sigterm_shuts_down_cleanly_and_leaves_queued_work_for_the_next_start(
@@ -143,9 +139,8 @@ async def test_sigterm_shuts_down_cleanly_and_leaves_queued_work_for_the_next_st
 ) -> None:
     """SIGTERM: the hub stops accepting, lets in-flight work end, exits 0; acknowledged work that
     was not finished is done after the next start, once each; the audit trail is intact."""
-    runner, supplier, app = await _supplier()
-    state = app[STATE]
-    try:
+    async with _supplier() as (supplier, app):
+        state = app[STATE]
         config = _config(tmp_path, supplier)
         async with aiohttp.ClientSession() as session:
             await session.post(f"{supplier}/_fault", json={"mode": "hang"})
@@ -188,5 +183,3 @@ async def test_sigterm_shuts_down_cleanly_and_leaves_queued_work_for_the_next_st
         )
         assert verify.returncode == 0, verify.stderr
         assert "audit trail intact" in verify.stdout
-    finally:
-        await runner.cleanup()

@@ -34,11 +34,11 @@ def view_submission(**overrides) -> str:
     return wire.submission(VIEW, enrolment.example_body(), **args)
 
 
-async def submit(hub: Hub, xml: str, path: str = "/submission") -> wire.Reply:
+async def submit(hub: Hub, xml: str | bytes, path: str = "/submission") -> wire.Reply:
     return wire.read(await hub.post(xml, path=path))
 
 
-async def acknowledged(hub: Hub, xml: str | None = None) -> str:
+async def acknowledged(hub: Hub, xml: str | bytes | None = None) -> str:
     """Submit (the demo citizen's View Council Tax by default), require an acknowledgement;
     its CorrelationID."""
     ack = await submit(hub, xml if xml is not None else view_submission())
@@ -47,15 +47,17 @@ async def acknowledged(hub: Hub, xml: str | None = None) -> str:
     return ack.correlation_id
 
 
-async def poll_until_final(hub: Hub, class_: str, cid: str, url: str | None = None) -> wire.Reply:
-    for _ in range(100):
-        reply = wire.read(
-            await hub.post(wire.poll(class_, cid), path=(url or hub.poll_url).removeprefix(hub.url))
-        )
-        if reply.qualifier != "acknowledgement":
-            return reply
-        await asyncio.sleep(0.05)
-    raise AssertionError("no final answer")
+async def poll_until_final(
+    hub: Hub, class_: str, cid: str, url: str | None = None, *, seconds: float = 10
+) -> wire.Reply:
+    """Poll as a client would until the answer is final (a response or an error)."""
+    path = (url or hub.poll_url).removeprefix(hub.url)
+    async with asyncio.timeout(seconds):
+        while True:
+            reply = wire.read(await hub.post(wire.poll(class_, cid), path=path))
+            if reply.qualifier != "acknowledgement":
+                return reply
+            await asyncio.sleep(0.05)
 
 
 async def test_submission_is_acknowledged_with_a_correlation_id_and_poll_endpoint(hub: Hub) -> None:

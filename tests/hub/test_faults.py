@@ -9,6 +9,7 @@ from gateway.web.keys import DB
 from tests.conftest import Hub
 from tests.hub import wire
 from tests.hub.faulty import Misbehaving, connector_set, route
+from tests.hub.test_dsp import acknowledged, poll_until_final
 
 BODY = '<Ping xmlns="urn:test:ping">hello</Ping>'
 
@@ -23,15 +24,8 @@ async def start(hub_factory, tmp_path, *connectors: Misbehaving, **route_extra) 
 
 
 async def final_answer(hub: Hub, class_: str, seconds: float = 10) -> wire.Reply:
-    ack = wire.read(await hub.post(wire.submission(class_, BODY, organisation="TESTORG")))
-    assert ack.qualifier == "acknowledgement", ack.errors
-    assert ack.correlation_id
-    async with asyncio.timeout(seconds):
-        while True:
-            reply = wire.read(await hub.post(wire.poll(class_, ack.correlation_id), path="/poll"))
-            if reply.qualifier != "acknowledgement":
-                return reply
-            await asyncio.sleep(0.05)
+    xml = wire.submission(class_, BODY, organisation="TESTORG")
+    return await poll_until_final(hub, class_, await acknowledged(hub, xml), seconds=seconds)
 
 
 async def test_hanging_connector_ends_in_2005_and_a_dead_letter(hub_factory, tmp_path) -> None:

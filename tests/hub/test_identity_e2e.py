@@ -21,7 +21,7 @@ from gateway.pki.ca import Pki
 from gateway.pki.tls import client_ssl_context
 from tests.conftest import Hub
 from tests.hub import wire
-from tests.hub.test_dsp import VIEW
+from tests.hub.test_dsp import VIEW, acknowledged, poll_until_final
 
 CITIZEN = citizens_list()[0]
 ENROLMENT = CITIZEN.enrolments[0]
@@ -52,15 +52,6 @@ async def https_post(
         return wire.read(await resp.read())
 
 
-async def final(hub: Hub, class_: str, cid: str) -> wire.Reply:
-    async with asyncio.timeout(10):
-        while True:
-            reply = wire.read(await hub.post(wire.poll(class_, cid), path="/poll"))
-            if reply.qualifier != "acknowledgement":
-                return reply
-            await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def tls_hub(hub_factory) -> Hub:
     return await hub_factory(https=True)
@@ -72,7 +63,7 @@ async def test_mutual_tls_authenticates_the_citizen(tls_hub: Hub) -> None:
     assert ack.qualifier == "acknowledgement", ack.errors
     assert ack.endpoint == f"{tls_hub.https_url}/poll"
     assert ack.correlation_id
-    assert (await final(tls_hub, VIEW, ack.correlation_id)).qualifier == "response"
+    assert (await poll_until_final(tls_hub, VIEW, ack.correlation_id)).qualifier == "response"
 
 
 async def test_no_certificate_and_no_password_is_refused(tls_hub: Hub) -> None:
@@ -132,10 +123,8 @@ async def test_certificate_revoked_mid_session_is_refused_on_next_use(tls_hub: H
 async def test_signed_envelope_accepted_then_replay_and_tampering_refused(hub: Hub) -> None:
     cert, key = certificate_paths(hub.config, CITIZEN.user_id)
     signed = sign_envelope(unsigned().encode(), cert.read_bytes(), key.read_bytes())
-    ack = wire.read(await hub.post(signed))
-    assert ack.qualifier == "acknowledgement", ack.errors
-    assert ack.correlation_id
-    assert (await final(hub, VIEW, ack.correlation_id)).qualifier == "response"
+    cid = await acknowledged(hub, signed)
+    assert (await poll_until_final(hub, VIEW, cid)).qualifier == "response"
 
     replayed = wire.read(await hub.post(signed))
     assert replayed.error_number == 1002 and "replayed" in replayed.errors[0]["text"]

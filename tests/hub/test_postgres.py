@@ -13,23 +13,18 @@ from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
 from gateway.store.models import QUEUED, Submission
 from tests.hub import wire
-from tests.hub.test_dsp import VIEW, poll_until_final, view_submission
+from tests.hub.test_dsp import VIEW, acknowledged, poll_until_final
 
 pytestmark = pytest.mark.postgres
 
 
 async def test_full_cycle_on_postgresql(pg_url: str, hub_factory) -> None:
     hub = await hub_factory({"database": {"url": pg_url}})
-    ack = wire.read(await hub.post(view_submission()))
-    assert ack.qualifier == "acknowledgement", ack.errors
-    assert ack.correlation_id
-    final = await poll_until_final(hub, VIEW, ack.correlation_id)
+    cid = await acknowledged(hub)
+    final = await poll_until_final(hub, VIEW, cid)
     assert final.qualifier == "response"
-    assert wire.read(await hub.post(wire.delete(VIEW, ack.correlation_id))).function == "delete"
-    assert (
-        wire.read(await hub.post(wire.poll(VIEW, ack.correlation_id), path="/poll")).error_number
-        == 2000
-    )
+    assert wire.read(await hub.post(wire.delete(VIEW, cid))).function == "delete"
+    assert wire.read(await hub.post(wire.poll(VIEW, cid), path="/poll")).error_number == 2000
 
 
 async def test_concurrent_claims_never_take_the_same_row(pg_url: str) -> None:

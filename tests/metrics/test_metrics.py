@@ -15,7 +15,7 @@ from gateway.web.keys import DB, ROUTES
 from tests.conftest import Hub, free_port
 from tests.console.test_auth import PASSWORD, basic, with_password
 from tests.hub import wire
-from tests.hub.test_dsp import VIEW, demo, poll_until_final, submit, view_submission
+from tests.hub.test_dsp import VIEW, acknowledged, demo, poll_until_final, submit, view_submission
 from tests.hub.test_identity_e2e import CITIZEN, https_post, unsigned
 from tests.metrics.scrape import scrape
 
@@ -27,9 +27,7 @@ def council(hub_organisation: str) -> str:
 async def test_a_submission_is_counted_by_class_qualifier_and_function(hub: Hub) -> None:
     _, enrolment = demo()
     before = await scrape(hub)
-    ack = await submit(hub, view_submission())
-    assert ack.qualifier == "acknowledgement" and ack.correlation_id
-    final = await poll_until_final(hub, VIEW, ack.correlation_id)
+    final = await poll_until_final(hub, VIEW, await acknowledged(hub))
     assert final.qualifier == "response"
     after = await scrape(hub)
 
