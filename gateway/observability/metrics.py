@@ -69,7 +69,7 @@ class QueueSnapshot:
 
 
 async def queue_snapshot(db: Database) -> QueueSnapshot:
-    """Two GROUP BY counts; the pending one reads only pending rows (ix_submissions_claim leads
+    """Two GROUP BY counts; the pending one reads only pending rows (ix_submissions_due leads
     with state), so it stays cheap however many answered submissions are kept."""
     async with db.read() as session:
         pending = await session.execute(

@@ -112,7 +112,8 @@ class Submission(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        Index("ix_submissions_claim", "state", "next_attempt_at"),
+        # The dispatcher steps through connectors and their queue heads on this (due_sql.py).
+        Index("ix_submissions_due", "state", "connector", "next_attempt_at"),
         Index("ix_submissions_sender", "sender_id", "class", "received_at"),
         Index("ix_submissions_purge", "purge_after"),
     )

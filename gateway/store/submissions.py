@@ -8,10 +8,17 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import TextClause, bindparam, column, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store import submissions_sqlite as direct
+from gateway.store.due_sql import (
+    DUE_CONNECTORS,
+    LEASE_EXPIRED,
+    NEXT_DUE,
+    QUEUED_DUE,
+    first_seen,
+)
 from gateway.store.engine import Database
 from gateway.store.models import (
     ERROR,
@@ -21,6 +28,7 @@ from gateway.store.models import (
     RESPONSE,
     DeadLetter,
     Submission,
+    UTCDateTime,
 )
 
 
@@ -58,11 +66,9 @@ async def get(db: Database, correlation_id: str) -> Submission | None:
         )
 
 
-def _due(now: datetime) -> Any:
-    return or_(
-        and_(Submission.state == QUEUED, Submission.next_attempt_at <= now),
-        and_(Submission.state == LEASED, Submission.lease_until < now),
-    )
+def _at(sql: str, now: datetime) -> TextClause:
+    """One of gateway/store/due_sql.py's texts, its `:at` bound as a UTC column value."""
+    return text(sql).bindparams(bindparam("at", now, type_=UTCDateTime()))
 
 
 async def due_connectors(db: Database, now: datetime) -> list[str]:
@@ -70,13 +76,8 @@ async def due_connectors(db: Database, now: datetime) -> list[str]:
     if db.direct is not None:
         return await db.direct.read(partial(direct.due_connectors, now=now))
     async with db.read() as session:
-        rows = await session.execute(
-            select(Submission.connector, func.min(Submission.next_attempt_at).label("first"))
-            .where(_due(now))
-            .group_by(Submission.connector)
-            .order_by("first")
-        )
-        return [row.connector for row in rows]
+        rows = await session.execute(_at(DUE_CONNECTORS, now))
+        return first_seen([row.connector for row in rows])
 
 
 async def claim(
@@ -101,41 +102,47 @@ async def claim(
                 connector=connector,
             )
         )
-    due = (
-        select(Submission.correlation_id)
-        .where(_due(now), *([Submission.connector == connector] if connector else []))
-        .order_by(Submission.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        update(Submission)
-        .where(Submission.correlation_id.in_(due.scalar_subquery()))
-        .values(
-            state=LEASED,
-            lease_owner=owner,
-            lease_until=now + lease,
-            attempts=Submission.attempts + 1,
-        )
-        .returning(Submission)
-        .execution_options(synchronize_session=False)
-    )
+    claimed: list[Submission] = []
     async with db.transaction() as session:
-        return list((await session.scalars(stmt)).all())
+        # Expired leases first: theirs is the oldest work.
+        for due in (LEASE_EXPIRED, QUEUED_DUE):
+            room = limit - len(claimed)
+            if room <= 0:
+                break
+            rows = (
+                select(Submission.correlation_id)
+                .where(_at(due, now), *([Submission.connector == connector] if connector else []))
+                .order_by(Submission.next_attempt_at)
+                .limit(room)
+                .with_for_update(skip_locked=True)
+            )
+            stmt = (
+                update(Submission)
+                .where(Submission.correlation_id.in_(rows.scalar_subquery()))
+                .values(
+                    state=LEASED,
+                    lease_owner=owner,
+                    lease_until=now + lease,
+                    attempts=Submission.attempts + 1,
+                )
+                .returning(Submission)
+                .execution_options(synchronize_session=False)
+            )
+            taken = (await session.scalars(stmt)).all()
+            claimed += sorted(taken, key=lambda s: s.next_attempt_at)
+    return claimed
 
 
 async def next_due(db: Database) -> datetime | None:
     """When the earliest queued or leased submission next becomes claimable."""
     if db.direct is not None:
         return await db.direct.read(direct.next_due)
+    query = text(NEXT_DUE).columns(
+        column("queued_first", UTCDateTime()), column("lease_first", UTCDateTime())
+    )
     async with db.read() as session:
-        queued = await session.scalar(
-            select(func.min(Submission.next_attempt_at)).where(Submission.state == QUEUED)
-        )
-        leased = await session.scalar(
-            select(func.min(Submission.lease_until)).where(Submission.state == LEASED)
-        )
-    times = [t for t in (queued, leased) if t is not None]
+        row = (await session.execute(query)).one()
+    times = [t for t in row if t is not None]
     return min(times) if times else None
 
 

@@ -7,7 +7,14 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.store.models import LEASED, QUEUED, DeadLetter, Submission
+from gateway.store.due_sql import (
+    DUE_CONNECTORS,
+    LEASE_EXPIRED,
+    NEXT_DUE,
+    QUEUED_DUE,
+    first_seen,
+)
+from gateway.store.models import LEASED, DeadLetter, Submission
 from gateway.store.row_codec import RowCodec
 from gateway.store.sqlite_lane import from_db_time
 
@@ -56,20 +63,9 @@ def mark_deleted(conn: sqlite3.Connection, correlation_id: str, now: datetime) -
     return cursor.rowcount == 1
 
 
-# Due: queued and its time has come, or leased by a process whose lease ran out.
-_DUE = (
-    f"((state = '{QUEUED}' AND next_attempt_at <= ?) OR (state = '{LEASED}' AND lease_until < ?))"
-)
-
-
 def due_connectors(conn: sqlite3.Connection, now: datetime) -> list[str]:
     at = SUBMISSIONS.encode("next_attempt_at", now)
-    rows = conn.execute(
-        f"SELECT connector, MIN(next_attempt_at) AS first FROM submissions WHERE {_DUE} "
-        "GROUP BY connector ORDER BY first",
-        (at, at),
-    )
-    return [connector for connector, _ in rows]
+    return first_seen([name for name, _ in conn.execute(DUE_CONNECTORS, {"at": at})])
 
 
 def claim(
@@ -81,33 +77,37 @@ def claim(
     until: datetime,
     connector: str | None,
 ) -> list[Submission]:
-    at = SUBMISSIONS.encode("next_attempt_at", now)
-    only = " AND connector = ?" if connector else ""
-    rows = conn.execute(
-        "UPDATE submissions SET state = ?, lease_owner = ?, lease_until = ?, "
-        "attempts = attempts + 1 WHERE correlation_id IN ("
-        f"SELECT correlation_id FROM submissions WHERE {_DUE}{only} "
-        f"ORDER BY next_attempt_at LIMIT ?) RETURNING {SUBMISSIONS.column_list}",
-        [
-            LEASED,
-            owner,
-            SUBMISSIONS.encode("lease_until", until),
-            at,
-            at,
-            *([connector] if connector else []),
-            limit,
-        ],
-    ).fetchall()
-    claimed = [SUBMISSIONS.decode(row) for row in rows]
-    claimed.sort(key=lambda s: s.next_attempt_at)
+    params: dict[str, Any] = {
+        "at": SUBMISSIONS.encode("next_attempt_at", now),
+        "leased": LEASED,
+        "owner": owner,
+        "until": SUBMISSIONS.encode("lease_until", until),
+        "connector": connector,
+    }
+    only = " AND connector = :connector" if connector else ""
+    claimed: list[Submission] = []
+    # Expired leases first: theirs is the oldest work.
+    for due in (LEASE_EXPIRED, QUEUED_DUE):
+        room = limit - len(claimed)
+        if room <= 0:
+            break
+        rows = conn.execute(
+            "UPDATE submissions SET state = :leased, lease_owner = :owner, lease_until = :until, "
+            "attempts = attempts + 1 WHERE correlation_id IN ("
+            f"SELECT correlation_id FROM submissions WHERE {due}{only} "
+            f"ORDER BY next_attempt_at LIMIT :room) RETURNING {SUBMISSIONS.column_list}",
+            {**params, "room": room},
+        ).fetchall()
+        claimed += sorted((SUBMISSIONS.decode(row) for row in rows), key=_next_attempt)
     return claimed
+
+
+def _next_attempt(submission: Submission) -> datetime:
+    return submission.next_attempt_at
 
 
 def next_due(conn: sqlite3.Connection) -> datetime | None:
     """When the earliest queued or leased submission next becomes claimable."""
-    row = conn.execute(
-        f"SELECT (SELECT MIN(next_attempt_at) FROM submissions WHERE state = '{QUEUED}'), "
-        f"(SELECT MIN(lease_until) FROM submissions WHERE state = '{LEASED}')"
-    ).fetchone()
+    row = conn.execute(NEXT_DUE).fetchone()
     times = [from_db_time(value) for value in row if value is not None]
     return min(t for t in times if t is not None) if times else None

@@ -1,0 +1,50 @@
+"""The dispatcher's due-work queries as SQL text both backends run (named `:at` parameters).
+
+Each connector's queue head is found by a loose index scan over `ix_submissions_due` (state,
+connector, next_attempt_at): one index probe per connector, so a pass costs the same with ten
+queued submissions as with a backlog of a hundred thousand. The earlier form (`state = queued
+AND next_attempt_at <= now OR state = leased AND lease_until < now`, grouped or sorted) read every
+due row on every pass: with the dispatcher taking one slot at a time, a backlog of B rows cost
+B log B per delivery, and drained in quadratic time.
+"""
+
+from __future__ import annotations
+
+from gateway.store.models import LEASED, QUEUED
+
+# Queued: its time has come. Lease expired: the process that claimed it died or stalled.
+QUEUED_DUE = f"state = '{QUEUED}' AND next_attempt_at <= :at"
+LEASE_EXPIRED = f"state = '{LEASED}' AND lease_until < :at"
+
+# (connector, first) for every connector with queued work: the distinct connectors stepped
+# through the index one probe at a time, then each one's earliest next_attempt_at.
+_QUEUED_HEADS = f"""
+WITH RECURSIVE names(connector) AS (
+    SELECT MIN(connector) FROM submissions WHERE state = '{QUEUED}'
+    UNION ALL
+    SELECT (
+        SELECT MIN(s.connector) FROM submissions AS s
+        WHERE s.state = '{QUEUED}' AND s.connector > names.connector
+    ) FROM names WHERE names.connector IS NOT NULL
+), heads(connector, first) AS (
+    SELECT connector, (
+        SELECT MIN(s.next_attempt_at) FROM submissions AS s
+        WHERE s.state = '{QUEUED}' AND s.connector = names.connector
+    ) FROM names WHERE connector IS NOT NULL
+)"""
+
+# Leased rows number at most the dispatchers' slots, so reading them all is cheap.
+DUE_CONNECTORS = f"""{_QUEUED_HEADS}
+SELECT connector, first FROM heads WHERE first <= :at
+UNION ALL
+SELECT connector, MIN(next_attempt_at) FROM submissions WHERE {LEASE_EXPIRED} GROUP BY connector
+ORDER BY 2"""
+
+NEXT_DUE = f"""{_QUEUED_HEADS}
+SELECT (SELECT MIN(first) FROM heads) AS queued_first,
+       (SELECT MIN(lease_until) FROM submissions WHERE state = '{LEASED}') AS lease_first"""
+
+
+def first_seen(connectors: list[str]) -> list[str]:
+    """Each connector once, in order (one can have both queued work and an expired lease)."""
+    return list(dict.fromkeys(connectors))
