@@ -169,22 +169,26 @@ def parse_xml(
     return tree
 
 
-def _element_count(root: etree._Element) -> float:
-    """How many elements the document holds, counted by libxml2 (a compiled XPath per thread,
-    like the parser: lxml's evaluators are not to be shared between threads)."""
-    count: etree.XPath | None = getattr(_local, "count_elements", None)
-    if count is None:
-        count = _local.count_elements = etree.XPath("count(//*)")
-    return cast(float, count(root))
+def _too_deep(root: etree._Element, max_depth: int) -> bool:
+    """Whether any element lies deeper than max_depth, asked of libxml2: an XPath of max_depth
+    element steps below the root, compiled once per thread and depth (lxml's evaluators are not
+    to be shared between threads)."""
+    compiled: dict[int, etree.XPath] | None = getattr(_local, "too_deep", None)
+    if compiled is None:
+        compiled = _local.too_deep = {}
+    query = compiled.get(max_depth)
+    if query is None:
+        query = compiled[max_depth] = etree.XPath(f"boolean({'/'.join(['*'] * max_depth)})")
+    return bool(query(root))
 
 
 def _check_tree(root: etree._Element, max_depth: int, what: str) -> None:
     """Refuse entity reference nodes and nesting deeper than max_depth."""
-    # Both searches run inside libxml2; the walk below, in Python, is needed only when there
-    # are enough elements to nest too deep (an ordinary envelope has fewer than the limit).
+    # Both searches run inside libxml2; the walk below, in Python, only names the place of a
+    # nesting already found too deep.
     if next(root.iter(etree.Entity), None) is not None:
         raise _fault(f"Entity references are not allowed in a GovTalk {what}")
-    if _element_count(root) <= max_depth:
+    if not _too_deep(root, max_depth):
         return
     depth = 0
     for event, node in etree.iterwalk(root, events=("start", "end")):

@@ -106,6 +106,16 @@ def test_depth_cap_below_the_parser_limit():
     assert fault.first.locations[0].startswith("/GovTalkMessage/Body/n/n/")
 
 
+def test_depth_cap_counts_elements_exactly() -> None:
+    # The envelope puts Body at depth 2: n elements inside it reach depth n + 2.
+    assert parse(envelope(body=f"<Body>{nested(18)}</Body>"), max_depth=20).body is not None
+    fault = fault_of(envelope(body=f"<Body>{nested(19)}</Body>"), max_depth=20)
+    assert fault.first.locations[0] == "/GovTalkMessage/Body" + "/n" * 19
+    # A comment inside the deepest element is not an element: it does not count.
+    commented = "<n>" * 18 + "<!-- note -->" + "</n>" * 18
+    assert parse(envelope(body=f"<Body>{commented}</Body>"), max_depth=20).body is not None
+
+
 def test_depth_cap_is_configurable():
     data = envelope(body=f"<Body>{nested(30)}</Body>")
     assert parse(data).body is not None
