@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.store import submissions
+from tests.hub.rows import submission
 from tests.hub.test_dsp import VIEW, poll_until_final, submit, view_submission
 
 ONE_SLOT = {"dispatcher": {"concurrency": 1, "per_connector": 1, "idle_poll_seconds": 0.05}}
@@ -89,7 +90,7 @@ async def test_a_claimed_row_reads_back_as_the_stored_object_was(migrated_url: s
     from connectors.protocol import Identity, Transaction
     from gateway.clock import utcnow
     from gateway.store.engine import Database
-    from gateway.store.models import QUEUED, Submission
+    from gateway.store.models import Submission
 
     def document(s: Submission) -> str:
         identity = Identity(s.sender_id, s.auth_method, s.auth_level, ())
@@ -106,13 +107,9 @@ async def test_a_claimed_row_reads_back_as_the_stored_object_was(migrated_url: s
     db = Database.open(migrated_url)
     try:
         now = utcnow()
-        stored = Submission(
-            correlation_id="C" * 32, class_="T", base_class="T", organisation="O",
-            connector="c", sender_id=None, auth_method="none", auth_level=0.0,
-            transaction_id="1", keys={}, gateway_test=False, test_in_live=False,
-            request_body=b"<x/>", received_at=now, state=QUEUED, attempts=0,
-            next_attempt_at=now,
-        )  # fmt: skip
+        stored = submission(
+            "C" * 32, at=now, sender_id=None, auth_method="none", auth_level=0.0, transaction_id="1"
+        )
         first = document(stored)
         await submissions.insert(db, stored)
         [claimed] = await submissions.claim(

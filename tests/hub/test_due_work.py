@@ -16,6 +16,7 @@ from gateway.store import submissions as store
 from gateway.store.due_sql import DUE_CONNECTORS, NEXT_DUE, QUEUED_DUE
 from gateway.store.engine import Database
 from gateway.store.models import LEASED, QUEUED, Submission
+from tests.hub.rows import submission
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -28,14 +29,15 @@ def at(seconds: float) -> datetime:
 def row(
     cid: str, connector: str, state: str, next_in: float, lease_until: datetime | None = None
 ) -> Submission:
-    return Submission(
-        correlation_id=cid.ljust(32, "0"), class_="T", base_class="T", organisation="O",
-        connector=connector, sender_id="U", auth_method="clear", auth_level=1,
-        transaction_id=None, keys={}, gateway_test=False, test_in_live=False,
-        request_body=b"<x/>", received_at=at(-60), state=state, attempts=0,
-        next_attempt_at=at(next_in), lease_owner="gone" if state == LEASED else None,
+    return submission(
+        cid.ljust(32, "0"),
+        at=at(-60),
+        connector=connector,
+        state=state,
+        next_attempt_at=at(next_in),
+        lease_owner="gone" if state == LEASED else None,
         lease_until=lease_until,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -46,8 +48,8 @@ async def db(migrated_url: str) -> AsyncIterator[Database]:
 
 
 async def fill(db: Database, *rows: Submission) -> None:
-    for submission in rows:
-        await store.insert(db, submission)
+    for each in rows:
+        await store.insert(db, each)
 
 
 async def test_due_connectors_longest_waiting_first_each_once(db: Database) -> None:

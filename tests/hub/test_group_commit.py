@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from gateway.clock import utcnow
 from gateway.store import submissions as store
 from gateway.store.engine import Database
-from gateway.store.models import QUEUED, Submission
+from tests.hub.rows import submission
 
 
 @pytest.fixture
@@ -27,14 +26,7 @@ async def db(url: str) -> AsyncIterator[Database]:
     await database.aclose()
 
 
-def row(cid: str) -> Submission:
-    now = utcnow()
-    return Submission(
-        correlation_id=cid, class_="T", base_class="T", organisation="O", connector="c",
-        sender_id="U", auth_method="clear", auth_level=1, transaction_id=None, keys={},
-        gateway_test=False, test_in_live=False, request_body=b"<x/>", received_at=now,
-        state=QUEUED, attempts=0, next_attempt_at=now,
-    )  # fmt: skip
+row = submission
 
 
 def cid(n: int) -> str:

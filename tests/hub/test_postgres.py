@@ -11,8 +11,8 @@ from gateway.clock import utcnow
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
-from gateway.store.models import QUEUED, Submission
 from tests.hub import wire
+from tests.hub.rows import submission
 from tests.hub.test_dsp import VIEW, acknowledged, poll_until_final
 
 pytestmark = pytest.mark.postgres
@@ -33,28 +33,7 @@ async def test_concurrent_claims_never_take_the_same_row(pg_url: str) -> None:
     try:
         now = utcnow()
         for i in range(60):
-            await store.insert(
-                db,
-                Submission(
-                    correlation_id=f"{i:032X}",
-                    class_="TEST",
-                    base_class="TEST",
-                    organisation="O",
-                    connector="c",
-                    sender_id=None,
-                    auth_method="none",
-                    auth_level=0,
-                    transaction_id=None,
-                    keys={},
-                    gateway_test=False,
-                    test_in_live=False,
-                    request_body=b"<x/>",
-                    received_at=now,
-                    state=QUEUED,
-                    attempts=0,
-                    next_attempt_at=now,
-                ),
-            )
+            await store.insert(db, submission(f"{i:032X}", at=now))
 
         async def worker(owner: str) -> list[str]:
             got: list[str] = []

@@ -11,7 +11,8 @@ from gateway.clock import utcnow
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
-from gateway.store.models import ERROR, QUEUED, RESPONSE, Submission
+from gateway.store.models import ERROR, RESPONSE
+from tests.hub.rows import submission
 
 
 @pytest.fixture
@@ -23,14 +24,7 @@ async def db(tmp_path: Path):
     await database.aclose()
 
 
-def row(cid: str) -> Submission:
-    now = utcnow()
-    return Submission(
-        correlation_id=cid, class_="T", base_class="T", organisation="O", connector="c",
-        sender_id="U", auth_method="clear", auth_level=1, transaction_id=None, keys={},
-        gateway_test=False, test_in_live=False, request_body=b"<x/>", received_at=now,
-        state=QUEUED, attempts=0, next_attempt_at=now,
-    )  # fmt: skip
+row = submission
 
 
 async def test_answered_records_are_purged_after_retention(db: Database) -> None:
