@@ -457,9 +457,13 @@ class DocumentSubmission:
             class_=class_,
             start=filt.start,
             end=filt.end,
-            limit=LIST_LIMIT,
+            limit=LIST_LIMIT + 1,
         )
         now = self._clock()
+        # More than a report holds: it ends at its last record's time, and the client asks again
+        # from there (StartDate/StartTime); records of that second come again, none is skipped.
+        more = len(rows) > LIST_LIMIT
+        rows = rows[:LIST_LIMIT]
         records = [
             StatusRecord(
                 timestamp=row.received_at,
@@ -473,7 +477,7 @@ class DocumentSubmission:
         report = status_report(
             sender_id=identity.user_id,
             start=filt.start or (rows[0].received_at if rows else now - timedelta(days=1)),
-            end=filt.end or now,
+            end=rows[-1].received_at if more else (filt.end or now),
             records=records,
             include_identifiers=filt.include_identifiers,
         )

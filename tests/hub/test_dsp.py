@@ -10,8 +10,10 @@ import pytest
 
 from gateway.demo import citizens_list
 from gateway.govtalk.credentials import md5_value
+from gateway.store import submissions as store
+from gateway.web.keys import DB
 from tests.conftest import Hub
-from tests.hub import wire
+from tests.hub import rows, wire
 
 VIEW = "LA-CTAX-VIEW"
 CTAX_NS = {"v": "urn:govtalk-hub:la:ctax:view:v1"}
@@ -290,6 +292,51 @@ async def test_data_request_lists_status_and_filters(hub: Hub) -> None:
         )
     )
     assert reply.error_number == 1020
+
+
+async def test_a_long_list_is_paged_by_its_end_timestamp(hub: Hub) -> None:
+    """A report holds 1,000 records; past that it ends at its last record's time, and asking
+    again from there gives the rest: records of the boundary second twice, none missed."""
+    citizen, _ = demo()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    # 1,003 answered submissions a second apart, but the 1,000th to 1,002nd in one second.
+    seconds = [*range(999), 999, 999, 999, 1000]
+    stored = [
+        rows.submission(
+            f"{n:032X}",
+            at=start + timedelta(seconds=s, microseconds=n),
+            class_=VIEW,
+            sender_id=citizen.user_id,
+            state="response",
+            response_body=b"<x/>",
+        )
+        for n, s in enumerate(seconds)
+    ]
+    for row in stored:
+        await store.insert(hub.app[DB], row)
+
+    def page(reply: wire.Reply) -> tuple[list[str], str]:
+        assert reply.qualifier == "response" and reply.body is not None, reply.errors
+        cids = reply.body.xpath("*[local-name()='StatusRecord']/*[local-name()='CorrelationID']")
+        return [c.text for c in cids], reply.body.xpath("string(*[local-name()='EndTimeStamp'])")
+
+    first, end = page(
+        wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password)))
+    )
+    assert first == [r.correlation_id for r in stored[:1000]]
+    assert end == (start + timedelta(seconds=999)).strftime("%d/%m/%Y %H:%M:%S")
+    day, time = end.split(" ")
+    since = f"<StartDate>{day}</StartDate><StartTime>{time}</StartTime>"
+    second, last_end = page(
+        wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, since)))
+    )
+    assert second == [r.correlation_id for r in stored[999:]]  # the boundary second again
+    assert set(first) | set(second) == {r.correlation_id for r in stored}
+    # Not cut short: the report runs to now.
+    assert (
+        datetime.strptime(last_end, "%d/%m/%Y %H:%M:%S").replace(tzinfo=UTC)
+        > stored[-1].received_at
+    )
 
 
 async def test_list_shows_only_the_senders_own_submissions(hub: Hub) -> None:
