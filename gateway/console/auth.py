@@ -24,6 +24,7 @@ from markupsafe import Markup, escape
 from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity.certificates import CertificateRefused, CertificateValidator, fingerprint
+from gateway.identity.http_basic import decode_basic
 from gateway.identity.passwords import hash_secret, verify_secret
 from gateway.identity.revocation import RevocationChecker
 from gateway.limits import is_loopback
@@ -277,8 +278,6 @@ async def _basic_admin(request: web.Request, config: AdminConfig) -> AdminIdenti
     header = request.headers.get("Authorization")
     if not header or not config.password_hash:
         return None
-    from gateway.web.identity_views import decode_basic  # identity_views asks this module
-
     decoded = decode_basic(header)
     if decoded is None or decoded[0] != config.user:
         return None  # a citizen's credentials for the JSON API, not an admin's

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import ipaddress
 import secrets
@@ -18,6 +16,7 @@ import jwt
 from sqlalchemy import delete, select
 
 from gateway.errors import ProblemError
+from gateway.identity.http_basic import decode_basic
 from gateway.identity.passwords import hash_secret, verify_secret
 from gateway.identity.replay import ReplayStore
 from gateway.sso.errors import InvalidToken, OAuthError
@@ -261,16 +260,12 @@ def _keys_for(jwks: Mapping[str, Any], kid: Any, alg: str) -> list[Any]:
 
 
 def _basic(header: str) -> tuple[str, str]:
+    decoded = decode_basic(header)
+    if decoded is None:
+        raise _invalid_client("the Authorization header is not valid HTTP Basic", basic=True)
     # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-    try:
-        decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
-    except (ValueError, binascii.Error, UnicodeError, IndexError):
-        raise _invalid_client(
-            "the Authorization header is not valid HTTP Basic", basic=True
-        ) from None
-    client_id, sep, secret = decoded.partition(":")
-    client_id, secret = unquote(client_id), unquote(secret)
-    if not sep or "\0" in client_id + secret:
+    client_id, secret = unquote(decoded[0]), unquote(decoded[1])
+    if "\0" in client_id + secret:
         raise _invalid_client("the Authorization header is not valid HTTP Basic", basic=True)
     return client_id, secret
 

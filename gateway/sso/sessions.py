@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.engine import Database
@@ -98,3 +98,23 @@ class SessionStore:
                 select(SsoSessionClient.client_id).where(SsoSessionClient.sid == sid)
             )
             return list(joined)
+
+
+# Kept a day after they expire or end: long enough for a portal's late back-channel or userinfo
+# call to be told "ended" rather than "unknown", short enough that the table does not only grow.
+KEEP_ENDED = timedelta(days=1)
+
+
+async def purge(db: Database, now: datetime) -> int:
+    """Remove sessions that expired or ended more than KEEP_ENDED ago, with who joined them."""
+    before = now - KEEP_ENDED
+    gone = or_(SsoSession.expires_at < before, SsoSession.ended_at < before)
+    async with db.transaction() as session:
+        # Explicit, not left to ON DELETE CASCADE: SQLite applies it only with foreign keys on.
+        await session.execute(
+            delete(SsoSessionClient).where(
+                SsoSessionClient.sid.in_(select(SsoSession.sid).where(gone))
+            )
+        )
+        result = await session.execute(delete(SsoSession).where(gone))
+    return int(getattr(result, "rowcount", 0))

@@ -32,6 +32,7 @@ from gateway.pki.ca import Pki
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
+from gateway.sso import sessions as sso_sessions
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
@@ -175,6 +176,9 @@ async def _purge(app: web.Application) -> AsyncIterator[None]:
                 removed = await store.purge(db, clock())
                 if removed:
                     log.info("store.purged", records=removed)
+                ended = await sso_sessions.purge(db, clock())
+                if ended:
+                    log.info("sso.sessions_purged", sessions=ended)
             except Exception:
                 log.exception("store.purge_failed")
             if not await sleep_unless_stopped(stopping, config.retention.purge_interval_seconds):

@@ -15,8 +15,6 @@ Every failure is problem+json (RFC 9457), with extension members where they help
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +30,7 @@ from gateway.identity.enrolment import (
     build_services,
     route_lookup,
 )
+from gateway.identity.http_basic import decode_basic
 from gateway.identity.passwords import hash_secret, verify_secret
 from gateway.limits import is_loopback
 from gateway.services.letters import LetterService
@@ -163,21 +162,6 @@ async def check_password(db: Database, user_id: str, password: str) -> bool:
             stored = citizen.password_hash if citizen is not None else None
     ok = await asyncio.to_thread(verify_secret, password, stored or _DUMMY_HASH)
     return stored is not None and ok
-
-
-def decode_basic(header: str) -> tuple[str, str] | None:
-    """(user ID, password) from an `Authorization: Basic ...` header (UTF-8, RFC 7617)."""
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True).decode("utf-8")
-    except (ValueError, binascii.Error, UnicodeError):
-        return None
-    user_id, sep, password = decoded.partition(":")
-    if not sep or "\0" in decoded:
-        return None
-    return user_id.strip(), password
 
 
 def require_admin(request: web.Request) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp import encode_basic_auth
 
+from gateway.identity.http_basic import decode_basic
 from gateway.limits import is_loopback
-from gateway.web.identity_views import decode_basic
 
 
 @pytest.mark.parametrize(
