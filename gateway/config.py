@@ -113,6 +113,10 @@ class PaymentsConfig:
     # How long a council's connector may take to accept a payment notification; then it is
     # retried with backoff, and the citizen's payment page does not wait on it any longer.
     notify_timeout_seconds: float = 10
+    # A notification the council's connector has refused for this long after the payment is
+    # given up on (audited, shown as failed) rather than retried for ever; the council can ask
+    # for it again (POST /api/payments/{id}/notify).
+    notify_give_up_hours: float = 72
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from gateway.store.models import Base, UTCDateTime
 NOTIFY_NONE = "none"  # nothing to tell (not a success, or no receiving connector)
 NOTIFY_PENDING = "pending"  # to be told; retried until the connector accepts it
 NOTIFY_DONE = "done"
+# Given up after [payments] notify_give_up_hours of failures; the council can ask for it again.
+NOTIFY_FAILED = "failed"
 
 # Webhook delivery states.
 DELIVERY_PENDING = "pending"

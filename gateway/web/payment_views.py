@@ -61,6 +61,7 @@ def add_payment_routes(app: web.Application) -> None:
     app.router.add_get("/api/payments/reports/{council}.csv", report_view)
     app.router.add_get("/api/payments/{id}", get_view)
     app.router.add_post("/api/payments/{id}/cancel", cancel_view)
+    app.router.add_post("/api/payments/{id}/notify", notify_view)
     app.router.add_get("/api/payments/{id}/refunds", list_refunds_view)
     app.router.add_post("/api/payments/{id}/refunds", refund_view)
     app.router.add_get("/pay/{id}", page_view)
@@ -154,6 +155,13 @@ async def cancel_view(request: web.Request) -> web.StreamResponse:
     row, _ = await _payment_for(request)
     await request.app[PAYMENTS].cancel(row.id)
     return web.Response(status=204)
+
+
+async def notify_view(request: web.Request) -> web.StreamResponse:
+    """Ask for the council's notification again (after the hub gave up on it, say)."""
+    row, _ = await _payment_for(request)
+    again = await request.app[PAYMENTS].renotify(row.id)
+    return web.json_response(_with_links(request, again), status=202)
 
 
 async def list_refunds_view(request: web.Request) -> web.StreamResponse:

@@ -4,14 +4,17 @@ shows the payment and a lower balance; a failing connector is retried, never ski
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 
 from lxml import etree
+from sqlalchemy import select
 
 from connectors.protocol import PaymentNotification, PaymentReceiver
 from connectors.simcouncil.connector import SimulatedCouncilConnector
 from gateway.demo import citizens_list
-from gateway.web.keys import CONNECTORS
+from gateway.store.audit_models import AuditRecord
+from gateway.web.keys import AUDIT, CONNECTORS, DB
 from tests.hub import wire
 from tests.payments.conftest import PayHub, eventually
 
@@ -154,3 +157,64 @@ async def test_a_hanging_council_neither_holds_the_payment_nor_loses_the_notice(
 
     await eventually(notified)
     assert balance(await view_council_tax(hub)) == balance(before) - Decimal("2.50")
+
+
+async def test_a_notification_refused_for_days_is_given_up_then_sent_again_on_request(
+    pay_hub: PayHub, monkeypatch
+) -> None:
+    down = [True]
+    original = SimulatedCouncilConnector.payment_received
+
+    async def refusing(self, notification, ctx):  # type: ignore[no-untyped-def]
+        if down:
+            raise ConnectionError("back office down")
+        await original(self, notification, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, "payment_received", refusing)
+    before = await view_council_tax(pay_hub)
+    payment_id = await pay_hub.paid_payment(
+        amount=250, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+    )
+    path = f"/api/payments/{payment_id}"
+    # Retried while the days pass ([payments] notify_give_up_hours, 72 by default) ...
+    pay_hub.clock.advance(timedelta(hours=71))
+    await pay_hub.payments.run_once()
+    _, body = await pay_hub.call("GET", path)
+    assert body["council_notification"]["state"] == "pending"
+    # ... then given up on: no longer retried, shown as failed, audited with the reason.
+    pay_hub.clock.advance(timedelta(hours=2))
+    await pay_hub.payments.run_once()
+    _, body = await pay_hub.call("GET", path)
+    told = body["council_notification"]
+    assert told["state"] == "failed" and "back office down" in told["last_error"]
+    assert body["council_notified"] is False
+    attempts = told["attempts"]
+    pay_hub.clock.advance(timedelta(days=1))
+    await pay_hub.payments.run_once()
+    _, body = await pay_hub.call("GET", path)
+    assert body["council_notification"]["attempts"] == attempts
+    await pay_hub.app[AUDIT].drained()
+    async with pay_hub.app[DB].read() as session:
+        given_up = (
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.event == "payments.notify_given_up")
+            )
+        ).all()
+    assert [r.detail["payment"] for r in given_up] == [payment_id]
+    assert given_up[0].outcome == "failed"
+
+    # The council's system is back and asks for it again: it arrives once.
+    down.clear()
+    status, body = await pay_hub.call("POST", f"{path}/notify")
+    assert status == 202 and body["council_notification"]["state"] == "pending"
+
+    async def notified() -> bool:
+        await pay_hub.payments.run_once()
+        fresh = await pay_hub.payments.get(payment_id)
+        return fresh is not None and fresh.notify_state == "done"
+
+    await eventually(notified)
+    assert balance(await view_council_tax(pay_hub)) == balance(before) - Decimal("2.50")
+    # Nothing more to send.
+    status, body = await pay_hub.call("POST", f"{path}/notify")
+    assert status == 409 and "already accepted" in body["detail"]

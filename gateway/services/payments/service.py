@@ -37,6 +37,7 @@ from gateway.store.claims import claim
 from gateway.store.engine import Database
 from gateway.store.payment_models import (
     NOTIFY_DONE,
+    NOTIFY_FAILED,
     NOTIFY_NONE,
     NOTIFY_PENDING,
     IdempotencyKeyRow,
@@ -137,6 +138,13 @@ def payment_json(row: PaymentRow) -> dict[str, Any]:
             "amount_available": row.amount_pence - row.refunded_pence,
         }
         out["council_notified"] = row.notify_state == NOTIFY_DONE
+        if row.notify_state != NOTIFY_NONE:
+            # pending (being retried), done, or failed (given up on: POST .../notify to resend).
+            out["council_notification"] = {
+                "state": row.notify_state,
+                "attempts": row.notify_attempts,
+                "last_error": row.notify_error,
+            }
     return out
 
 
@@ -167,6 +175,7 @@ class PaymentService:
         self.sender = webhooks.WebhookSender(
             db, config.webhooks, clock, timeout=config.webhook_timeout_seconds
         )
+        self._give_up = timedelta(hours=config.notify_give_up_hours)
         self.wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._stopping = False
@@ -460,6 +469,7 @@ class PaymentService:
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:1000]
         now = self.clock()
+        gave_up = False
         async with self.db.transaction() as session:
             fresh = await self._locked_payment(session, payment_id)
             if fresh.notify_state != NOTIFY_PENDING:
@@ -470,13 +480,44 @@ class PaymentService:
                 fresh.notified_at = now
                 fresh.notify_next_at = None
                 fresh.notify_error = None
+            elif now - (fresh.finished_at or now) >= self._give_up:
+                fresh.notify_state = NOTIFY_FAILED
+                fresh.notify_next_at = None
+                fresh.notify_error = error
+                gave_up = True
             else:
                 delay = timedelta(seconds=30) * 2 ** min(fresh.notify_attempts - 1, 12)
                 fresh.notify_next_at = now + min(delay, NOTIFY_BACKOFF_CAP)
                 fresh.notify_error = error
-        if error is not None:
+            attempts = fresh.notify_attempts
+        if gave_up:
+            audit(
+                "payments.notify_given_up",
+                outcome="failed",
+                payment=payment_id,
+                attempts=attempts,
+                error=error,
+            )
+        elif error is not None:
             log.warning("payments.notify_failed", payment=payment_id, error=error)
         return error is None
+
+    async def renotify(self, payment_id: str) -> PaymentRow:
+        """Send the council's notification again soon: one given up on, or one still retrying."""
+        async with self.db.transaction() as session:
+            row = await self._locked_payment(session, payment_id)
+            if row.notify_state not in (NOTIFY_PENDING, NOTIFY_FAILED):
+                told = (
+                    "has already accepted it" if row.notify_state == NOTIFY_DONE else "is not told"
+                )
+                raise PaymentError(
+                    409, "Conflict", f"the council {told}: nothing to send for this payment"
+                )
+            row.notify_state = NOTIFY_PENDING
+            row.notify_next_at = self.clock()
+        audit("payments.notify_requested", payment=payment_id)
+        self.wake.set()
+        return row
 
     async def notify_due(self) -> int:
         now = self.clock()
