@@ -261,7 +261,8 @@ current: contextvars.ContextVar[AuditLog | None] = contextvars.ContextVar("audit
 def audit(event: str, *, outcome: str = "ok", **fields: Any) -> None:
     """Record a security or transaction event in the current hub's trail, and log it.
 
-    The request id and CorrelationID bound to the log context go into the record too.
+    The request id, the peer's address and the CorrelationID bound to the log context go into
+    the record too.
     """
     bound = structlog.contextvars.get_contextvars()
     correlation_id = fields.pop("correlation_id", None) or bound.get("correlation_id")
@@ -270,9 +271,9 @@ def audit(event: str, *, outcome: str = "ok", **fields: Any) -> None:
     observability.audited(event, correlation_id, fields)  # refusal counters, span attributes
     trail = current.get()
     if trail is not None:
-        request_id = bound.get("request_id")
-        if request_id is not None:
-            fields.setdefault("request_id", request_id)
+        for key in ("request_id", "peer"):
+            if bound.get(key) is not None:
+                fields.setdefault(key, bound[key])
         trail.record(event, outcome=outcome, correlation_id=correlation_id, **fields)
 
 

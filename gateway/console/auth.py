@@ -71,6 +71,12 @@ def install(app: web.Application) -> None:
     app.cleanup_ctx.append(_certificates)
 
 
+def admin_name(request: web.Request) -> str | None:
+    """The name of the admin the gate let through, for the audit trail's actor."""
+    admin = request.get(ADMIN)
+    return admin.name if admin is not None else None
+
+
 def installed(app: web.Application) -> bool:
     """Whether this app has the admin gate (then only the gate makes admins)."""
     return _STATE in app

@@ -243,6 +243,7 @@ async def set_fault_view(request: web.Request) -> web.StreamResponse:
             _params(spec, form) if spec else {},
             now=request.app[CLOCK](),
             via="console",
+            actor=auth.admin_name(request),
         )
     except ProblemError as exc:
         if exc.status == 404:
@@ -254,7 +255,9 @@ async def set_fault_view(request: web.Request) -> web.StreamResponse:
 
 async def clear_fault_view(request: web.Request) -> web.StreamResponse:
     name = request.match_info["connector"]
-    await fault_control.clear_fault(request.app[DB], name, via="console")
+    await fault_control.clear_fault(
+        request.app[DB], name, via="console", actor=auth.admin_name(request)
+    )
     _changed(request)
     raise web.HTTPSeeOther(_back("fault-cleared", name))
 
@@ -275,10 +278,9 @@ async def replay_view(request: web.Request) -> web.StreamResponse:
             f"dead letter {letter_id} does not exist, was replayed already, or its "
             "submission is gone",
         )
-    admin = request.get(auth.ADMIN)
     audit(
         "admin.dead_letter_replayed",
-        actor=admin.name if admin else None,
+        actor=auth.admin_name(request),
         correlation_id=correlation_id,
         dead_letter=letter_id,
         via="console",

@@ -41,12 +41,14 @@ async def set_fault(
     *,
     now: datetime,
     via: str,
+    actor: str | None = None,
     logger: Any = None,
 ) -> FaultProfile:
     """Check and store the fault (replacing any the connector had); refusals are ProblemErrors.
 
-    `via` names the channel (api, cli) in the log event; `logger` replaces the module's logger
-    (the CLI's writes to stderr, leaving stdout to the command's answer).
+    `via` names the channel (api, console, cli) in the log event and `actor` the admin, where
+    known; `logger` replaces the module's logger (the CLI's writes to stderr, leaving stdout to
+    the command's answer).
     """
     profile = profile_for(connectors, connector, fault, params, now)
     async with db.transaction() as session:
@@ -55,12 +57,12 @@ async def set_fault(
             row = ConnectorFault(connector=connector)
             session.add(row)
         row.fault, row.params, row.set_at = profile.fault, dict(profile.params), now
-    _record(logger or log, "faults.set", profile, via)
+    _record(logger or log, "faults.set", profile, via, actor)
     return profile
 
 
 async def clear_fault(
-    db: Database, connector: str, *, via: str, logger: Any = None
+    db: Database, connector: str, *, via: str, actor: str | None = None, logger: Any = None
 ) -> FaultProfile:
     """Remove the connector's fault; NoFaultSet (404) if it had none.
 
@@ -73,7 +75,7 @@ async def clear_fault(
             raise NoFaultSet(connector)
         removed = _profile(row)
         await session.delete(row)
-    _record(logger or log, "faults.cleared", removed, via)
+    _record(logger or log, "faults.cleared", removed, via, actor)
     return removed
 
 
@@ -82,14 +84,14 @@ def _profile(row: ConnectorFault) -> FaultProfile:
     return FaultProfile(row.connector, row.fault, params, row.set_at)
 
 
-def _record(logger: Any, event: str, profile: FaultProfile, via: str) -> None:
+def _record(logger: Any, event: str, profile: FaultProfile, via: str, actor: str | None) -> None:
     fields: dict[str, Any] = {
         "connector": profile.connector,
         "fault": profile.fault,
         "params": dict(profile.params),
         "via": via,
     }
-    logger.info(event, **fields)
+    logger.info(event, actor=actor, **fields)
     trail = audit_log.current.get()
     if trail is not None:  # an admin action: into the tamper-evident trail too
-        trail.record(f"admin.{event}", **fields)
+        trail.record(f"admin.{event}", actor=actor, **fields)

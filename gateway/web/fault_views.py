@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.console.auth import admin_name
 from gateway.routing import fault_control
 from gateway.routing.faults import FaultRefused, catalogue_json
 from gateway.web.bodies import json_object
@@ -53,6 +54,7 @@ async def set_view(request: web.Request) -> web.Response:
         data.get("params"),
         now=request.app[CLOCK](),
         via="api",
+        actor=admin_name(request),
     )
     _changed(request)
     return web.json_response(profile.to_json())
@@ -60,7 +62,9 @@ async def set_view(request: web.Request) -> web.Response:
 
 async def clear_view(request: web.Request) -> web.Response:
     require_admin(request)
-    await fault_control.clear_fault(request.app[DB], request.match_info["connector"], via="api")
+    await fault_control.clear_fault(
+        request.app[DB], request.match_info["connector"], via="api", actor=admin_name(request)
+    )
     _changed(request)
     return web.Response(status=204)
 

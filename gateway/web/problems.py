@@ -34,7 +34,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Bind a request id for every log line; answer refusals and HTTP exceptions as problem+json."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id[:64], path=request.path)
+    # The peer goes into every log line and audit record of the request: who sent what was refused.
+    structlog.contextvars.bind_contextvars(
+        request_id=request_id[:64], path=request.path, peer=request.remote
+    )
     if AUDIT in request.app:
         audit_log.current.set(request.app[AUDIT])
     try:

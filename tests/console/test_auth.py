@@ -156,6 +156,16 @@ async def test_basic_credentials_open_the_admin_api(hub_factory: HubFactory) -> 
         assert resp.status == 401
     refused = await audit_records(hub, "console.sign_in_refused")
     assert refused[0].detail["via"] == "basic"
+    # What the admin then changes is theirs in the trail.
+    fault = f"{url}/{COUNCIL}"
+    body = {"fault": "hang", "params": {}}
+    async with hub.session.put(fault, json=body, headers=basic("ops", PASSWORD)) as resp:
+        assert resp.status == 200, await resp.text()
+    async with hub.session.delete(fault, headers=basic("ops", PASSWORD)) as resp:
+        assert resp.status == 204
+    for event in ("admin.faults.set", "admin.faults.cleared"):
+        [record] = await audit_records(hub, event)
+        assert (record.actor, record.detail["via"]) == ("ops", "api"), event
 
 
 async def test_console_posts_need_the_csrf_token(console: Console) -> None:

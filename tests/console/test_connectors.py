@@ -56,7 +56,7 @@ async def test_a_fault_set_from_the_page_changes_the_outcome_and_clears(
     assert reply.qualifier == "error" and reply.error_number == 3001
     assert "Closed for lunch" in reply.errors[0]["text"]
     set_record = (await audit_records(hub, "admin.faults.set"))[0]
-    assert set_record.detail["via"] == "console"
+    assert (set_record.actor, set_record.detail["via"]) == ("loopback", "console")
 
     resp = await console.post(f"/console/connectors/{COUNCIL}/fault/clear", {})
     assert resp.status == 303

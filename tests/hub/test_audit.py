@@ -72,6 +72,11 @@ async def test_events_are_chained_and_verify(hub_factory: HubFactory, tmp_path: 
     refused = [r for r in rows if r.event == "dsp.refused"]
     assert refused and refused[0].outcome == "refused"
     assert "1046" in json.dumps(refused[0].detail) or "1046" in str(refused[0].detail)
+    # Who sent what was refused: the peer's address, beside the request id.
+    detail = (
+        refused[0].detail if isinstance(refused[0].detail, dict) else json.loads(refused[0].detail)
+    )
+    assert detail["peer"] == "127.0.0.1" and detail["request_id"]
     assert "dispatch.answered" in events
     received = next(r for r in rows if r.event == "dsp.received")
     assert received.body_digest and len(received.body_digest) == 64
