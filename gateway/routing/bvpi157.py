@@ -54,8 +54,8 @@ CODES: tuple[str, ...] = tuple(t.value for t in InteractionType)
 
 VOLUMES_NOTE = (
     "Transaction volumes count the submissions stored now, in any state (queued, answered, "
-    "deleted but not yet purged); submissions already purged under the retention policy are "
-    "not counted."
+    "deleted but not yet purged); submissions already purged under the retention policy, and "
+    "tests (GatewayTest or test in live), are not counted."
 )
 
 

@@ -1,7 +1,9 @@
 """Transaction volumes for reports: stored submissions counted per (organisation, base class).
 
-Read-only. Every stored submission counts, in any state; purged ones are gone from the table and
-so are not counted (gateway/routing/bvpi157.py's VOLUMES_NOTE says so in the report).
+Read-only. Every stored submission counts, in any state, but tests: a GatewayTest submission or a
+test-in-live one (checked, not processed) is not a citizen's transaction. Purged ones are gone from
+the table and so are not counted (gateway/routing/bvpi157.py's VOLUMES_NOTE says so in the
+report).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ async def submission_volumes(
     db: Database, *, organisation: str | None = None
 ) -> dict[tuple[str, str], int]:
     """(organisation, base class) → stored submissions; only `organisation`'s when given."""
-    query = select(Submission.organisation, Submission.base_class, func.count()).group_by(
-        Submission.organisation, Submission.base_class
+    query = (
+        select(Submission.organisation, Submission.base_class, func.count())
+        .where(Submission.gateway_test.is_(False), Submission.test_in_live.is_(False))
+        .group_by(Submission.organisation, Submission.base_class)
     )
     if organisation is not None:
         query = query.where(Submission.organisation == organisation)

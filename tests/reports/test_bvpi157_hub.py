@@ -15,7 +15,7 @@ from typing import Any
 from tests.conftest import ROOT, Hub
 from tests.faults.test_cli import config_for
 from tests.hub import wire
-from tests.hub.test_dsp import acknowledged, demo, poll_until_final
+from tests.hub.test_dsp import acknowledged, demo, poll_until_final, view_submission
 
 VIEW = "LA-CTAX-VIEW"
 ROUTED = ["E07000188", "E08000024", "ER-E08000024", "GW"]
@@ -81,6 +81,18 @@ async def test_cli_counts_view_council_tax_transactions_made_through_the_hub(
 
     first = await acknowledged(hub)
     await acknowledged(hub)
+    # Tests are stored too, but are not citizens' transactions: neither counts.
+    await acknowledged(hub, view_submission(gateway_test=True))
+    citizen, _ = demo()
+    til = wire.submission(
+        f"{VIEW}-TIL",
+        enrolment.example_body(),
+        user=citizen.user_id,
+        password=citizen.password,
+        keys=enrolment.keys,
+        organisation=code,
+    )
+    await acknowledged(hub, til)
     after = await cli_json(config)
     assert volumes(after, code)["providing-information"] == (
         volumes(before, code)["providing-information"] + 2
