@@ -215,6 +215,9 @@ class SsoConfig:
     # signed still verify at the portals.
     retired_key_days: float = 2
     backchannel_timeout: float = 5  # seconds per back-channel logout delivery
+    # How often failed back-channel logouts are tried again (backing off per portal, given up
+    # on 12 hours after the sign-out).
+    backchannel_retry_seconds: float = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from gateway.identity.enrolment import EnrolmentView
 from gateway.sso.clients import ASSERTION_ALGORITHMS, AUTH_METHODS, Client, ClientRegistry
 from gateway.sso.errors import InvalidToken, OAuthError, RedirectableError
 from gateway.sso.keyring import ALGORITHM, Keyring, b64url
-from gateway.sso.sessions import CERTIFICATE, Session, SessionStore
+from gateway.sso.sessions import CERTIFICATE, OwedLogout, Session, SessionStore
 from gateway.store.engine import Database
 from gateway.store.models import ACTIVE
 from gateway.store.sso_models import SsoCode
@@ -80,6 +80,7 @@ class LogoutNotice:
 
     client: Client
     token: str
+    sid: str
 
 
 class Provider:
@@ -371,13 +372,26 @@ class Provider:
 
     async def end_session(self, sid: str) -> list[LogoutNotice]:
         """End a sign-on everywhere: the back-channel logout tokens owed to its portals."""
-        now = int(self._clock().timestamp())
         session = await self.sessions.active(sid)
-        joined = await self.sessions.end(sid)
+        # The sign-out's own attempt has its timeout (and a margin) before the retry pass may.
+        first_try = timedelta(seconds=self.config.backchannel_timeout + 5)
+        joined = await self.sessions.end(sid, retry_from=first_try)
+        owed = [OwedLogout(sid, c, session.user_id if session else None) for c in joined]
+        return await self.logout_notices(owed)
+
+    async def due_logouts(self) -> list[LogoutNotice]:
+        """Back-channel logouts to send again (claimed by this hub), with fresh tokens."""
+        claim_for = timedelta(seconds=self.config.backchannel_timeout + 30)
+        return await self.logout_notices(await self.sessions.logouts_due(claim_for))
+
+    async def logout_notices(self, owed: list[OwedLogout]) -> list[LogoutNotice]:
+        """A signed logout token for each; a portal with no back-channel URI is owed nothing."""
+        now = int(self._clock().timestamp())
         notices = []
-        for client_id in joined:
-            client = await self.clients.get(client_id)
+        for logout in owed:
+            client = await self.clients.get(logout.client_id)
             if client is None or not client.backchannel_logout_uri:
+                await self.sessions.logout_outcome(logout.sid, logout.client_id, None)
                 continue
             claims: dict[str, Any] = {
                 "iss": self.issuer,
@@ -385,12 +399,13 @@ class Provider:
                 "iat": now,
                 "exp": now + 120,
                 "jti": secrets.token_urlsafe(16),
-                "sid": sid,
+                "sid": logout.sid,
                 "events": {BACKCHANNEL_EVENT: {}},
             }
-            if session is not None:
-                claims["sub"] = self.keyring.pairwise_subject(client.organisation, session.user_id)
-            notices.append(LogoutNotice(client, self.keyring.sign(claims, LOGOUT_TOKEN_TYPE)))
+            if logout.user_id is not None:
+                claims["sub"] = self.keyring.pairwise_subject(client.organisation, logout.user_id)
+            token = self.keyring.sign(claims, LOGOUT_TOKEN_TYPE)
+            notices.append(LogoutNotice(client, token, logout.sid))
         return notices
 
 

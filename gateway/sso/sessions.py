@@ -16,6 +16,22 @@ from gateway.store.sso_models import SsoSession, SsoSessionClient
 PASSWORD = "password"
 CERTIFICATE = "certificate"
 
+# A portal's back-channel logout: owed (pending) from the sign-out, done once the portal
+# answers 200/204, failed when it still had not 12 hours after (then audited).
+LOGOUT_PENDING, LOGOUT_DONE, LOGOUT_FAILED = "pending", "done", "failed"
+LOGOUT_FIRST_RETRY = timedelta(seconds=30)
+LOGOUT_MAX_RETRY = timedelta(minutes=10)
+LOGOUT_GIVE_UP = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
+class OwedLogout:
+    """A back-channel logout still to be sent: the session, the portal, the citizen."""
+
+    sid: str
+    client_id: str
+    user_id: str | None  # None when the session had expired before it was ended
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -84,20 +100,98 @@ class SessionStore:
         except IntegrityError:
             pass  # a concurrent token request recorded it first
 
-    async def end(self, sid: str) -> list[str]:
-        """End the session; the portals that joined it, or [] if it had already ended."""
+    async def end(self, sid: str, *, retry_from: timedelta) -> list[str]:
+        """End the session; the portals that joined it, or [] if it had already ended.
+
+        Each portal is owed a back-channel logout from now on, in the same transaction: the
+        caller tells them at once, and the retry pass takes over `retry_from` later any it could
+        not (or all of them, if this process dies first).
+        """
+        now = self._clock()
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(SsoSession)
                 .where(SsoSession.sid == sid, SsoSession.ended_at.is_(None))
-                .values(ended_at=self._clock())
+                .values(ended_at=now)
             )
             if not getattr(result, "rowcount", 0):
                 return []
-            joined = await session.scalars(
-                select(SsoSessionClient.client_id).where(SsoSessionClient.sid == sid)
+            joined = list(
+                await session.scalars(
+                    select(SsoSessionClient.client_id).where(SsoSessionClient.sid == sid)
+                )
             )
-            return list(joined)
+            await session.execute(
+                update(SsoSessionClient)
+                .where(SsoSessionClient.sid == sid)
+                .values(logout_state=LOGOUT_PENDING, logout_next_at=now + retry_from)
+            )
+            return joined
+
+    async def logouts_due(self, claim_for: timedelta) -> list[OwedLogout]:
+        """Back-channel logouts due again, claimed for `claim_for` so no other hub sends them."""
+        now = self._clock()
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        SsoSessionClient.sid,
+                        SsoSessionClient.client_id,
+                        SsoSessionClient.logout_next_at,
+                        SsoSession.user_id,
+                    )
+                    .join(SsoSession, SsoSession.sid == SsoSessionClient.sid)
+                    .where(
+                        SsoSessionClient.logout_state == LOGOUT_PENDING,
+                        SsoSessionClient.logout_next_at <= now,
+                    )
+                    .limit(100)
+                )
+            ).all()
+        if not rows:
+            return []
+        # Of several hubs sharing the database, the one whose conditional update moves the time
+        # it read sends it (gateway/store/claims.py does the same for single-column keys).
+        claimed = set()
+        async with self._db.transaction() as session:
+            for row in rows:
+                result = await session.execute(
+                    update(SsoSessionClient)
+                    .where(
+                        SsoSessionClient.sid == row.sid,
+                        SsoSessionClient.client_id == row.client_id,
+                        SsoSessionClient.logout_state == LOGOUT_PENDING,
+                        SsoSessionClient.logout_next_at == row.logout_next_at,
+                    )
+                    .values(logout_next_at=now + claim_for)
+                )
+                if getattr(result, "rowcount", 0) == 1:
+                    claimed.add((row.sid, row.client_id))
+        return [
+            OwedLogout(row.sid, row.client_id, row.user_id)
+            for row in rows
+            if (row.sid, row.client_id) in claimed
+        ]
+
+    async def logout_outcome(self, sid: str, client_id: str, error: str | None) -> bool:
+        """Record a back-channel logout attempt; True if it was given up on with this one."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            row = await session.get(SsoSessionClient, (sid, client_id), with_for_update=True)
+            ended = await session.scalar(select(SsoSession.ended_at).where(SsoSession.sid == sid))
+            if row is None or row.logout_state != LOGOUT_PENDING:
+                return False
+            row.logout_attempts += 1
+            row.logout_error = error
+            if error is None:
+                row.logout_state, row.logout_next_at = LOGOUT_DONE, None
+                return False
+            if ended is None or now - ended >= LOGOUT_GIVE_UP:
+                row.logout_state, row.logout_next_at = LOGOUT_FAILED, None
+                return True
+            delay = LOGOUT_FIRST_RETRY * 2 ** min(row.logout_attempts - 1, 10)
+            row.logout_next_at = now + min(delay, LOGOUT_MAX_RETRY)
+            return False
 
 
 # Kept a day after they expire or end: long enough for a portal's late back-channel or userinfo

@@ -74,6 +74,15 @@ class SsoSessionClient(Base):
     )
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The back-channel logout owed when the session ends (gateway/sso/backchannel.py): set
+    # pending in the transaction that ends it, so a hub dying before it tells the portal leaves
+    # the telling to another pass; retried until the portal accepts or the hub gives up.
+    logout_state: Mapped[str | None] = mapped_column(String(10))  # pending | done | failed
+    logout_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    logout_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    logout_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_sso_session_clients_logout", "logout_state", "logout_next_at"),)
 
 
 class SsoCode(Base):

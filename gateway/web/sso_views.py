@@ -12,6 +12,7 @@ GET|POST /admin/sso/clients, DELETE /admin/sso/clients/{id}, POST /admin/sso/key
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -37,6 +38,7 @@ from gateway.sso.errors import OAuthError, RedirectableError
 from gateway.sso.keyring import Keyring, b64url
 from gateway.sso.provider import AuthorizationRequest, Provider
 from gateway.sso.sessions import CERTIFICATE, PASSWORD, Session, SessionStore
+from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import form as read_form
 from gateway.web.bodies import json_object
 from gateway.web.dsp_views import client_certificate
@@ -72,11 +74,23 @@ def add_sso_routes(app: web.Application) -> None:
 
 
 async def sso_services(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx, after the identity services: the provider and its back-channel client."""
-    app[SSO] = await build_provider(app)
+    """cleanup_ctx, after the identity services: the provider, its back-channel client and the
+    pass that retries back-channel logouts a portal did not accept."""
+    provider = app[SSO] = await build_provider(app)
+    stopping = asyncio.Event()
+
+    async def retry_logouts(http: aiohttp.ClientSession) -> None:
+        while await sleep_unless_stopped(stopping, provider.config.backchannel_retry_seconds):
+            try:
+                await backchannel.retry_pass(http, provider)
+            except Exception:
+                log.exception("sso.backchannel_retry_failed")
+
     async with aiohttp.ClientSession() as http:
         app[BACKCHANNEL_HTTP] = http
+        task = asyncio.create_task(retry_logouts(http), name="sso-backchannel")
         yield
+        await stop_task(task, stopping.set)
 
 
 async def build_provider(app: web.Application) -> Provider:
@@ -439,11 +453,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     ended = []
     for sid in dict.fromkeys(s for s in (cookie_sid, hint_sid) if s):
         notices = await provider.end_session(sid)
-        ended.extend(
-            await backchannel.deliver(
-                request.app[BACKCHANNEL_HTTP], notices, provider.config.backchannel_timeout
-            )
-        )
+        ended.extend(await backchannel.deliver(request.app[BACKCHANNEL_HTTP], provider, notices))
         audit("sso.signed_out", sid_prefix=sid[:8], portals=len(notices))
     if target:
         back = {"state": params["state"]} if params.get("state") else {}

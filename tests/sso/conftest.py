@@ -58,6 +58,7 @@ class Portal:
     pending: dict[str, tuple[str, str]] = field(default_factory=dict)  # state → verifier, nonce
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # portal cookie → claims
     logout_tokens: list[dict[str, Any]] = field(default_factory=list)
+    refuse_logouts: int = 0  # answer this many back-channel logouts 503 (the portal is down)
     runner: web.AppRunner | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # portal cookie → token
@@ -198,6 +199,9 @@ class Portal:
         return web.Response(text=f"{self.name}: signed out (state={request.query.get('state')})")
 
     async def backchannel(self, request: web.Request) -> web.Response:
+        if self.refuse_logouts:
+            self.refuse_logouts -= 1
+            return web.Response(status=503, text="down for maintenance")
         token = (await request.post())["logout_token"]
         assert isinstance(token, str)
         claims = jwt.decode(
@@ -245,7 +249,10 @@ class Browser:
 
 @pytest.fixture
 async def sso_hub(hub_factory: Callable[..., Any]) -> Hub:
-    hub: Hub = await hub_factory(https=True, clock=MovableClock())
+    # Back-channel logouts a portal refused are retried every 0.2 s here (10 s by default).
+    hub: Hub = await hub_factory(
+        {"sso": {"backchannel_retry_seconds": 0.2}}, https=True, clock=MovableClock()
+    )
     return hub
 
 
