@@ -25,7 +25,7 @@ def test_demo_info_json_has_everything_a_client_needs(tmp_path: Path) -> None:
     config.write_text(f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n')
     result = invoke("demo", "info", "--json", config=config)
     assert result.exit_code == 0
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["submission_url"] == "http://127.0.0.1:8080/submission"
     assert data["poll_url"] == "http://127.0.0.1:8080/poll"
     assert data["https_submission_url"] == "https://localhost:8443/submission"
@@ -71,14 +71,14 @@ auth_level = 0
     )
     result = invoke("routes", "--json", config=config)
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     keyed = {(r["class"], r["organisation"]): r for r in rows}
     assert keyed[("LA-PLANNING-COMMENT", "E08000024")]["mode"] == "sync"
     assert keyed[("LA-PLANNING-COMMENT", "E08000024")]["connector_type"] == "receipt"
     assert keyed[("LA-CTAX-VIEW", "E07000188")]["connector_type"] == "simulated-council"
     table = invoke("routes", config=config)
     assert "LA-PLANNING-COMMENT" in table.output and "simulated-council" in table.output
-    info = json.loads(invoke("demo", "info", "--json", config=config).output)
+    info = json.loads(invoke("demo", "info", "--json", config=config).stdout)
     assert info["submission_url"] == "http://127.0.0.1:9090/submission"
 
 

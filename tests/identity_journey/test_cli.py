@@ -60,12 +60,12 @@ def test_cli_register_enrol_letters_activate(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "1 attempt remaining" in result.output  # max_attempts = 2
     result = invoke(config, *base, *facts, "--fact", f"Surname={prop.liable[0].surname}", "--json")
     assert result.exit_code == 0, result.output
-    enrolment = json.loads(result.output)
+    enrolment = json.loads(result.stdout)
     assert enrolment["state"] == "awaiting_activation"
 
     result = invoke(config, "letters", "list", "--user", user_id, "--json")
     assert result.exit_code == 0, result.output
-    [letter] = json.loads(result.output)
+    [letter] = json.loads(result.stdout)
     assert letter["address"][-1] == prop.address.postcode
     pin = re.search(r"activation PIN is: (\w+)", letter["text"])
     assert pin

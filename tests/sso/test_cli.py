@@ -33,7 +33,7 @@ async def test_cli_registers_portals_and_rotates_keys(
         "--json",
     )  # fmt: skip
     assert added.exit_code == 0, added.output
-    client = json.loads(added.output)
+    client = json.loads(added.stdout)
     assert client["token_endpoint_auth_method"] == "client_secret_basic"
     assert len(client["client_secret"]) >= 40
 
@@ -48,7 +48,7 @@ async def test_cli_registers_portals_and_rotates_keys(
     )  # fmt: skip
     assert insecure.exit_code != 0 and "plain http is for localhost" in insecure.output
 
-    listed = json.loads((await invoke(config, "sso", "clients", "list", "--json")).output)
+    listed = json.loads((await invoke(config, "sso", "clients", "list", "--json")).stdout)
     assert [c["client_id"] for c in listed] == [client["client_id"]]
     assert "client_secret" not in listed[0]
 
@@ -65,4 +65,4 @@ async def test_cli_registers_portals_and_rotates_keys(
         assert len((await resp.json())["keys"]) == 2
 
     assert (await invoke(config, "sso", "clients", "remove", client["client_id"])).exit_code == 0
-    assert json.loads((await invoke(config, "sso", "clients", "list", "--json")).output) == []
+    assert json.loads((await invoke(config, "sso", "clients", "list", "--json")).stdout) == []
