@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import log as audit_log
 from gateway.config import ConnectorConfig
@@ -51,12 +52,20 @@ async def set_fault(
     the command's answer).
     """
     profile = profile_for(connectors, connector, fault, params, now)
-    async with db.transaction() as session:
-        row = await session.get(ConnectorFault, connector)
-        if row is None:
-            row = ConnectorFault(connector=connector)
-            session.add(row)
-        row.fault, row.params, row.set_at = profile.fault, dict(profile.params), now
+    for last_try in (False, True):
+        try:
+            async with db.transaction() as session:
+                row = await session.get(ConnectorFault, connector)
+                if row is None:
+                    row = ConnectorFault(connector=connector)
+                    session.add(row)
+                row.fault, row.params, row.set_at = profile.fault, dict(profile.params), now
+            break
+        except IntegrityError:
+            # Another admin set this connector's first fault at the same moment: theirs is in,
+            # so this one replaces it, as it would have a moment later.
+            if last_try:
+                raise
     _record(logger or log, "faults.set", profile, via, actor)
     return profile
 

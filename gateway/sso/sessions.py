@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.engine import Database
@@ -200,9 +200,14 @@ KEEP_ENDED = timedelta(days=1)
 
 
 async def purge(db: Database, now: datetime) -> int:
-    """Remove sessions that expired or ended more than KEEP_ENDED ago, with who joined them."""
+    """Remove sessions that expired or ended more than KEEP_ENDED ago, with who joined them,
+    unless a portal is still owed its back-channel logout (a long-expired session ended late)."""
     before = now - KEEP_ENDED
-    gone = or_(SsoSession.expires_at < before, SsoSession.ended_at < before)
+    owing = select(SsoSessionClient.sid).where(SsoSessionClient.logout_state == LOGOUT_PENDING)
+    gone = and_(
+        or_(SsoSession.expires_at < before, SsoSession.ended_at < before),
+        SsoSession.sid.not_in(owing),
+    )
     async with db.transaction() as session:
         # Explicit, not left to ON DELETE CASCADE: SQLite applies it only with foreign keys on.
         await session.execute(

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from sqlalchemy import select
+
+from gateway.clock import utcnow
+from gateway.config import parse_config
 from gateway.demo import citizens_list
+from gateway.routing import fault_control
+from gateway.store.engine import Database
+from gateway.store.fault_models import ConnectorFault
 from tests.conftest import Hub
 from tests.faults.conftest import COUNCIL, clear_fault, final_answer, listed, set_fault
 from tests.hub import wire
@@ -109,3 +117,28 @@ async def test_a_fault_on_one_connector_leaves_the_others_alone(council_hub: Hub
     )
     reply = await final_answer(council_hub, envelope)
     assert reply.qualifier == "response", reply.errors
+
+
+async def test_admins_setting_a_connectors_first_fault_at_once_all_succeed(
+    migrated_url: str,
+) -> None:
+    # Hubs sharing one database (or two admins at once): each insert of the first fault row can
+    # meet another's; the later one replaces it rather than failing.
+    connectors = parse_config({}).connectors
+    hubs = [Database.open(migrated_url) for _ in range(4)]
+    try:
+        for db in hubs:  # connections made, so the writes meet
+            async with db.transaction() as session:
+                await session.execute(select(1))
+        faults = ["hang", "malformed_reply", "schema_invalid_reply", "hang"]
+        await asyncio.gather(
+            *(
+                fault_control.set_fault(db, connectors, COUNCIL, f, {}, now=utcnow(), via="api")
+                for db, f in zip(hubs, faults, strict=True)
+            )
+        )
+        async with hubs[0].read() as session:
+            rows = (await session.scalars(select(ConnectorFault))).all()
+        assert [r.connector for r in rows] == [COUNCIL] and rows[0].fault in faults
+    finally:
+        await asyncio.gather(*(db.aclose() for db in hubs))

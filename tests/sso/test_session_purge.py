@@ -37,6 +37,7 @@ async def test_a_session_is_kept_a_day_after_it_ends_or_expires_then_removed(
     ended = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
     await store.join(ended.sid, "portal-a")
     assert await store.end(ended.sid, retry_from=timedelta(seconds=10)) == ["portal-a"]
+    await store.logout_outcome(ended.sid, "portal-a", None)  # the portal was told
     expiring = await store.start("DEMO0SED0001", sso_sessions.PASSWORD, None)
 
     # Ended a day ago less a minute: kept, and a portal asking is told it ended.
@@ -51,6 +52,22 @@ async def test_a_session_is_kept_a_day_after_it_ends_or_expires_then_removed(
     assert await sso_sessions.purge(db, clock()) == 1
     assert await sids(db) == {live.sid}
     assert await store.active(live.sid) is not None
+
+
+async def test_a_session_ended_long_after_it_expired_stays_while_a_portal_is_owed(
+    hub_factory: HubFactory,
+) -> None:
+    clock = MovableClock()
+    hub = await hub_factory(clock=clock)
+    db, store = hub.app[DB], hub.app[SSO].sessions
+    stale = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
+    await store.join(stale.sid, "portal-a")
+    clock.advance(LIFETIME + timedelta(days=2))
+    assert await store.end(stale.sid, retry_from=timedelta(seconds=10)) == ["portal-a"]
+    assert await sso_sessions.purge(db, clock()) == 0  # the logout is still owed
+    await store.logout_outcome(stale.sid, "portal-a", None)  # told
+    assert await sso_sessions.purge(db, clock()) == 1
+    assert await sids(db) == set()
 
 
 async def test_the_hubs_purge_pass_removes_them(hub_factory: HubFactory) -> None:
