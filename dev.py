@@ -4,7 +4,7 @@
 python3 dev.py run    set up, start the demo hub on SQLite, show one View Council Tax
                       transaction end to end, keep serving until Ctrl-C
 python3 dev.py test   set up and run the checks (ruff, mypy) and the whole test suite, twice:
-                      on SQLite, then on the local PostgreSQL (GATEWAY_TEST_PG, default
+                      on SQLite, then (but for tests marked no_database) on the local PostgreSQL (GATEWAY_TEST_PG, default
                       postgresql://postgres@127.0.0.1:5432/test; skipped with a warning when no
                       server answers, unless GATEWAY_TEST_REQUIRE_PG=1 as in CI)
                       GATEWAY_TEST_DATABASE=sqlite|postgresql runs one pass only; extra

@@ -184,6 +184,17 @@ SERVER = os.environ.get("GATEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432
 ON_POSTGRES = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite") == "postgresql"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, leave out tests that never open the hub's database: they would
+    only repeat the SQLite pass (and each pay for a database of its own)."""
+    if not ON_POSTGRES:
+        return
+    repeats = [item for item in items if item.get_closest_marker("no_database")]
+    if repeats:
+        items[:] = [item for item in items if not item.get_closest_marker("no_database")]
+        config.hook.pytest_deselected(items=repeats)
+
+
 async def create_pg_database(template: str = "template1") -> str:
     """A fresh database on the local server (empty, or a copy of template); its SQLAlchemy URL."""
     name = f"gw_test_{uuid.uuid4().hex[:12]}"

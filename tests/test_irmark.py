@@ -22,6 +22,8 @@ from gateway.govtalk.irmark import (
     verify_irmark,
 )
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 ENV = "http://www.govtalk.gov.uk/CM/envelope"
 
 # {root_ns} adds declarations on the root, {body_ns} on Body, {mark} is where the IRmark goes.

@@ -29,6 +29,8 @@ from gateway.cli import main
 from gateway.config import Config, load_config
 from gateway.routing.registry import ConnectorSet
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -11,6 +11,8 @@ from gateway.govtalk.parse import parse, parse_xml
 
 from .samples import ENV_NS, envelope
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 PASSWD = Path("/etc/passwd")
 
 

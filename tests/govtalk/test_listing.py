@@ -19,6 +19,8 @@ from gateway.govtalk.parse import parse
 
 from .samples import envelope
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 SR = f"{{{STATUS_REPORT_NS}}}"
 
 

@@ -13,6 +13,8 @@ from gateway.govtalk.parse import parse
 
 from .samples import DSIG, ENV_NS, envelope, poll
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 CLEAR_WITH_ROLE = """
     <SenderDetails><IDAuthentication><SenderID>U1</SenderID>
       <Authentication><Method>clear</Method><Role>{role}</Role><Value>pw</Value></Authentication>

@@ -17,6 +17,8 @@ from gateway.govtalk.serialise import serialise
 
 from .samples import ENV_NS, c14n
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 CID = "0123456789ABCDEF0123456789ABCDEF"
 WHEN = datetime(2014, 4, 11, 15, 41, 39, 775_123, tzinfo=UTC)
 

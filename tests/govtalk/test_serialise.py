@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from lxml import etree
 
 from gateway.govtalk.errors import GovTalkError
@@ -18,6 +19,8 @@ from gateway.govtalk.parse import envelope_schema, parse
 from gateway.govtalk.serialise import serialise
 
 from .samples import DSIG, ENV_NS, assert_same_envelope, c14n, envelope
+
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
 
 def signature() -> etree._Element:

@@ -17,6 +17,8 @@ from gateway.clock import utcnow
 from gateway.pki import Pki, PkiError
 from tests.pki.conftest import BASE_URL, Run
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 LAYOUT = [
     "root-ca.pem", "root-ca.key", "citizen-ca.pem", "citizen-ca.key", "server.pem",
     "server-chain.pem", "server.key", "ocsp-responder.pem", "ocsp-responder.key",

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
 from gateway.cli_certs import certs
 from gateway.config import parse_config
 from gateway.pki import Pki
+
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
 
 def _ok(result) -> str:

@@ -20,6 +20,8 @@ from gateway.clock import utcnow
 from gateway.pki import Pki, PkiError
 from tests.pki.conftest import Run
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 
 def _request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None) -> bytes:
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())

@@ -17,6 +17,8 @@ from gateway.pki import Pki
 from gateway.pki.tls import client_ssl_context, server_ssl_context
 from tests.pki.conftest import Run, start
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 SEEN: web.AppKey[list[bytes | None]] = web.AppKey("seen", list)
 
 
