@@ -205,6 +205,31 @@ class PaymentReceiver(Protocol):
         """Record the payment, idempotently by payment_id; an exception means "try again later"."""
 
 
+@dataclass(frozen=True, slots=True)
+class RefundNotification:
+    """Money given back on a payment the council was told of (PaymentNotification).
+
+    The same refund_id may be delivered more than once, so receivers apply it once.
+    """
+
+    refund_id: str
+    payment_id: str
+    organisation: str
+    reference: str
+    amount_pence: int
+    refunded_at: datetime
+
+
+@runtime_checkable
+class RefundReceiver(Protocol):
+    """A connector that records refunds of the payments it was told of."""
+
+    async def refund_received(
+        self, notification: RefundNotification, ctx: ConnectorContext
+    ) -> None:
+        """Record the refund, idempotently by refund_id; an exception means "try again later"."""
+
+
 # --- Secure mail: messages to citizens by enrolment identifiers, replies back -------------------
 
 

@@ -18,6 +18,7 @@ from connectors.protocol import (
     MailMessage,
     Outcome,
     PaymentNotification,
+    RefundNotification,
     Response,
     Transaction,
 )
@@ -140,6 +141,17 @@ class SimulatedCouncilConnector:
             raise ValueError(f"{self.council.name} is not organisation {notification.organisation}")
         await self.start()
         await payments.record(self.store, notification)
+
+    async def refund_received(
+        self, notification: RefundNotification, ctx: ConnectorContext
+    ) -> None:
+        """Refunds: money given back on a payment, recorded once as a negative payment."""
+        from connectors.simcouncil import payments
+
+        if notification.organisation != self.council.code:
+            raise ValueError(f"{self.council.name} is not organisation {notification.organisation}")
+        await self.start()
+        await payments.record_refund(self.store, notification)
 
     async def receive_mail(self, message: MailMessage, ctx: ConnectorContext) -> None:
         """Secure mail: a citizen's reply, kept once by message id in the council's post room."""

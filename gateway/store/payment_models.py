@@ -26,7 +26,19 @@ DELIVERY_DELIVERED = "delivered"
 DELIVERY_FAILED = "failed"  # every scheduled retry was used
 
 
-class PaymentRow(Base):
+class CouncilNotice:
+    """Telling the council's connector about a payment's success or a refund (PaymentReceiver,
+    RefundReceiver): pending until it accepts, retried, given up on after a while."""
+
+    notify_state: Mapped[str] = mapped_column(String(10), default=NOTIFY_NONE)
+    notify_connector: Mapped[str | None] = mapped_column(String(64))
+    notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notify_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notify_error: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PaymentRow(CouncilNotice, Base):
     __tablename__ = "payments"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -47,13 +59,6 @@ class PaymentRow(Base):
     card_last4: Mapped[str | None] = mapped_column(String(4))
     cardholder_name: Mapped[str | None] = mapped_column(String(255))
     refunded_pence: Mapped[int] = mapped_column(Integer, default=0)
-    # Telling the council's connector about a success (PaymentReceiver), retried until done.
-    notify_state: Mapped[str] = mapped_column(String(10), default=NOTIFY_NONE)
-    notify_connector: Mapped[str | None] = mapped_column(String(64))
-    notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    notify_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    notify_error: Mapped[str | None] = mapped_column(Text)
-    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_payments_state_created", "state", "created_at"),
@@ -75,7 +80,7 @@ class IdempotencyKeyRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-class RefundRow(Base):
+class RefundRow(CouncilNotice, Base):
     __tablename__ = "payment_refunds"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -88,6 +93,7 @@ class RefundRow(Base):
     __table_args__ = (
         Index("ix_payment_refunds_payment", "payment_id"),
         Index("ix_payment_refunds_created", "created_at"),
+        Index("ix_payment_refunds_notify", "notify_state", "notify_next_at"),
     )
 
 

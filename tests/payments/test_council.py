@@ -10,7 +10,12 @@ from decimal import Decimal
 from lxml import etree
 from sqlalchemy import select
 
-from connectors.protocol import PaymentNotification, PaymentReceiver
+from connectors.protocol import (
+    PaymentNotification,
+    PaymentReceiver,
+    RefundNotification,
+    RefundReceiver,
+)
 from connectors.simcouncil.connector import SimulatedCouncilConnector
 from gateway.demo import citizens_list
 from gateway.store.audit_models import AuditRecord
@@ -218,3 +223,59 @@ async def test_a_notification_refused_for_days_is_given_up_then_sent_again_on_re
     # Nothing more to send.
     status, body = await pay_hub.call("POST", f"{path}/notify")
     assert status == 409 and "already accepted" in body["detail"]
+
+
+async def test_a_refund_reaches_the_council_once_even_after_a_failure(
+    pay_hub: PayHub, monkeypatch
+) -> None:
+    calls: list[str] = []
+    original = SimulatedCouncilConnector.refund_received
+
+    async def flaky(self, notification, ctx):  # type: ignore[no-untyped-def]
+        calls.append(notification.refund_id)
+        if len(calls) == 1:
+            raise ConnectionError("back office down")
+        await original(self, notification, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, "refund_received", flaky)
+    payment_id = await pay_hub.paid_payment(
+        amount=2000, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+    )
+    paid = await view_council_tax(pay_hub)
+    status, refund = await pay_hub.call(
+        "POST", f"/api/payments/{payment_id}/refunds", json={"amount": 750}
+    )
+    assert status == 201, refund
+    # Tried at once and refused: pending, and the council's books are as they were.
+    assert refund["council_notification"]["state"] == "pending"
+    assert "back office down" in refund["council_notification"]["last_error"]
+    assert balance(await view_council_tax(pay_hub)) == balance(paid)
+
+    row = await pay_hub.payments.refunds(payment_id)
+    pay_hub.clock.advance(row[0].notify_next_at - pay_hub.clock())  # type: ignore[operator]
+
+    async def told() -> bool:
+        await pay_hub.payments.run_once()
+        _, listed = await pay_hub.call("GET", f"/api/payments/{payment_id}/refunds")
+        return bool(listed["refunds"][0]["council_notification"]["state"] == "done")
+
+    await eventually(told)
+    after = await view_council_tax(pay_hub)
+    assert balance(after) == balance(paid) + Decimal("7.50")
+    assert payments(after) == [*payments(paid), "-7.50"]
+    # A redelivered refund changes nothing (idempotent by refund id).
+    connector, ctx = pay_hub.app[CONNECTORS].get(f"council-{ENROLMENT.organisation}")  # type: ignore[misc]
+    assert isinstance(connector, RefundReceiver)
+    await connector.refund_received(
+        RefundNotification(
+            refund["refund_id"],
+            payment_id,
+            ENROLMENT.organisation,
+            ENROLMENT.account_ref,
+            750,
+            pay_hub.clock(),
+        ),
+        ctx,
+    )
+    assert balance(await view_council_tax(pay_hub)) == balance(after)
+    assert calls == [refund["refund_id"]] * 3  # the failed try, the retry, the redelivery

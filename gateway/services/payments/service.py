@@ -2,9 +2,9 @@
 expiry of abandoned payments, the council's notification and the webhook outbox.
 
 Every state change goes through lifecycle.check and queues its webhook event in the same
-transaction. A success also marks the payment's notification to the council's connector
-(PaymentReceiver) pending; it is attempted at once and retried by the background pass until the
-connector accepts it, so it is never lost.
+transaction. A success, and a refund, also make a notice to the council's connector pending
+(PaymentReceiver, RefundReceiver; gateway/services/payments/notices.py); it is attempted at once
+and retried by the background pass until the connector accepts it or it is given up on.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import structlog
@@ -25,13 +25,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.protocol import PaymentNotification, PaymentReceiver
+from connectors.protocol import (
+    PaymentNotification,
+    PaymentReceiver,
+    RefundNotification,
+    RefundReceiver,
+)
 from gateway.audit.log import audit
 from gateway.config import PaymentsConfig
 from gateway.errors import ProblemError
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
-from gateway.services.payments import lifecycle, webhooks
+from gateway.services.payments import lifecycle, notices, webhooks
 from gateway.services.payments.cards import Card
 from gateway.store.claims import claim
 from gateway.store.engine import Database
@@ -48,7 +53,6 @@ from gateway.store.payment_models import (
 log = structlog.get_logger("gateway.payments")
 
 MAX_AMOUNT_PENCE = 10_000_000  # £100,000, as GOV.UK Pay
-NOTIFY_BACKOFF_CAP = timedelta(hours=1)
 # How long a claimed notification is this hub's before another may send it (a connector call
 # that has not returned by then is taken to have failed).
 NOTIFY_CLAIM = timedelta(minutes=2)
@@ -139,23 +143,21 @@ def payment_json(row: PaymentRow) -> dict[str, Any]:
         }
         out["council_notified"] = row.notify_state == NOTIFY_DONE
         if row.notify_state != NOTIFY_NONE:
-            # pending (being retried), done, or failed (given up on: POST .../notify to resend).
-            out["council_notification"] = {
-                "state": row.notify_state,
-                "attempts": row.notify_attempts,
-                "last_error": row.notify_error,
-            }
+            out["council_notification"] = notices.notice_json(row)
     return out
 
 
 def refund_json(row: RefundRow) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "refund_id": row.id,
         "payment_id": row.payment_id,
         "amount": row.amount_pence,
         "state": row.state,
         "created_date": row.created_at.isoformat(),
     }
+    if row.notify_state != NOTIFY_NONE:
+        out["council_notification"] = notices.notice_json(row)
+    return out
 
 
 class PaymentService:
@@ -185,13 +187,15 @@ class PaymentService:
     def councils(self) -> set[str]:
         return {route.organisation for route in self.routes}
 
-    def receiver_for(self, organisation: str) -> str | None:
-        """The name of a connector serving the organisation that can take payments."""
+    def receiver_for(
+        self, organisation: str, kind: notices.NoticeKind = notices.PAYMENT
+    ) -> str | None:
+        """The name of a connector serving the organisation that takes this kind of notice."""
         for route in self.routes:
             if route.organisation != organisation:
                 continue
             found = self.connectors.get(route.connector)
-            if found is not None and isinstance(found[0], PaymentReceiver):
+            if found is not None and isinstance(found[0], kind.capability):
                 return route.connector
         return None
 
@@ -307,12 +311,13 @@ class PaymentService:
                 # Claimed by the request that made it succeed (`pay` sends it at once), so a
                 # background pass running meanwhile does not send it too; should this hub die
                 # first, the claim soon runs out and any hub's pass sends it.
-                row.notify_next_at = now + timedelta(
-                    seconds=self.config.notify_timeout_seconds + NOTIFY_INLINE_MARGIN
-                )
+                row.notify_next_at = self._inline_claim(now)
         event = lifecycle.EVENTS.get(target)
         if event is not None:
             self._event(session, event, {"payment": payment_json(row)}, now)
+
+    def _inline_claim(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.config.notify_timeout_seconds + NOTIFY_INLINE_MARGIN)
 
     def _event(
         self, session: AsyncSession, event_type: str, data: dict[str, Any], now: datetime
@@ -411,7 +416,14 @@ class PaymentService:
                 state="success",
                 caller=caller,
                 created_at=now,
+                notify_state=NOTIFY_NONE,
             )
+            connector = self.receiver_for(row.organisation, notices.REFUND)
+            if connector is not None:
+                # Told at once below, as a payment's success is; the claim covers that attempt.
+                refund.notify_state = NOTIFY_PENDING
+                refund.notify_connector = connector
+                refund.notify_next_at = self._inline_claim(now)
             session.add(refund)
             row.refunded_pence += amount
             row.updated_at = now
@@ -421,6 +433,10 @@ class PaymentService:
                 {"refund": refund_json(refund), "payment": payment_json(row)},
                 now,
             )
+        if refund.notify_state == NOTIFY_PENDING:
+            await self.notify_refund(refund.id)
+            async with self.db.read() as session:
+                refund = await session.get(RefundRow, refund.id) or refund
         self.wake.set()
         return refund
 
@@ -447,59 +463,80 @@ class PaymentService:
 
     async def notify(self, payment_id: str) -> bool:
         """Tell the council's connector about a success; True once it has accepted it."""
-        row = await self.get(payment_id)
-        if row is None or row.notify_state != NOTIFY_PENDING or row.finished_at is None:
+        return await self._tell(notices.PAYMENT, payment_id)
+
+    async def notify_refund(self, refund_id: str) -> bool:
+        """Tell the council's connector about a refund; True once it has accepted it."""
+        return await self._tell(notices.REFUND, refund_id)
+
+    async def _notification(
+        self, row: PaymentRow | RefundRow
+    ) -> PaymentNotification | RefundNotification | None:
+        if isinstance(row, PaymentRow):
+            if row.finished_at is None:
+                return None
+            return PaymentNotification(
+                row.id, row.organisation, row.reference, row.amount_pence, row.finished_at
+            )
+        payment = await self.get(row.payment_id)
+        if payment is None:
+            return None
+        return RefundNotification(
+            row.id,
+            payment.id,
+            payment.organisation,
+            payment.reference,
+            row.amount_pence,
+            row.created_at,
+        )
+
+    async def _tell(self, kind: notices.NoticeKind, row_id: str) -> bool:
+        async with self.db.read() as session:
+            row = cast(PaymentRow | RefundRow | None, await session.get(kind.model, row_id))
+        if row is None or row.notify_state != NOTIFY_PENDING:
             return row is not None and row.notify_state == NOTIFY_DONE
+        notification = await self._notification(row)
+        if notification is None:
+            return False
         found = self.connectors.get(row.notify_connector or "")
         error: str | None = None
         connector = found[0] if found is not None else None
-        if found is None or not isinstance(connector, PaymentReceiver):
-            error = f"connector {row.notify_connector} is not running or takes no payments"
+        if found is None or not isinstance(connector, kind.capability):
+            error = f"connector {row.notify_connector} is not running or takes no {kind.name}s"
         else:
-            ctx = found[1]
-            notification = PaymentNotification(
-                row.id, row.organisation, row.reference, row.amount_pence, row.finished_at
-            )
             timeout = self.config.notify_timeout_seconds
             try:
                 async with asyncio.timeout(timeout):
-                    await connector.payment_received(notification, ctx)
+                    if isinstance(notification, PaymentNotification):
+                        await cast(PaymentReceiver, connector).payment_received(
+                            notification, found[1]
+                        )
+                    else:
+                        await cast(RefundReceiver, connector).refund_received(
+                            notification, found[1]
+                        )
             except TimeoutError:
                 error = f"the council's connector did not answer within {timeout:g}s"
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:1000]
         now = self.clock()
-        gave_up = False
         async with self.db.transaction() as session:
-            fresh = await self._locked_payment(session, payment_id)
-            if fresh.notify_state != NOTIFY_PENDING:
-                return fresh.notify_state == NOTIFY_DONE
-            fresh.notify_attempts += 1
-            if error is None:
-                fresh.notify_state = NOTIFY_DONE
-                fresh.notified_at = now
-                fresh.notify_next_at = None
-                fresh.notify_error = None
-            elif now - (fresh.finished_at or now) >= self._give_up:
-                fresh.notify_state = NOTIFY_FAILED
-                fresh.notify_next_at = None
-                fresh.notify_error = error
-                gave_up = True
-            else:
-                delay = timedelta(seconds=30) * 2 ** min(fresh.notify_attempts - 1, 12)
-                fresh.notify_next_at = now + min(delay, NOTIFY_BACKOFF_CAP)
-                fresh.notify_error = error
-            attempts = fresh.notify_attempts
-        if gave_up:
-            audit(
-                "payments.notify_given_up",
-                outcome="failed",
-                payment=payment_id,
-                attempts=attempts,
-                error=error,
+            fresh = cast(
+                PaymentRow | RefundRow | None,
+                await session.get(kind.model, row_id, with_for_update=True),
             )
+            if fresh is None or fresh.notify_state != NOTIFY_PENDING:
+                return fresh is not None and fresh.notify_state == NOTIFY_DONE
+            since = fresh.finished_at if isinstance(fresh, PaymentRow) else fresh.created_at
+            gave_up = notices.settle(fresh, error, now, since or now, self._give_up)
+            attempts = fresh.notify_attempts
+        ids = {kind.name: row_id}
+        if isinstance(notification, RefundNotification):
+            ids["payment"] = notification.payment_id
+        if gave_up:
+            audit(kind.given_up_event, outcome="failed", attempts=attempts, error=error, **ids)
         elif error is not None:
-            log.warning("payments.notify_failed", payment=payment_id, error=error)
+            log.warning(f"payments.{kind.name}_notify_failed", error=error, **ids)
         return error is None
 
     async def renotify(self, payment_id: str) -> PaymentRow:
@@ -520,33 +557,36 @@ class PaymentService:
         return row
 
     async def notify_due(self) -> int:
-        now = self.clock()
-        async with self.db.read() as session:
-            due = (
-                await session.execute(
-                    select(PaymentRow.id, PaymentRow.notify_next_at).where(
-                        PaymentRow.notify_state == NOTIFY_PENDING,
-                        PaymentRow.notify_next_at <= now,
+        """Send the payment and refund notices due again; how many this hub claimed."""
+        sent = 0
+        for kind in (notices.PAYMENT, notices.REFUND):
+            model, now = kind.model, self.clock()
+            async with self.db.read() as session:
+                due = (
+                    await session.execute(
+                        select(model.id, model.notify_next_at).where(
+                            model.notify_state == NOTIFY_PENDING, model.notify_next_at <= now
+                        )
                     )
+                ).all()
+            if not due:
+                continue
+            # Of several hubs sharing the database, the one that claims a notice sends it.
+            async with self.db.transaction() as session:
+                claimed = await claim(
+                    session,
+                    model,
+                    model.id,
+                    model.notify_next_at,
+                    [(row_id, next_at) for row_id, next_at in due],
+                    now + NOTIFY_CLAIM,
+                    model.notify_state == NOTIFY_PENDING,
                 )
-            ).all()
-        if not due:
-            return 0
-        # Of several hubs sharing the database, the one that claims a notification sends it.
-        async with self.db.transaction() as session:
-            claimed = await claim(
-                session,
-                PaymentRow,
-                PaymentRow.id,
-                PaymentRow.notify_next_at,
-                [(payment_id, next_at) for payment_id, next_at in due],
-                now + NOTIFY_CLAIM,
-                PaymentRow.notify_state == NOTIFY_PENDING,
-            )
-        for payment_id, _ in due:
-            if payment_id in claimed:
-                await self.notify(payment_id)
-        return len(claimed)
+            for row_id, _ in due:
+                if row_id in claimed:
+                    await self._tell(kind, row_id)
+            sent += len(claimed)
+        return sent
 
     async def run_once(self) -> None:
         """One pass: expire abandoned payments, retry notifications, send due webhooks."""
