@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
+from gateway import logs
 from gateway.config import DATABASE_URL_ENV, Config, parse_config
 from gateway.routing.registry import ConnectorSet
 from gateway.store.migrate import upgrade_async
@@ -29,6 +30,11 @@ from gateway.web.app import create_app
 from gateway.web.server import tls_context
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# In-process hubs log as `gateway serve` does, to stderr. Unconfigured, structlog prints to
+# whatever sys.stdout is at that moment: a CLI command's captured JSON answer, say, when a hub
+# logs while CliRunner has swapped the streams.
+logs.configure("INFO")
 
 
 @dataclass

@@ -55,7 +55,7 @@ async def test_set_list_clear_reach_the_running_hub(council_hub: Hub, tmp_path: 
         "location": "/CTaxViewRequest/AccountRef",
     }
     # The change is recorded as a structured event, on stderr so stdout stays the answer.
-    [event] = [json.loads(line) for line in result.stderr.splitlines()]
+    [event] = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert (event["event"], event["connector"], event["via"]) == ("faults.set", COUNCIL, "cli")
     listing = await gateway(config, "list")
     assert listing.stdout.startswith(f"{COUNCIL}  business_error  ")

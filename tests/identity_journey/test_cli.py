@@ -44,7 +44,7 @@ def test_cli_register_enrol_letters_activate(tmp_path: Path) -> None:
         "s3cret-enough",
     )
     assert result.exit_code == 0, result.output
-    user_id = result.output.strip()
+    user_id = result.stdout.strip()
     assert re.fullmatch(r"[A-Z0-9]{12}", user_id)
 
     result = invoke(config, "register", "--name", "Nobody")

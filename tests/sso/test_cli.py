@@ -53,7 +53,7 @@ async def test_cli_registers_portals_and_rotates_keys(
     assert "client_secret" not in listed[0]
 
     assert "signing with" in (await invoke(config, "sso", "keys", "rotate")).output
-    keys = (await invoke(config, "sso", "keys", "list")).output.splitlines()
+    keys = (await invoke(config, "sso", "keys", "list")).stdout.splitlines()
     assert len(keys) == 2 and sum("active" in line for line in keys) == 1
 
     # The hub on the same database serves that portal and publishes both keys.
