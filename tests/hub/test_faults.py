@@ -80,7 +80,9 @@ async def test_transient_failure_is_retried_to_success(hub_factory, tmp_path) ->
 
 async def test_poll_while_pending_gets_another_ack(hub_factory, tmp_path) -> None:
     slow = Misbehaving("slow", "slow", delay=0.25)
-    hub = await start(hub_factory, tmp_path, slow, poll_interval=3)
+    # A timeout well past the delay: the route's default 0.3 s left a loaded CI machine 50 ms,
+    # and a timed-out attempt is (rightly) tried again, which this test is not about.
+    hub = await start(hub_factory, tmp_path, slow, poll_interval=3, timeout=2)
     ack = wire.read(await hub.post(wire.submission("TEST-SLOW", BODY, organisation="TESTORG")))
     assert ack.correlation_id
     early = wire.read(await hub.post(wire.poll("TEST-SLOW", ack.correlation_id), path="/poll"))
