@@ -62,6 +62,7 @@ def add_payment_routes(app: web.Application) -> None:
     app.router.add_get("/api/payments/{id}", get_view)
     app.router.add_post("/api/payments/{id}/cancel", cancel_view)
     app.router.add_post("/api/payments/{id}/notify", notify_view)
+    app.router.add_post("/api/payments/{id}/refunds/{refund}/notify", notify_refund_view)
     app.router.add_get("/api/payments/{id}/refunds", list_refunds_view)
     app.router.add_post("/api/payments/{id}/refunds", refund_view)
     app.router.add_get("/pay/{id}", page_view)
@@ -162,6 +163,16 @@ async def notify_view(request: web.Request) -> web.StreamResponse:
     row, _ = await _payment_for(request)
     again = await request.app[PAYMENTS].renotify(row.id)
     return web.json_response(_with_links(request, again), status=202)
+
+
+async def notify_refund_view(request: web.Request) -> web.StreamResponse:
+    """Ask for a refund's notice to the council again."""
+    row, _ = await _payment_for(request)
+    refund_id = request.match_info["refund"]
+    if refund_id not in {r.id for r in await request.app[PAYMENTS].refunds(row.id)}:
+        raise ProblemError(404, "Not Found", "no such refund of this payment")
+    again = await request.app[PAYMENTS].renotify_refund(refund_id)
+    return web.json_response(refund_json(again), status=202)
 
 
 async def list_refunds_view(request: web.Request) -> web.StreamResponse:

@@ -279,3 +279,44 @@ async def test_a_refund_reaches_the_council_once_even_after_a_failure(
     )
     assert balance(await view_council_tax(pay_hub)) == balance(after)
     assert calls == [refund["refund_id"]] * 3  # the failed try, the retry, the redelivery
+
+
+async def test_a_refund_notice_given_up_on_is_sent_again_when_the_council_asks(
+    pay_hub: PayHub, monkeypatch
+) -> None:
+    down = [True]
+    original = SimulatedCouncilConnector.refund_received
+
+    async def refusing(self, notification, ctx):  # type: ignore[no-untyped-def]
+        if down:
+            raise ConnectionError("back office down")
+        await original(self, notification, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, "refund_received", refusing)
+    payment_id = await pay_hub.paid_payment(
+        amount=1000, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
+    )
+    paid = await view_council_tax(pay_hub)
+    _, refund = await pay_hub.call(
+        "POST", f"/api/payments/{payment_id}/refunds", json={"amount": 400}
+    )
+    pay_hub.clock.advance(timedelta(hours=73))  # past [payments] notify_give_up_hours
+    await pay_hub.payments.run_once()
+    _, listed = await pay_hub.call("GET", f"/api/payments/{payment_id}/refunds")
+    assert listed["refunds"][0]["council_notification"]["state"] == "failed"
+
+    down.clear()
+    path = f"/api/payments/{payment_id}/refunds/{refund['refund_id']}/notify"
+    status, body = await pay_hub.call("POST", path)
+    assert status == 202 and body["council_notification"]["state"] == "pending"
+
+    async def told() -> bool:
+        await pay_hub.payments.run_once()
+        _, again = await pay_hub.call("GET", f"/api/payments/{payment_id}/refunds")
+        return bool(again["refunds"][0]["council_notification"]["state"] == "done")
+
+    await eventually(told)
+    assert balance(await view_council_tax(pay_hub)) == balance(paid) + Decimal("4.00")
+    assert (await pay_hub.call("POST", path))[0] == 409
+    status, _ = await pay_hub.call("POST", f"/api/payments/{payment_id}/refunds/rfd_nope/notify")
+    assert status == 404

@@ -28,14 +28,14 @@ BACKOFF_CAP = timedelta(hours=1)
 class NoticeKind:
     """Payments and refunds: the row that carries the notice, and what the connector needs."""
 
-    name: str  # the audit detail's key for the row's id, and the log events' word
+    name: str  # the audit detail's key for the row's id
     model: type[PaymentRow] | type[RefundRow]
     capability: type[PaymentReceiver] | type[RefundReceiver]
-    given_up_event: str
+    events: str  # audit and log events are this, then _given_up, _requested, _failed
 
 
-PAYMENT = NoticeKind("payment", PaymentRow, PaymentReceiver, "payments.notify_given_up")
-REFUND = NoticeKind("refund", RefundRow, RefundReceiver, "payments.refund_notify_given_up")
+PAYMENT = NoticeKind("payment", PaymentRow, PaymentReceiver, "payments.notify")
+REFUND = NoticeKind("refund", RefundRow, RefundReceiver, "payments.refund_notify")
 
 
 def settle(

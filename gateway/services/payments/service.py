@@ -534,25 +534,39 @@ class PaymentService:
         if isinstance(notification, RefundNotification):
             ids["payment"] = notification.payment_id
         if gave_up:
-            audit(kind.given_up_event, outcome="failed", attempts=attempts, error=error, **ids)
+            audit(
+                f"{kind.events}_given_up", outcome="failed", attempts=attempts, error=error, **ids
+            )
         elif error is not None:
-            log.warning(f"payments.{kind.name}_notify_failed", error=error, **ids)
+            log.warning(f"{kind.events}_failed", error=error, **ids)
         return error is None
 
     async def renotify(self, payment_id: str) -> PaymentRow:
         """Send the council's notification again soon: one given up on, or one still retrying."""
+        return cast(PaymentRow, await self._renotify(notices.PAYMENT, payment_id))
+
+    async def renotify_refund(self, refund_id: str) -> RefundRow:
+        """The same for a refund's notice."""
+        return cast(RefundRow, await self._renotify(notices.REFUND, refund_id))
+
+    async def _renotify(self, kind: notices.NoticeKind, row_id: str) -> PaymentRow | RefundRow:
         async with self.db.transaction() as session:
-            row = await self._locked_payment(session, payment_id)
+            row = cast(
+                PaymentRow | RefundRow | None,
+                await session.get(kind.model, row_id, with_for_update=True),
+            )
+            if row is None:
+                raise PaymentError(404, "Not Found", f"no such {kind.name}")
             if row.notify_state not in (NOTIFY_PENDING, NOTIFY_FAILED):
                 told = (
                     "has already accepted it" if row.notify_state == NOTIFY_DONE else "is not told"
                 )
                 raise PaymentError(
-                    409, "Conflict", f"the council {told}: nothing to send for this payment"
+                    409, "Conflict", f"the council {told}: nothing to send for this {kind.name}"
                 )
             row.notify_state = NOTIFY_PENDING
             row.notify_next_at = self.clock()
-        audit("payments.notify_requested", payment=payment_id)
+        audit(f"{kind.events}_requested", **{kind.name: row_id})
         self.wake.set()
         return row
 
