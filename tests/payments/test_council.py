@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from lxml import etree
 from sqlalchemy import select
 
@@ -54,6 +55,20 @@ async def view_council_tax(hub: PayHub) -> etree._Element:
     assert reply.qualifier == "response", reply.errors
     assert reply.body is not None
     return reply.body
+
+
+def council_down(monkeypatch: pytest.MonkeyPatch, method: str) -> list[bool]:
+    """The simulated council's `method` fails (back office down) until the list is cleared."""
+    down = [True]
+    original = getattr(SimulatedCouncilConnector, method)
+
+    async def refusing(self, notification, ctx):  # type: ignore[no-untyped-def]
+        if down:
+            raise ConnectionError("back office down")
+        await original(self, notification, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, method, refusing)
+    return down
 
 
 def balance(body: etree._Element) -> Decimal:
@@ -167,15 +182,7 @@ async def test_a_hanging_council_neither_holds_the_payment_nor_loses_the_notice(
 async def test_a_notification_refused_for_days_is_given_up_then_sent_again_on_request(
     pay_hub: PayHub, monkeypatch
 ) -> None:
-    down = [True]
-    original = SimulatedCouncilConnector.payment_received
-
-    async def refusing(self, notification, ctx):  # type: ignore[no-untyped-def]
-        if down:
-            raise ConnectionError("back office down")
-        await original(self, notification, ctx)
-
-    monkeypatch.setattr(SimulatedCouncilConnector, "payment_received", refusing)
+    down = council_down(monkeypatch, "payment_received")
     before = await view_council_tax(pay_hub)
     payment_id = await pay_hub.paid_payment(
         amount=250, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
@@ -284,15 +291,7 @@ async def test_a_refund_reaches_the_council_once_even_after_a_failure(
 async def test_a_refund_notice_given_up_on_is_sent_again_when_the_council_asks(
     pay_hub: PayHub, monkeypatch
 ) -> None:
-    down = [True]
-    original = SimulatedCouncilConnector.refund_received
-
-    async def refusing(self, notification, ctx):  # type: ignore[no-untyped-def]
-        if down:
-            raise ConnectionError("back office down")
-        await original(self, notification, ctx)
-
-    monkeypatch.setattr(SimulatedCouncilConnector, "refund_received", refusing)
+    down = council_down(monkeypatch, "refund_received")
     payment_id = await pay_hub.paid_payment(
         amount=1000, reference=ENROLMENT.account_ref, council=ENROLMENT.organisation
     )
