@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.store.claims import claim
 from gateway.store.engine import Database
 from gateway.store.sso_models import SsoSession, SsoSessionClient
 
@@ -150,23 +151,17 @@ class SessionStore:
             ).all()
         if not rows:
             return []
-        # Of several hubs sharing the database, the one whose conditional update moves the time
-        # it read sends it (gateway/store/claims.py does the same for single-column keys).
-        claimed = set()
+        # Of several hubs sharing the database, the one that claims a logout sends it.
         async with self._db.transaction() as session:
-            for row in rows:
-                result = await session.execute(
-                    update(SsoSessionClient)
-                    .where(
-                        SsoSessionClient.sid == row.sid,
-                        SsoSessionClient.client_id == row.client_id,
-                        SsoSessionClient.logout_state == LOGOUT_PENDING,
-                        SsoSessionClient.logout_next_at == row.logout_next_at,
-                    )
-                    .values(logout_next_at=now + claim_for)
-                )
-                if getattr(result, "rowcount", 0) == 1:
-                    claimed.add((row.sid, row.client_id))
+            claimed = await claim(
+                session,
+                SsoSessionClient,
+                (SsoSessionClient.sid, SsoSessionClient.client_id),
+                SsoSessionClient.logout_next_at,
+                [((row.sid, row.client_id), row.logout_next_at) for row in rows],
+                now + claim_for,
+                SsoSessionClient.logout_state == LOGOUT_PENDING,
+            )
         return [
             OwedLogout(row.sid, row.client_id, row.user_id)
             for row in rows

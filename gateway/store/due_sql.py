@@ -15,6 +15,9 @@ from gateway.store.models import LEASED, QUEUED
 # Queued: its time has come. Lease expired: the process that claimed it died or stalled.
 QUEUED_DUE = f"state = '{QUEUED}' AND next_attempt_at <= :at"
 LEASE_EXPIRED = f"state = '{LEASED}' AND lease_until < :at"
+# A claim takes expired leases first (theirs is the oldest work), then the queue, each as an
+# ordered range on the index rather than one OR that cannot use it.
+CLAIM_ORDER = (LEASE_EXPIRED, QUEUED_DUE)
 
 # (connector, first) for every connector with queued work: the distinct connectors stepped
 # through the index one probe at a time, then each one's earliest next_attempt_at.

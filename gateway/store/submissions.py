@@ -12,13 +12,7 @@ from sqlalchemy import TextClause, bindparam, column, delete, or_, select, text,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.store import submissions_sqlite as direct
-from gateway.store.due_sql import (
-    DUE_CONNECTORS,
-    LEASE_EXPIRED,
-    NEXT_DUE,
-    QUEUED_DUE,
-    first_seen,
-)
+from gateway.store.due_sql import CLAIM_ORDER, DUE_CONNECTORS, NEXT_DUE, first_seen
 from gateway.store.engine import Database
 from gateway.store.models import (
     ERROR,
@@ -104,8 +98,7 @@ async def claim(
         )
     claimed: list[Submission] = []
     async with db.transaction() as session:
-        # Expired leases first: theirs is the oldest work.
-        for due in (LEASE_EXPIRED, QUEUED_DUE):
+        for due in CLAIM_ORDER:
             room = limit - len(claimed)
             if room <= 0:
                 break

@@ -7,13 +7,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.store.due_sql import (
-    DUE_CONNECTORS,
-    LEASE_EXPIRED,
-    NEXT_DUE,
-    QUEUED_DUE,
-    first_seen,
-)
+from gateway.store.due_sql import CLAIM_ORDER, DUE_CONNECTORS, NEXT_DUE, first_seen
 from gateway.store.models import LEASED, DeadLetter, Submission
 from gateway.store.row_codec import RowCodec
 from gateway.store.sqlite_lane import from_db_time
@@ -86,8 +80,7 @@ def claim(
     }
     only = " AND connector = :connector" if connector else ""
     claimed: list[Submission] = []
-    # Expired leases first: theirs is the oldest work.
-    for due in (LEASE_EXPIRED, QUEUED_DUE):
+    for due in CLAIM_ORDER:
         room = limit - len(claimed)
         if room <= 0:
             break
