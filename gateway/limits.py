@@ -7,6 +7,7 @@ in, so that the movable clock (and tests) govern windows and lockouts.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ class AuthGuard:
         return keys
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every request; parsing the address is the cost
 def is_loopback(remote: str | None) -> bool:
     if not remote:
         return False

@@ -1,7 +1,7 @@
 """Appending a batch of events to the chain: the rows, computed once, then written in bulk.
 
-The rows (`links`) are pure; two writers put them in the database: through SQLAlchemy Core in a
-session (PostgreSQL, and SQLite in memory), or on the SQLite lane (gateway/store/sqlite_lane.py).
+The rows (`links`) are pure; two writers put them in the database, on the backend's lane off the
+ORM (gateway/store/sqlite_lane.py, pg_lane.py).
 Either way it is one transaction that reads the head under a lock, inserts every record and any
 body not yet kept, and moves the head, so the chain stays one line whoever appends.
 """
@@ -12,14 +12,14 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from gateway.audit.chain import record_hash
-from gateway.store.audit_models import AuditBody, AuditHead, AuditRecord
-from gateway.store.row_codec import RowCodec
+from gateway.store.audit_models import AuditBody, AuditRecord
+from gateway.store.engine import Database
+from gateway.store.pg_lane import Connection as PgConnection
+from gateway.store.row_codec import POSTGRESQL, RowCodec
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,35 +77,10 @@ def _digests(batch: Sequence[Event]) -> set[str]:
     return {e.body_digest for e in batch if e.body is not None and e.body_digest}
 
 
-async def in_session(session: AsyncSession, batch: Sequence[Event]) -> None:
-    """Append through SQLAlchemy Core (bulk INSERTs, no unit of work)."""
-    # FOR UPDATE on PostgreSQL (SQLite's writer lock already serialises); migration 0011 made the
-    # row, so instances starting together never race to insert it.
-    head = (
-        await session.execute(
-            select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-        )
-    ).first()
-    if head is None:
-        raise RuntimeError(UNMIGRATED)
-    seq, prev = head
-    digests = _digests(batch)
-    kept = (
-        await session.scalars(select(AuditBody.digest).where(AuditBody.digest.in_(digests)))
-        if digests
-        else ()
-    )
-    added = links(batch, seq, prev, kept)
-    await session.execute(insert(AuditRecord), added.records)
-    if added.bodies:
-        await session.execute(insert(AuditBody), added.bodies)
-    await session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=added.seq, hash=added.hash)
-    )
-
-
 RECORDS = RowCodec(AuditRecord)
 BODIES = RowCodec(AuditBody)
+RECORDS_PG = RowCodec(AuditRecord, POSTGRESQL)
+BODIES_PG = RowCodec(AuditBody, POSTGRESQL)
 
 
 def on_sqlite(conn: sqlite3.Connection, batch: Sequence[Event]) -> None:
@@ -131,3 +106,35 @@ def on_sqlite(conn: sqlite3.Connection, batch: Sequence[Event]) -> None:
         if rows:
             conn.executemany(*codec.insert_many(rows))
     conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (added.seq, added.hash))
+
+
+async def on_pg(conn: PgConnection, batch: Sequence[Event]) -> None:
+    """Append on PostgreSQL, inside a transaction of the lane's."""
+    # FOR UPDATE: hubs sharing the database append one at a time. Migration 0011 made the row,
+    # so instances starting together never race to insert it.
+    row = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+    if row is None:
+        raise RuntimeError(UNMIGRATED)
+    seq, prev = row
+    digests = sorted(_digests(batch))
+    kept = [r[0] for r in await conn.fetch(_KEPT_PG, digests)] if digests else []
+    added = links(batch, seq, prev, kept)
+    for codec, rows in ((RECORDS_PG, added.records), (BODIES_PG, added.bodies)):
+        if rows:
+            await conn.executemany(*codec.insert_many(rows))
+    await conn.execute(
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", added.seq, added.hash
+    )
+
+
+_KEPT_PG = "SELECT digest FROM audit_bodies WHERE digest = ANY($1::text[])"
+
+
+async def write(db: Database, batch: Sequence[Event]) -> None:
+    """Append a batch on the database's lane, in one transaction."""
+    if db.direct is not None:
+        await db.direct.write(partial(on_sqlite, batch=batch))
+    else:
+        # Its own transaction, not a group commit's: the head's row lock is held only as long
+        # as the append takes.
+        await db.pg_lane.transaction(partial(on_pg, batch=batch))

@@ -16,7 +16,6 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +172,7 @@ class AuditLog:
         await self._idle.wait()
 
     async def _append(self, batch: list[Event]) -> None:
-        direct = self._db.direct
-        if direct is not None:
-            await direct.write(partial(append.on_sqlite, batch=batch))
-            return
-        async with self._db.transaction() as session:
-            await append.in_session(session, batch)
+        await append.write(self._db, batch)
 
     async def checkpoint(self, signer: Signer) -> int | None:
         """Sign the current head if it moved since the last checkpoint; its seq, or None."""

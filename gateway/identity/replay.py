@@ -8,36 +8,36 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.clock import utcnow
 from gateway.store.engine import Database
 from gateway.store.models import SeenSignature
-from gateway.store.row_codec import RowCodec
+from gateway.store.pg_lane import Connection as PgConnection
+from gateway.store.row_codec import POSTGRESQL, RowCodec
 from gateway.store.sqlite_lane import to_db_time
 
 SEEN = RowCodec(SeenSignature)
-
-
-async def _record_in_session(
-    session: AsyncSession, *, now: datetime, rows: list[dict[str, Any]]
-) -> None:
-    # Expired rows no longer count; purging them here keeps the table at one window's worth of
-    # traffic and lets an old digest be recorded afresh.
-    await session.execute(delete(SeenSignature).where(SeenSignature.expires_at <= now))
-    # The primary key makes this atomic: of two concurrent submissions of the same envelope
-    # exactly one INSERT succeeds, with no read-then-write race.
-    await session.execute(insert(SeenSignature), rows)
+SEEN_PG = RowCodec(SeenSignature, POSTGRESQL)
 
 
 def _record_on_sqlite(
     conn: sqlite3.Connection, *, now: datetime, rows: list[dict[str, Any]]
 ) -> None:
-    """`_record_in_session` on a SQLite lane."""
+    # Expired rows no longer count; purging them here keeps the table at one window's worth of
+    # traffic and lets an old digest be recorded afresh.
     conn.execute("DELETE FROM seen_signatures WHERE expires_at <= ?", (to_db_time(now),))
+    # The primary key makes this atomic: of two concurrent submissions of the same envelope
+    # exactly one INSERT succeeds, with no read-then-write race.
     conn.executemany(*SEEN.insert_many(rows))
+
+
+async def _record_on_pg(conn: PgConnection, *, now: datetime, rows: list[dict[str, Any]]) -> None:
+    """`_record_on_sqlite` on PostgreSQL."""
+    await conn.execute(
+        "DELETE FROM seen_signatures WHERE expires_at <= $1", SEEN_PG.encode("expires_at", now)
+    )
+    await conn.executemany(*SEEN_PG.insert_many(rows))
 
 
 class ReplayStore:
@@ -65,7 +65,7 @@ class ReplayStore:
             if self._db.direct is not None:
                 await self._db.direct.write(partial(_record_on_sqlite, now=now, rows=rows))
             else:
-                await self._db.batched(partial(_record_in_session, now=now, rows=rows))
+                await self._db.pg_lane.write(partial(_record_on_pg, now=now, rows=rows))
         except IntegrityError:
             return True
         return False

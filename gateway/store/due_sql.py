@@ -1,4 +1,4 @@
-"""The dispatcher's due-work queries as SQL text both backends run (named `:at` parameters).
+"""The dispatcher's due-work queries as SQL text both backends run (named parameters).
 
 Each connector's queue head is found by a loose index scan over `ix_submissions_due` (state,
 connector, next_attempt_at): one index probe per connector, so a pass costs the same with ten
@@ -9,6 +9,10 @@ B log B per delivery, and drained in quadratic time.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from gateway.store.models import LEASED, QUEUED
 
@@ -46,6 +50,38 @@ ORDER BY 2"""
 NEXT_DUE = f"""{_QUEUED_HEADS}
 SELECT (SELECT MIN(first) FROM heads) AS queued_first,
        (SELECT MIN(lease_until) FROM submissions WHERE state = '{LEASED}') AS lease_first"""
+
+
+def claim_statement(due: str, *, one_connector: bool, skip_locked: bool, returning: str) -> str:
+    """Lease the first `:room` rows of one of CLAIM_ORDER's ranges (for `:connector` only, if
+    one_connector), returning `returning`; named parameters as `claim_values` gives them."""
+    only = " AND connector = :connector" if one_connector else ""
+    # SKIP LOCKED (PostgreSQL): hubs claiming at once each take different rows, none waits.
+    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    return (
+        "UPDATE submissions SET state = :leased, lease_owner = :owner, lease_until = :until, "
+        "attempts = attempts + 1 WHERE correlation_id IN ("
+        f"SELECT correlation_id FROM submissions WHERE {due}{only} "
+        f"ORDER BY next_attempt_at LIMIT :room{lock}) RETURNING {returning}"
+    )
+
+
+def claim_values(
+    encode_time: Callable[[datetime], Any],
+    *,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    connector: str | None,
+) -> dict[str, Any]:
+    """`claim_statement`'s parameters but `room`, times as the backend stores them."""
+    return {
+        "at": encode_time(now),
+        "leased": LEASED,
+        "owner": owner,
+        "until": encode_time(until),
+        "connector": connector,
+    }
 
 
 def first_seen(connectors: list[str]) -> list[str]:

@@ -1,13 +1,14 @@
-"""Engine and sessions: SQLite (WAL, serialised writers) by default, PostgreSQL by URL."""
+"""Engine and sessions: SQLite (WAL, serialised writers) by default, PostgreSQL by URL; beside
+them each backend's hot-path lanes off the ORM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gateway.store.group_commit import GroupCommit
+from gateway.store.pg_lane import PgDirect
 from gateway.store.sqlite_lane import SqliteLane, transaction
 
 T = TypeVar("T")
@@ -78,7 +80,6 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
     return engine
 
 
-SessionWrite = Callable[[AsyncSession], Awaitable[Any]]
 DirectWork = Callable[[sqlite3.Connection], Any]
 
 
@@ -120,8 +121,8 @@ class SqliteDirect:
 
 @dataclass(slots=True, weakref_slot=True, eq=False)
 class Database:
-    """Two session factories: `write` for read-modify-write, `read` for queries; on a SQLite
-    file, also `direct` lanes for the hot path."""
+    """Two session factories: `write` for read-modify-write, `read` for queries; for the hot
+    path, `direct` lanes on a SQLite file or `pg` on PostgreSQL (exactly one of the two)."""
 
     url: str
     write_engine: AsyncEngine
@@ -129,26 +130,26 @@ class Database:
     write: async_sessionmaker[AsyncSession]
     read: async_sessionmaker[AsyncSession]
     direct: SqliteDirect | None = None
-    _group: GroupCommit[SessionWrite] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._group = GroupCommit(self._commit_in_session)
+    pg: PgDirect | None = None
 
     @classmethod
     def open(cls, url: str, *, echo: bool = False) -> Database:
-        direct = None
+        direct = pg = None
         if is_sqlite(url):
+            database = make_url(url).database
+            if not database or database == ":memory:":
+                # Each engine would have a database of its own: nothing written would be read.
+                raise ValueError("the hub needs a SQLite file, not an in-memory database")
             ensure_sqlite_dir(url)
             ensure_wal(url)
             write_engine = _sqlite_engine(url, immediate=True, echo=echo)
             read_engine = _sqlite_engine(url, immediate=False, echo=echo)
-            database = make_url(url).database
-            if database and database != ":memory:":
-                direct = SqliteDirect(database)
+            direct = SqliteDirect(database)
         else:
             write_engine = read_engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
+            pg = PgDirect(url)
         return cls(
             url=url,
             write_engine=write_engine,
@@ -156,7 +157,15 @@ class Database:
             write=async_sessionmaker(write_engine, expire_on_commit=False),
             read=async_sessionmaker(read_engine, expire_on_commit=False),
             direct=direct,
+            pg=pg,
         )
+
+    @property
+    def pg_lane(self) -> PgDirect:
+        """The PostgreSQL lane: for the hot path where `direct` is None."""
+        if self.pg is None:
+            raise RuntimeError("not a PostgreSQL database")
+        return self.pg
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -168,19 +177,11 @@ class Database:
         ):
             yield session
 
-    async def batched(self, write: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """`write` in a write transaction shared with concurrent callers (gateway/store/
-        group_commit.py); returns once committed. For short writes on a hot path."""
-        return cast(T, await self._group.run(write))
-
-    async def _commit_in_session(self, batch: list[SessionWrite]) -> list[Any]:
-        async with self.transaction() as session:
-            return [await write(session) for write in batch]
-
     async def aclose(self) -> None:
-        await self._group.wait_idle()
         if self.direct is not None:
             await self.direct.aclose()
+        if self.pg is not None:
+            await self.pg.aclose()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

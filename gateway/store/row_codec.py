@@ -1,12 +1,15 @@
-"""A mapped class's rows as plain sqlite3 values, read from the model so the two never drift.
+"""A mapped class's rows as plain driver values, read from the model so the two never drift.
 
-The lanes (gateway/store/sqlite_lane.py) write and read the same tables as the ORM; what a column
-holds is decided here once, from the model's columns and their types, as SQLAlchemy decides it.
+The hot paths off the ORM (gateway/store/sqlite_lane.py, gateway/store/pg_lane.py) write and read
+the same tables as the ORM; what a column holds is decided here once, from the model's columns and
+their types, as SQLAlchemy decides it for each backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -24,17 +27,34 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _encoder(column_type: Any) -> _Convert:
+def _json(value: Any) -> str | None:
+    return None if value is None else to_db_json(value)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    """An aware datetime as UTCDateTime binds it on PostgreSQL (a naive UTC timestamp)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _sqlite_encoder(column_type: Any) -> _Convert:
     if isinstance(column_type, UTCDateTime):
         return to_db_time
     if isinstance(column_type, JSON):
-        return lambda v: None if v is None else to_db_json(v)
+        return _json
     if isinstance(column_type, Boolean):
         return lambda v: None if v is None else int(bool(v))
     return _same
 
 
-def _decoder(column_type: Any) -> _Convert:
+def _sqlite_decoder(column_type: Any) -> _Convert:
     if isinstance(column_type, UTCDateTime):
         return from_db_time
     if isinstance(column_type, JSON):
@@ -46,18 +66,52 @@ def _decoder(column_type: Any) -> _Convert:
     return _same
 
 
+def _pg_encoder(column_type: Any) -> _Convert:
+    # asyncpg takes booleans, floats and bytes as they are, and `json` columns as text.
+    if isinstance(column_type, UTCDateTime):
+        return _naive_utc
+    if isinstance(column_type, JSON):
+        return _json
+    return _same
+
+
+def _pg_decoder(column_type: Any) -> _Convert:
+    if isinstance(column_type, UTCDateTime):
+        return _aware_utc
+    if isinstance(column_type, JSON):
+        return from_db_json
+    return _same
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one driver takes parameters and values: its placeholder, its encoders and decoders."""
+
+    name: str
+    mark: Callable[[int], str]  # the placeholder of the n-th parameter (from 1)
+    encoder: Callable[[Any], _Convert]
+    decoder: Callable[[Any], _Convert]
+
+
+SQLITE = Dialect("sqlite", lambda _n: "?", _sqlite_encoder, _sqlite_decoder)
+POSTGRESQL = Dialect("postgresql", lambda n: f"${n}", _pg_encoder, _pg_decoder)
+
+
 class RowCodec(Generic[M]):
     """INSERT and SELECT for one mapped class, with its attributes' values encoded as stored."""
 
-    def __init__(self, model: type[M]) -> None:
+    def __init__(self, model: type[M], dialect: Dialect = SQLITE) -> None:
         self.model = model
+        self.dialect = dialect
         self.table = model.__tablename__
         attrs = list(inspect(model).column_attrs)
         self._keys = [a.key for a in attrs]
         columns = [a.columns[0] for a in attrs]
         self._names = [c.name for c in columns]
-        self._encoders = {a.key: _encoder(c.type) for a, c in zip(attrs, columns, strict=True)}
-        self._decoders = [_decoder(c.type) for c in columns]
+        self._encoders = {
+            a.key: dialect.encoder(c.type) for a, c in zip(attrs, columns, strict=True)
+        }
+        self._decoders = [dialect.decoder(c.type) for c in columns]
         self._defaults: dict[str, Callable[[], Any]] = {}
         for key, column in zip(self._keys, columns, strict=True):
             default: Any = column.default
@@ -113,7 +167,7 @@ class RowCodec(Generic[M]):
         sql = self._insert_sql.get(keys)
         if sql is None:
             names = ", ".join(self.column(k) for k in keys)
-            marks = ", ".join("?" * len(keys))
+            marks = ", ".join(self.dialect.mark(n) for n in range(1, len(keys) + 1))
             sql = self._insert_sql[keys] = f'INSERT INTO "{self.table}" ({names}) VALUES ({marks})'
         return sql
 

@@ -1,18 +1,22 @@
-"""Submission records: insert, claim (the outbox), answer, delete, list, purge, dead letters."""
+"""Submission records: insert, claim (the outbox), answer, delete, list, purge, dead letters.
+
+The hot path (insert, get, claim, answer, delete) runs off the ORM, as plain SQL on each
+backend's lane: gateway/store/submissions_sqlite.py and submissions_pg.py. The rest is ORM.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, column, delete, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, or_, select, update
 
-from gateway.store import submissions_sqlite as direct
-from gateway.store.due_sql import CLAIM_ORDER, DUE_CONNECTORS, NEXT_DUE, first_seen
+from gateway.store import submissions_pg as on_pg
+from gateway.store import submissions_sqlite as on_sqlite
 from gateway.store.engine import Database
 from gateway.store.models import (
     ERROR,
@@ -22,8 +26,8 @@ from gateway.store.models import (
     RESPONSE,
     DeadLetter,
     Submission,
-    UTCDateTime,
 )
+from gateway.store.pg_lane import Connection as PgConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,39 +43,23 @@ class FinalAnswer:
 async def insert(db: Database, submission: Submission) -> None:
     """Commit a new submission; only after this returns may it be acknowledged."""
     if db.direct is not None:
-        await db.direct.write(partial(direct.insert, obj=submission))
-        return
-
-    async def add(session: AsyncSession) -> None:
-        session.add(submission)
-
-    await db.batched(add)
+        await db.direct.write(partial(on_sqlite.insert, obj=submission))
+    else:
+        await db.pg_lane.write(partial(on_pg.insert, obj=submission))
 
 
 async def get(db: Database, correlation_id: str) -> Submission | None:
     """The live (undeleted) submission with this CorrelationID."""
     if db.direct is not None:
-        return await db.direct.read(partial(direct.get, correlation_id=correlation_id))
-    async with db.read() as session:
-        return await session.scalar(
-            select(Submission).where(
-                Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None)
-            )
-        )
-
-
-def _at(sql: str, now: datetime) -> TextClause:
-    """One of gateway/store/due_sql.py's texts, its `:at` bound as a UTC column value."""
-    return text(sql).bindparams(bindparam("at", now, type_=UTCDateTime()))
+        return await db.direct.read(partial(on_sqlite.get, correlation_id=correlation_id))
+    return await db.pg_lane.read(partial(on_pg.get, correlation_id=correlation_id))
 
 
 async def due_connectors(db: Database, now: datetime) -> list[str]:
     """The connectors with work due now, the one waiting longest first."""
     if db.direct is not None:
-        return await db.direct.read(partial(direct.due_connectors, now=now))
-    async with db.read() as session:
-        rows = await session.execute(_at(DUE_CONNECTORS, now))
-        return first_seen([row.connector for row in rows])
+        return await db.direct.read(partial(on_sqlite.due_connectors, now=now))
+    return await db.pg_lane.read(partial(on_pg.due_connectors, now=now))
 
 
 async def claim(
@@ -85,58 +73,28 @@ async def claim(
 ) -> Sequence[Submission]:
     """Lease up to limit due submissions (for one connector, if named), including ones whose
     lease a crashed process left."""
+    until = now + lease
     if db.direct is not None:
         return await db.direct.write(
             partial(
-                direct.claim,
+                on_sqlite.claim,
                 owner=owner,
                 limit=limit,
                 now=now,
-                until=now + lease,
+                until=until,
                 connector=connector,
             )
         )
-    claimed: list[Submission] = []
-    async with db.transaction() as session:
-        for due in CLAIM_ORDER:
-            room = limit - len(claimed)
-            if room <= 0:
-                break
-            rows = (
-                select(Submission.correlation_id)
-                .where(_at(due, now), *([Submission.connector == connector] if connector else []))
-                .order_by(Submission.next_attempt_at)
-                .limit(room)
-                .with_for_update(skip_locked=True)
-            )
-            stmt = (
-                update(Submission)
-                .where(Submission.correlation_id.in_(rows.scalar_subquery()))
-                .values(
-                    state=LEASED,
-                    lease_owner=owner,
-                    lease_until=now + lease,
-                    attempts=Submission.attempts + 1,
-                )
-                .returning(Submission)
-                .execution_options(synchronize_session=False)
-            )
-            taken = (await session.scalars(stmt)).all()
-            claimed += sorted(taken, key=lambda s: s.next_attempt_at)
-    return claimed
+    return await db.pg_lane.write(
+        partial(on_pg.claim, owner=owner, limit=limit, now=now, until=until, connector=connector)
+    )
 
 
 async def next_due(db: Database) -> datetime | None:
     """When the earliest queued or leased submission next becomes claimable."""
     if db.direct is not None:
-        return await db.direct.read(direct.next_due)
-    query = text(NEXT_DUE).columns(
-        column("queued_first", UTCDateTime()), column("lease_first", UTCDateTime())
-    )
-    async with db.read() as session:
-        row = (await session.execute(query)).one()
-    times = [t for t in row if t is not None]
-    return min(times) if times else None
+        return await db.direct.read(on_sqlite.next_due)
+    return await db.pg_lane.read(on_pg.next_due)
 
 
 async def answer(
@@ -164,22 +122,21 @@ async def answer(
     }
     if db.direct is not None:
 
-        def record_directly(conn: Any) -> bool:
-            done = direct.update_leased(conn, correlation_id, owner, values)
+        def on_file(conn: sqlite3.Connection) -> bool:
+            done = on_sqlite.update_leased(conn, correlation_id, owner, values)
             if done and dead_letter is not None:
-                direct.insert(conn, dead_letter)
+                on_sqlite.insert(conn, dead_letter)
             return done
 
-        return await db.direct.write(record_directly)
-    stmt = _leased(correlation_id, owner, **values)
+        return await db.direct.write(on_file)
 
-    async def record(session: AsyncSession) -> bool:
-        done = bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    async def on_server(conn: PgConnection) -> bool:
+        done = await on_pg.update_leased(conn, correlation_id, owner, values)
         if done and dead_letter is not None:
-            session.add(dead_letter)
+            await on_pg.insert(conn, dead_letter)
         return done
 
-    return await db.batched(record)
+    return await db.pg_lane.write(on_server)
 
 
 async def reschedule(
@@ -187,56 +144,33 @@ async def reschedule(
 ) -> bool:
     """Put a leased submission back in the queue for another attempt at `at`."""
     return await _update_leased(
-        db, correlation_id, owner, state=QUEUED, next_attempt_at=at, last_error=reason
+        db, correlation_id, owner, {"state": QUEUED, "next_attempt_at": at, "last_error": reason}
     )
 
 
-def _leased(correlation_id: str, owner: str, **values: Any) -> Any:
-    """Set `values` and release the lease — only where `owner` still holds it."""
-    return (
-        update(Submission)
-        .where(
-            Submission.correlation_id == correlation_id,
-            Submission.state == LEASED,
-            Submission.lease_owner == owner,
-        )
-        .values(**values, lease_owner=None, lease_until=None)
-        # No object in the session to keep in step: the ORM's evaluation of the WHERE clause
-        # against loaded objects is pure cost here.
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _update_leased(db: Database, correlation_id: str, owner: str, **values: Any) -> bool:
+async def _update_leased(
+    db: Database, correlation_id: str, owner: str, values: dict[str, Any]
+) -> bool:
     """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
     if db.direct is not None:
         return await db.direct.write(
-            partial(direct.update_leased, correlation_id=correlation_id, owner=owner, values=values)
+            partial(
+                on_sqlite.update_leased, correlation_id=correlation_id, owner=owner, values=values
+            )
         )
-    return await _changed(db, _leased(correlation_id, owner, **values))
-
-
-async def _changed(db: Database, stmt: Any) -> bool:
-    """Run one UPDATE in a shared (group-committed) transaction; whether it changed a row."""
-
-    async def execute(session: AsyncSession) -> bool:
-        return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
-
-    return await db.batched(execute)
+    return await db.pg_lane.write(
+        partial(on_pg.update_leased, correlation_id=correlation_id, owner=owner, values=values)
+    )
 
 
 async def mark_deleted(db: Database, correlation_id: str, now: datetime) -> bool:
     """Delete the hub's copy; a pending one is still delivered to the back office, then purged."""
     if db.direct is not None:
         return await db.direct.write(
-            partial(direct.mark_deleted, correlation_id=correlation_id, now=now)
+            partial(on_sqlite.mark_deleted, correlation_id=correlation_id, now=now)
         )
-    return await _changed(
-        db,
-        update(Submission)
-        .where(Submission.correlation_id == correlation_id, Submission.deleted_at.is_(None))
-        .values(deleted_at=now)
-        .execution_options(synchronize_session=False),
+    return await db.pg_lane.write(
+        partial(on_pg.mark_deleted, correlation_id=correlation_id, now=now)
     )
 
 

@@ -7,10 +7,17 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from gateway.store.due_sql import CLAIM_ORDER, DUE_CONNECTORS, NEXT_DUE, first_seen
+from gateway.store.due_sql import (
+    CLAIM_ORDER,
+    DUE_CONNECTORS,
+    NEXT_DUE,
+    claim_statement,
+    claim_values,
+    first_seen,
+)
 from gateway.store.models import LEASED, DeadLetter, Submission
 from gateway.store.row_codec import RowCodec
-from gateway.store.sqlite_lane import from_db_time
+from gateway.store.sqlite_lane import from_db_time, to_db_time
 
 SUBMISSIONS = RowCodec(Submission)
 DEAD_LETTERS = RowCodec(DeadLetter)
@@ -22,6 +29,15 @@ _GET = (
 _MARK_DELETED = (
     "UPDATE submissions SET deleted_at = ? WHERE correlation_id = ? AND deleted_at IS NULL"
 )
+
+
+_CLAIMS = {
+    (due, one): claim_statement(
+        due, one_connector=one, skip_locked=False, returning=SUBMISSIONS.column_list
+    )
+    for due in CLAIM_ORDER
+    for one in (False, True)
+}
 
 
 def insert(conn: sqlite3.Connection, obj: Any) -> None:
@@ -71,25 +87,14 @@ def claim(
     until: datetime,
     connector: str | None,
 ) -> list[Submission]:
-    params: dict[str, Any] = {
-        "at": SUBMISSIONS.encode("next_attempt_at", now),
-        "leased": LEASED,
-        "owner": owner,
-        "until": SUBMISSIONS.encode("lease_until", until),
-        "connector": connector,
-    }
-    only = " AND connector = :connector" if connector else ""
+    params = claim_values(to_db_time, owner=owner, now=now, until=until, connector=connector)
     claimed: list[Submission] = []
     for due in CLAIM_ORDER:
         room = limit - len(claimed)
         if room <= 0:
             break
         rows = conn.execute(
-            "UPDATE submissions SET state = :leased, lease_owner = :owner, lease_until = :until, "
-            "attempts = attempts + 1 WHERE correlation_id IN ("
-            f"SELECT correlation_id FROM submissions WHERE {due}{only} "
-            f"ORDER BY next_attempt_at LIMIT :room) RETURNING {SUBMISSIONS.column_list}",
-            {**params, "room": room},
+            _CLAIMS[due, connector is not None], {**params, "room": room}
         ).fetchall()
         claimed += sorted((SUBMISSIONS.decode(row) for row in rows), key=_next_attempt)
     return claimed

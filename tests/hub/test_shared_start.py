@@ -64,11 +64,7 @@ async def test_instances_auditing_at_once_on_a_new_database_keep_one_chain(
 
     async def first_event(n: int, db: Database) -> None:
         batch = [Event(NOW, "hub.started", "ok", None, None, {"instance": n}, None, None)]
-        if db.direct is not None:
-            await db.direct.write(lambda conn: append.on_sqlite(conn, batch))
-        else:
-            async with db.transaction() as session:
-                await append.in_session(session, batch)
+        await append.write(db, batch)
 
     try:
         await asyncio.gather(*(first_event(n, db) for n, db in enumerate(instances)))

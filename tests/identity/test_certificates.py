@@ -34,6 +34,41 @@ async def test_not_yet_valid_refused(pki: Pki, make_validator):
         await make_validator().validate(leaf.der)
 
 
+async def test_an_accepted_certificate_is_refused_once_it_expires(
+    pki: Pki, make_validator, clock: Clock
+):
+    # The validator keeps the chain it built; it must not keep it past the leaf's expiry.
+    leaf = pki.leaf(not_before=timedelta(days=-1), not_after=timedelta(hours=1))
+    validator = make_validator()
+    await validator.validate(leaf.der)
+    await validator.validate(leaf.der)
+    clock.advance(timedelta(hours=2))
+    with pytest.raises(CertificateRefused, match="expired on"):
+        await validator.validate(leaf.der)
+
+
+async def test_an_accepted_certificate_is_refused_with_the_clock_moved_before_it(
+    pki: Pki, make_validator, clock: Clock
+):
+    leaf = pki.leaf(not_before=timedelta(hours=-1))
+    validator = make_validator()
+    await validator.validate(leaf.der)
+    clock.advance(timedelta(hours=-2))
+    with pytest.raises(CertificateRefused, match="not valid until"):
+        await validator.validate(leaf.der)
+
+
+async def test_an_accepted_certificate_is_refused_once_revoked(pki: Pki, make_validator, clock):
+    leaf = pki.leaf()
+    validator = make_validator()
+    await validator.validate(leaf.der)
+    pki.revoke(leaf.cert.serial_number)
+    # The OCSP answer is kept until its nextUpdate; the chain kept does not outlive that.
+    clock.advance(timedelta(days=2))
+    with pytest.raises(CertificateRefused, match="revoked"):
+        await validator.validate(leaf.der)
+
+
 async def test_foreign_ca_refused(pki: Pki, make_validator, clock: Clock):
     foreign = make_ca("Foreign Root", clock)
     leaf = pki.leaf(issuer=foreign)

@@ -1,13 +1,13 @@
-"""The SQLite lanes (the hot path off SQLAlchemy) write and read exactly what the ORM does: a row
-written one way reads back the same the other way, queries the ORM builds find it, and the audit
-chain appended on a lane is the chain SQLAlchemy would have written."""
+"""The hot path's lanes off SQLAlchemy (SQLite's, PostgreSQL's: whichever backend the pass runs
+on) write and read exactly what the ORM does: a row written one way reads back the same the other
+way, queries the ORM builds find it, and the audit chain appended on a lane reads back through the
+ORM as the chain's rows were computed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,23 +15,21 @@ from sqlalchemy import select
 
 from gateway.audit import append
 from gateway.audit.append import Event
-from gateway.audit.chain import verify
+from gateway.audit.chain import GENESIS, verify
 from gateway.audit.log import read_chain, signature_problem
 from gateway.store import submissions as store
-from gateway.store.audit_models import AuditBody, AuditRecord
+from gateway.store.audit_models import AuditBody, AuditHead, AuditRecord
 from gateway.store.engine import Database
-from gateway.store.migrate import upgrade_async
 from gateway.store.models import LEASED, QUEUED, RESPONSE, DeadLetter, Submission
+from gateway.store.pg_lane import numbered
 
 NOW = datetime(2026, 11, 29, 12, 30, 45, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'lane.db'}"
-    await upgrade_async(url)
-    database = Database.open(url)
-    assert database.direct is not None
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    database = Database.open(migrated_url)
+    assert (database.direct is None) != (database.pg is None)  # one lane, the backend's own
     yield database
     await database.aclose()
 
@@ -197,48 +195,25 @@ def events() -> list[Event]:
     ] + [Event(NOW, "dsp.refused", "refused", None, None, {"number": 1046}, None, None)]
 
 
-async def test_the_audit_chain_appended_on_the_lane_is_the_one_sqlalchemy_writes(
-    tmp_path: Path, db: Database
-) -> None:
-    other_url = f"sqlite+aiosqlite:///{tmp_path / 'orm.db'}"
-    await upgrade_async(other_url)
-    other = Database.open(other_url)
-    try:
-        for _ in range(2):  # the second batch chains on from the first; its body is kept once
-            assert db.direct is not None
-            await db.direct.write(lambda conn: append.on_sqlite(conn, events()))
-            async with other.transaction() as session:
-                await append.in_session(session, events())
-
-        async def chain(database: Database) -> tuple[list[tuple[Any, ...]], list[str]]:
-            async with database.read() as session:
-                records = (
-                    await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))
-                ).all()
-                bodies = (await session.scalars(select(AuditBody.digest))).all()
-            return [
-                (
-                    r.seq,
-                    r.at,
-                    r.event,
-                    r.outcome,
-                    r.actor,
-                    r.correlation_id,
-                    r.detail,
-                    r.body_digest,
-                    r.prev_hash,
-                    r.hash,
-                )
-                for r in records
-            ], list(bodies)
-
-        on_lane, in_session = await chain(db), await chain(other)
-        assert on_lane == in_session
-        assert len(on_lane[0]) == 8 and len(on_lane[1]) == 1
-        records, checkpoints = await read_chain(db)
-        assert verify(records, checkpoints, signature_problem).ok
-    finally:
-        await other.aclose()
+async def test_the_audit_chain_appended_on_the_lane_reads_back_as_computed(db: Database) -> None:
+    expected = append.links(events(), 0, GENESIS, ())
+    for _ in range(2):  # the second batch chains on from the first; its body is kept once
+        await append.write(db, events())
+    kept = [body["digest"] for body in expected.bodies]
+    expected_second = append.links(events(), expected.seq, expected.hash, kept)
+    assert expected_second.bodies == []
+    async with db.read() as session:
+        records = (await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))).all()
+        bodies = (await session.scalars(select(AuditBody))).all()
+        head = await session.get(AuditHead, 1)
+    stored = [{key: getattr(r, key) for key in expected.records[0]} for r in records]
+    assert stored == expected.records + expected_second.records
+    assert [(b.digest, b.body, b.stored_at) for b in bodies] == [
+        (d["digest"], d["body"], d["stored_at"]) for d in expected.bodies
+    ]
+    assert head is not None and (head.seq, head.hash) == (8, expected_second.hash)
+    chain, checkpoints = await read_chain(db)
+    assert verify(chain, checkpoints, signature_problem).ok
 
 
 async def test_a_cancelled_caller_leaves_the_lane_usable(db: Database) -> None:
@@ -252,3 +227,10 @@ async def test_a_cancelled_caller_leaves_the_lane_usable(db: Database) -> None:
     assert await store.get(db, "Z" * 32) is not None
     for write in writes[1::2]:
         assert write.result() is None
+
+
+@pytest.mark.no_database
+def test_named_parameters_become_asyncpg_numbers_once_each() -> None:
+    sql, names = numbered("a = :at AND b = :owner OR c < :at AND d = e::text LIMIT :room")
+    assert sql == "a = $1 AND b = $2 OR c < $1 AND d = e::text LIMIT $3"
+    assert names == ["at", "owner", "room"]
