@@ -135,6 +135,8 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def routes(ctx: click.Context, as_json: bool) -> None:
     """The route table as configured."""
+    from gateway.routing.bvpi157 import council_of
+
     config = _load(ctx)
     by_name = {c.name: c for c in config.connectors}
     rows: list[dict[str, Any]] = [
@@ -150,6 +152,7 @@ def routes(ctx: click.Context, as_json: bool) -> None:
             "retries": r.retries,
             "auth_level": r.auth_level,
             "bvpi157": r.bvpi157.value if r.bvpi157 is not None else None,
+            "council": council_of(r),
         }
         for r in config.routes
     ]
@@ -167,6 +170,7 @@ def routes(ctx: click.Context, as_json: bool) -> None:
         "retries",
         "auth_level",
         "bvpi157",
+        "council",
     ]
     table = [["-" if row[h] is None else str(row[h]) for h in headers] for row in rows]
     widths = [

@@ -19,6 +19,7 @@ DEMO_CLASSES = ("LA-CTAX-VIEW", "LA-CTAX-SPD", "LA-CTAX-CLOSE", "LA-CTAX-REOPEN"
 # The simulated electoral registration service notified when a citizen moves to Sunderland, and
 # the hub's own joined-up service (change of address) that drives the legs.
 DEMO_ELECTORAL = "ER-E08000024"
+DEMO_ELECTORAL_COUNCIL = "E08000024"  # whose electoral registration officer runs it
 DEMO_JOURNEYS = "GW"
 # The demo services' BVPI 157 interaction types: viewing an account is information; discounts
 # and opening or closing an account are the council collecting its tax (as would paying it be).
@@ -252,6 +253,10 @@ class RouteConfig:
     # The service's BVPI 157 interaction type (`gateway report bvpi157`); None: not declared,
     # so the service counts towards no type (the report and `gateway serve` say so).
     bvpi157: InteractionType | None = None
+    # The council whose BVPI 157 figures the service counts towards: None, the organisation
+    # itself; a code, that council's (a council's own service under an organisation code of its
+    # own, such as its electoral registration officer); "", no council's (the hub's own).
+    council: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +339,9 @@ def demo_routes() -> tuple[RouteConfig, ...]:
             organisation_name="Electoral Registration, Sunderland",
             connector="electoral-E08000024",
             retries=0,
-            # Keeping the register of electors is a statutory registration.
+            # Keeping the register of electors is a statutory registration, and Sunderland's.
             bvpi157=InteractionType.REGULATION,
+            council=DEMO_ELECTORAL_COUNCIL,
         ),
         RouteConfig(
             class_="GW-CHANGE-OF-ADDRESS",
@@ -345,8 +351,10 @@ def demo_routes() -> tuple[RouteConfig, ...]:
             # Each delivery asks "is the journey final yet?" and counts as an attempt.
             retries=100000,
             keys_required=False,
-            # The citizen asks for their services to move with them.
+            # The citizen asks for their services to move with them; a service of the hub's
+            # own, not of any one council.
             bvpi157=InteractionType.APPLICATIONS,
+            council="",
         ),
     )
 
@@ -469,6 +477,11 @@ def _route(raw: dict[str, Any], index: int) -> RouteConfig:
             raise ConfigError(
                 f"{where} ({data['class_']} @ {data['organisation']}): bvpi157 {exc}"
             ) from None
+    if "council" in data and not isinstance(data["council"], str):
+        raise ConfigError(
+            f"{where} ({data['class_']} @ {data['organisation']}): council must be a council's "
+            'organisation code, or "" for a service that counts towards no council'
+        )
     route: RouteConfig = _build(RouteConfig, data, where)
     if route.mode not in ("async", "sync"):
         raise ConfigError(f"{where}: mode must be 'async' or 'sync'")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from gateway.routing.bvpi157 import Bvpi157Report, build_report, check_council
+from gateway.routing.bvpi157 import Bvpi157Report, build_report, check_council, organisations_of
 from gateway.store.volumes import submission_volumes
 
 if TYPE_CHECKING:
@@ -23,7 +23,9 @@ async def bvpi157_report(
 ) -> Bvpi157Report:
     """BVPI 157 per council, or for `council` alone (UnknownCouncil, before any query, if none)."""
     routes = tuple(routes)
+    organisations = None
     if council is not None:
         check_council(routes, council)
-    volumes = await submission_volumes(db, organisation=council)
+        organisations = organisations_of(routes, council)
+    volumes = await submission_volumes(db, organisations=organisations)
     return build_report(routes, volumes, as_of=as_of, council=council)

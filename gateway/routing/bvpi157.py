@@ -1,8 +1,8 @@
 """Best Value Performance Indicator 157: the ten interaction types, and which a council e-enables.
 
 Pure: the route table and transaction counts come in, a report value goes out. Councils are the
-route table's organisations; a type is e-enabled at a council when at least one of its routes
-declares it.
+route table's organisations, but for routes whose `council` option counts them towards another
+council or none; a type is e-enabled at a council when at least one of its routes declares it.
 """
 
 from __future__ import annotations
@@ -152,19 +152,39 @@ class Bvpi157Report:
         }
 
 
+def council_of(route: RouteConfig) -> str | None:
+    """The council whose figures a route counts towards (the route's `council` option)."""
+    if route.council is None:
+        return route.organisation
+    return route.council or None
+
+
 def council_names(routes: Iterable[RouteConfig]) -> dict[str, str]:
-    """Organisation code → name, as the route table declares them."""
+    """Council code → name: the councils the routes count towards, named as the route table
+    names their organisations (the code stands in for a council no route serves directly)."""
     # Here, not at the top: gateway.config imports this module for InteractionType.
     from gateway.routing.table import RouteTable
 
-    return RouteTable(routes).organisations()
+    routes = tuple(routes)
+    names = RouteTable(routes).organisations()
+    councils: dict[str, str] = {}
+    for route in routes:
+        code = council_of(route)
+        if code is not None:
+            councils.setdefault(code, names.get(code, code))
+    return councils
 
 
 def check_council(routes: Iterable[RouteConfig], council: str) -> None:
-    """Raise UnknownCouncil unless some route serves organisation `council`."""
+    """Raise UnknownCouncil unless some route counts towards `council`."""
     names = council_names(routes)
     if council not in names:
         raise UnknownCouncil(council, names)
+
+
+def organisations_of(routes: Iterable[RouteConfig], council: str) -> set[str]:
+    """The organisations whose transactions count towards `council`."""
+    return {route.organisation for route in routes if council_of(route) == council}
 
 
 def build_report(
@@ -174,35 +194,41 @@ def build_report(
     as_of: datetime,
     council: str | None = None,
 ) -> Bvpi157Report:
-    """Per council (organisation code order): each type's routed classes and volume.
+    """Per council (code order): each type's routed classes and volume.
 
     `volumes` maps (organisation, base class) to a transaction count; `council` keeps one
-    organisation (UnknownCouncil if no route serves it).
+    council (UnknownCouncil if no route counts towards it).
     """
     routes = tuple(routes)
     names = council_names(routes)
     if council is not None and council not in names:
         raise UnknownCouncil(council, names)
+    # Where a class no longer routed counts: with its organisation's (first) route.
+    counted_at: dict[str, str | None] = {}
+    for route in routes:
+        counted_at.setdefault(route.organisation, council_of(route))
     councils = []
     for code in sorted(names):
         if council is not None and code != council:
             continue
-        mine = [r for r in routes if r.organisation == code]
-        classes: dict[InteractionType, list[str]] = {t: [] for t in InteractionType}
+        mine = [r for r in routes if council_of(r) == code]
+        typed: dict[InteractionType, list[RouteConfig]] = {t: [] for t in InteractionType}
         for route in mine:
             if route.bvpi157 is not None:
-                classes[route.bvpi157].append(route.class_)
+                typed[route.bvpi157].append(route)
         lines = tuple(
             TypeLine(
                 type=t,
-                classes=tuple(sorted(classes[t])),
-                volume=sum(volumes.get((code, c), 0) for c in classes[t]),
+                classes=tuple(sorted({r.class_ for r in typed[t]})),
+                volume=sum(volumes.get((r.organisation, r.class_), 0) for r in typed[t]),
             )
             for t in InteractionType
         )
-        declared = {r.class_ for r in mine if r.bvpi157 is not None}
+        declared = {(r.organisation, r.class_) for r in mine if r.bvpi157 is not None}
         unclassified = sum(
-            n for (org, class_), n in volumes.items() if org == code and class_ not in declared
+            n
+            for key, n in volumes.items()
+            if counted_at.get(key[0]) == code and key not in declared
         )
         councils.append(
             CouncilLine(

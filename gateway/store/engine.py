@@ -146,8 +146,10 @@ class Database:
             read_engine = _sqlite_engine(url, immediate=False, echo=echo)
             direct = SqliteDirect(database)
         else:
+            # The hot path has a pool of its own (pg_lane.POOL_SIZE); the ORM serves the rest.
+            # Together at most 18 connections a process (README, "Shared hub").
             write_engine = read_engine = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url, echo=echo, pool_size=5, max_overflow=5, pool_pre_ping=True
             )
             pg = PgDirect(url)
         return cls(

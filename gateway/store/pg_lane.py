@@ -25,8 +25,8 @@ T = TypeVar("T")
 Connection: TypeAlias = asyncpg.Connection  # what a lane's work is given
 PgWork = Callable[[Connection], Awaitable[Any]]
 
-# Enough for the dispatcher's slots and the request handlers' writes at once, well inside a
-# default PostgreSQL's 100 connections with two instances of two workers each.
+# Enough for the dispatcher's slots and the request handlers at once (writes share a connection
+# per batch); with the ORM's pool (gateway/store/engine.py) at most 18 connections a process.
 POOL_SIZE = 8
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 

@@ -8,6 +8,7 @@ report).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -19,16 +20,16 @@ if TYPE_CHECKING:
 
 
 async def submission_volumes(
-    db: Database, *, organisation: str | None = None
+    db: Database, *, organisations: Collection[str] | None = None
 ) -> dict[tuple[str, str], int]:
-    """(organisation, base class) → stored submissions; only `organisation`'s when given."""
+    """(organisation, base class) → stored submissions; only `organisations`' when given."""
     query = (
         select(Submission.organisation, Submission.base_class, func.count())
         .where(Submission.gateway_test.is_(False), Submission.test_in_live.is_(False))
         .group_by(Submission.organisation, Submission.base_class)
     )
-    if organisation is not None:
-        query = query.where(Submission.organisation == organisation)
+    if organisations is not None:
+        query = query.where(Submission.organisation.in_(sorted(organisations)))
     async with db.read() as session:
         rows = (await session.execute(query)).all()
     return {(org, class_): int(count) for org, class_, count in rows}

@@ -12,9 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.config import RouteConfig, load_config, parse_config
+from gateway.config import DEMO_COUNCILS, RouteConfig, load_config, parse_config
 from gateway.errors import ConfigError
-from gateway.routing.bvpi157 import CODES, InteractionType, UnknownCouncil, build_report
+from gateway.routing.bvpi157 import (
+    CODES,
+    InteractionType,
+    UnknownCouncil,
+    build_report,
+    organisations_of,
+)
 from tests.conftest import ROOT
 
 NOW = datetime(2005, 12, 31, 23, 59, tzinfo=UTC)
@@ -28,7 +34,11 @@ def database_backend() -> Iterator[None]:
 
 
 def route(
-    class_: str, organisation: str, type_: InteractionType | None, name: str = ""
+    class_: str,
+    organisation: str,
+    type_: InteractionType | None,
+    name: str = "",
+    council: str | None = None,
 ) -> RouteConfig:
     return RouteConfig(
         class_=class_,
@@ -36,6 +46,7 @@ def route(
         connector="c",
         organisation_name=name,
         bvpi157=type_,
+        council=council,
     )
 
 
@@ -109,6 +120,54 @@ def test_report_for_one_council_and_an_unknown_one() -> None:
     assert [c.code for c in report.councils] == ["E2"]
     with pytest.raises(UnknownCouncil, match=r"unknown council 'E9'.*E1 \(First Council\)"):
         build_report(ROUTES, VOLUMES, as_of=NOW, council="E9")
+
+
+def test_a_route_counts_towards_the_council_it_names_or_towards_none() -> None:
+    routes = (
+        *ROUTES,
+        route("ER-NOTIFY-MOVE", "ER-E1", T.REGULATION, "Electoral Registration", council="E1"),
+        route("GW-CHANGE-OF-ADDRESS", "GW", T.APPLICATIONS, "Government Gateway", council=""),
+        route("LA-LICENCE", "LIC-E3", T.REGULATION, council="E3"),  # no route at E3 itself
+    )
+    volumes = {
+        **VOLUMES,
+        ("ER-E1", "ER-NOTIFY-MOVE"): 3,
+        ("ER-E1", "ER-OLD-NOTICE"): 2,  # no longer routed: its organisation's council's
+        ("GW", "GW-CHANGE-OF-ADDRESS"): 50,
+    }
+    report = build_report(routes, volumes, as_of=NOW)
+    assert [(c.code, c.name) for c in report.councils] == [
+        ("E1", "First Council"),
+        ("E2", "E2"),
+        ("E3", "E3"),
+    ]
+    first = report.councils[0]
+    lines = {line.type: line for line in first.types}
+    assert lines[T.REGULATION].classes == ("ER-NOTIFY-MOVE",)
+    assert lines[T.REGULATION].volume == 3
+    assert (first.enabled, first.unclassified_volume, first.total_volume) == (3, 7, 17)
+    assert not any(line.volume == 50 for c in report.councils for line in c.types)
+    [licensing] = build_report(routes, volumes, as_of=NOW, council="E3").councils
+    assert licensing.enabled == 1 and licensing.total_volume == 0
+    with pytest.raises(UnknownCouncil, match="unknown council 'GW'"):
+        build_report(routes, volumes, as_of=NOW, council="GW")
+    assert organisations_of(routes, "E1") == {"E1", "ER-E1"}
+
+
+def test_the_demo_report_lists_the_demo_councils_only() -> None:
+    report = build_report(parse_config({}).routes, {}, as_of=NOW)
+    assert {c.code: c.name for c in report.councils} == DEMO_COUNCILS
+    sunderland = {c.code: c for c in report.councils}["E08000024"]
+    enabled = {line.type: line.classes for line in sunderland.types if line.enabled}
+    assert enabled[T.REGULATION] == ("ER-NOTIFY-MOVE",)
+
+
+@pytest.mark.parametrize("value", [3, False, ["E1"]])
+def test_a_council_that_is_not_a_code_is_refused(value: object) -> None:
+    with pytest.raises(
+        ConfigError, match=r"routes\[0\] \(LA-PLANNING-COMMENT @ E08000024\): council"
+    ):
+        parse_config({"routes": [raw_route(council=value)]})
 
 
 def test_every_route_the_hub_ships_declares_a_type() -> None:

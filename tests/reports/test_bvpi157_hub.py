@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.store import submissions as store
+from gateway.web.keys import DB
 from tests.conftest import ROOT, Hub
 from tests.faults.test_cli import config_for
 from tests.hub import wire
+from tests.hub.rows import submission
 from tests.hub.test_dsp import acknowledged, demo, poll_until_final, view_submission
 
 VIEW = "LA-CTAX-VIEW"
-ROUTED = ["E07000188", "E08000024", "ER-E08000024", "GW"]
+# The demo councils; not the electoral registration service (counted as Sunderland's) nor the
+# hub's own joined-up service (no council's).
+ROUTED = ["E07000188", "E08000024"]
 
 
 @dataclass
@@ -75,9 +80,9 @@ async def test_cli_counts_view_council_tax_transactions_made_through_the_hub(
     assert [c["code"] for c in before["councils"]] == ROUTED
     assert "purged" in before["note"]
     mine = council(before, code)
-    assert (mine["enabled"], mine["of"], mine["percentage"]) == (2, 10, 20.0)
+    assert (mine["enabled"], mine["of"], mine["percentage"]) == (3, 10, 30.0)
     enabled = {t["code"] for t in mine["types"] if t["enabled"]}
-    assert enabled == {"providing-information", "collecting-revenue"}
+    assert enabled == {"providing-information", "collecting-revenue", "regulation"}
 
     first = await acknowledged(hub)
     await acknowledged(hub)
@@ -113,7 +118,7 @@ async def test_cli_counts_view_council_tax_transactions_made_through_the_hub(
     table = await gateway(config)
     assert table.code == 0, table.stderr
     assert re.search(
-        rf"{code}  \S.*: 2 of 10 types e-enabled \(20%\), "
+        rf"{code}  \S.*: 3 of 10 types e-enabled \(30%\), "
         rf"{council(after, code)['total_volume']} transaction\(s\)",
         table.stdout,
     ), table.stdout
@@ -142,6 +147,33 @@ async def test_cli_council_filter_and_unknown_council(hub: Hub, tmp_path: Path) 
     assert "E08000024 (Sunderland City Council)" in refused.stderr
 
 
+async def test_a_service_under_an_organisation_code_of_its_own_counts_for_its_council(
+    hub: Hub, tmp_path: Path
+) -> None:
+    # A notification the electoral registration service (ER-E08000024) received, and one of
+    # the hub's own change-of-address service (GW): the first is Sunderland's, the second no one's.
+    for n, (organisation, class_) in enumerate(
+        [("ER-E08000024", "ER-NOTIFY-MOVE"), ("GW", "GW-CHANGE-OF-ADDRESS")]
+    ):
+        row = submission(f"{n:032X}", organisation=organisation, class_=class_, base_class=class_)
+        await store.insert(hub.app[DB], row)
+    config = config_for(hub, tmp_path)
+    [sunderland] = (await cli_json(config, "--council", "E08000024"))["councils"]
+    regulation = {t["code"]: t for t in sunderland["types"]}["regulation"]
+    assert regulation == {
+        "code": "regulation",
+        "label": "Regulation (such as issuing licences)",
+        "enabled": True,
+        "classes": ["ER-NOTIFY-MOVE"],
+        "volume": 1,
+    }
+    everyone = await cli_json(config)
+    assert [c["code"] for c in everyone["councils"]] == ROUTED
+    assert sum(c["total_volume"] for c in everyone["councils"]) == 1
+    refused = await gateway(config, "--council", "GW", "--json")
+    assert refused.code != 0 and "unknown council 'GW'" in refused.stderr
+
+
 async def get_report(hub: Hub, query: str = "") -> tuple[int, str, dict[str, Any]]:
     async with hub.session.get(f"{hub.url}/admin/reports/bvpi157{query}") as resp:
         return resp.status, resp.content_type, await resp.json(content_type=None)
@@ -153,7 +185,9 @@ async def test_admin_endpoint_reports_the_same(hub: Hub, tmp_path: Path) -> None
     status, content_type, before = await get_report(hub)
     assert (status, content_type) == (200, "application/json")
     assert [c["code"] for c in before["councils"]] == ROUTED
-    assert council(before, code)["percentage"] == 20.0
+    # Information and revenue through its council tax services, regulation through its
+    # electoral registration service's own organisation code.
+    assert council(before, code)["percentage"] == 30.0
     assert [t["code"] for t in before["types"]][:2] == [
         "providing-information",
         "collecting-revenue",
