@@ -66,9 +66,6 @@ def serve(
 
     from gateway import logs
     from gateway.demo import base_url
-    from gateway.observability import tracing
-    from gateway.web.app import create_app
-    from gateway.web.server import serve_forever
 
     config = _load(ctx)
     server = replace(
@@ -98,6 +95,11 @@ def serve(
             routes=undeclared,
             hint="set bvpi157 on each [[routes]] entry (docs/reports.md)",
         )
+    # Here, after the supervisor's branch: it needs none of the web app (gateway/prepare.py).
+    from gateway.observability import tracing
+    from gateway.web.app import create_app
+    from gateway.web.server import serve_forever
+
     # Here, not in the supervisor: each worker process exports its own spans.
     tracing.configure_from_environment()  # OTEL_* variables, with the `otel` extra installed
     with cli_errors(ConfigError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -12,7 +11,7 @@ from datetime import datetime, timedelta
 import structlog
 from aiohttp import web
 
-from gateway import __version__, demo
+from gateway import __version__
 from gateway.clock import MovableClock, utcnow
 from gateway.config import Config, LimitsConfig
 from gateway.console.routes import add_console_routes
@@ -29,14 +28,12 @@ from gateway.identity.revocation import RevocationChecker
 from gateway.identity.signatures import SignedEnvelopeBackend
 from gateway.limits import AuthGuard, Counters, MemoryCounters, RateLimit
 from gateway.pki.ca import Pki
+from gateway.prepare import pki_provider, prepare_database
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
 from gateway.sso import sessions as sso_sessions
 from gateway.store import submissions as store
-from gateway.store.engine import Database
-from gateway.store.migrate import upgrade_async
-from gateway.store.startup import startup_lock
 from gateway.web.admin_views import add_admin_routes
 from gateway.web.audit_lifecycle import audit_service
 from gateway.web.background import sleep_unless_stopped, stop_task
@@ -76,16 +73,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     yield
     await db.aclose()
-
-
-async def prepare_database(config: Config) -> Database:
-    """Migrate and (demo) seed under the startup lock, so that processes sharing it take turns."""
-    async with startup_lock(config.database_url):
-        await upgrade_async(config.database_url)
-        db = Database.open(config.database_url, echo=config.database.echo)
-        if config.demo:
-            await demo.seed(db, config)
-    return db
 
 
 def limit_counters(limits: LimitsConfig) -> Counters:
@@ -275,13 +262,3 @@ def create_app(
     add_journey_routes(app)
     add_console_routes(app)  # and the admin gate on /admin (gateway/console/routes.py)
     return app
-
-
-def pki_provider(config: Config) -> Callable[[], Pki]:
-    """The hub's PKI, created on first use (like `gateway certs init`) and then kept."""
-
-    @functools.cache
-    def pki() -> Pki:
-        return Pki.ensure(config.pki_dir, base_url=config.pki_base_url, hosts=config.pki.hosts)
-
-    return pki

@@ -32,7 +32,7 @@ CRASH_WINDOW_SECONDS = 60.0
 
 def prepare(config: Config) -> None:
     """What every worker would otherwise race to do at start: migrate, seed, create the PKI."""
-    from gateway.web.app import pki_provider, prepare_database
+    from gateway.prepare import pki_provider, prepare_database
 
     pki_provider(config)()
 
