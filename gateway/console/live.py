@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from gateway.store.audit_models import AuditRecord
 from gateway.store.engine import Database
-from gateway.store.models import DeadLetter, Submission
+from gateway.store.models import LEASED, DeadLetter, Submission
 from gateway.web.keys import DB
 
 POLL_SECONDS = 1.0
@@ -44,18 +44,27 @@ async def _stop_streams(app: web.Application) -> None:
 
 
 async def marker(db: Database) -> list[Any]:
-    """What moves whenever a transaction, an answer, a dead letter or an audit record does.
+    """What moves whenever a transaction, an answer, a lease, a dead letter or an audit record does.
 
-    Three index lookups, cheap on a large table: the audit chain's last sequence number (every
+    Index lookups, cheap on a large table: the audit chain's last sequence number (every
     submission, answer, retry, replay, fault change, mail and payment event is a record), the
     latest purge_after (set when a submission is answered: the dispatcher's audit record can
-    reach the trail before the answer is committed) and the last dead letter.
+    reach the trail before the answer is committed), the leased submissions' count and latest
+    lease (a queued one taken by a dispatcher is audited only once answered) and the last dead
+    letter.
     """
     async with db.read() as session:
         seq = await session.scalar(select(func.max(AuditRecord.seq)))
         answered = await session.scalar(select(func.max(Submission.purge_after)))
+        leased = (
+            await session.execute(
+                select(func.count(), func.max(Submission.lease_until)).where(
+                    Submission.state == LEASED
+                )
+            )
+        ).one()
         letter = await session.scalar(select(func.max(DeadLetter.id)))
-    return [seq, str(answered), letter]
+    return [seq, str(answered), leased[0], str(leased[1]), letter]
 
 
 async def events_view(request: web.Request) -> web.StreamResponse:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 
 import aiohttp
 
+from gateway.clock import utcnow
+from gateway.console.live import marker
+from gateway.store import submissions as store
+from gateway.web.keys import DB
 from tests.conftest import Hub, HubFactory
 from tests.console.conftest import Console, audit_records
 from tests.faults.conftest import COUNCIL, quick_route, view
 from tests.hub import wire
+from tests.hub.rows import submission
 from tests.hub.test_dsp import view_submission
 
 
@@ -130,3 +136,17 @@ async def test_the_event_stream_says_when_something_changed(hub: Hub, console: C
                 line = await stream.content.readline()
                 if line.startswith(b"event: changed"):
                     break
+
+
+async def test_the_marker_moves_when_a_dispatcher_takes_a_queued_transaction(hub: Hub) -> None:
+    # Taking a queued submission writes no audit record (its answer will): the console's
+    # transactions page must still hear that it is now in progress.
+    db = hub.app[DB]
+    due = utcnow() + timedelta(hours=1)  # not before: the hub's own dispatcher leaves it be
+    await store.insert(db, submission("C0FFEE" + "0" * 26, connector="nobody", at=due))
+    before = await marker(db)
+    taken = await store.claim(
+        db, owner="test", limit=1, now=due, lease=timedelta(minutes=5), connector="nobody"
+    )
+    assert [s.correlation_id for s in taken] == ["C0FFEE" + "0" * 26]
+    assert await marker(db) != before
