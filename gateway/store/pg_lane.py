@@ -58,7 +58,11 @@ def _as_dbapi_error(exc: BaseException) -> DBAPIError:
 
 
 class PgDirect:
-    """Reads on pooled connections; writes group-committed, each batch one transaction."""
+    """Reads on pooled connections; writes group-committed, each batch one transaction.
+
+    A connection the server closed while it sat in the pool (a restart, an administrator's
+    pg_terminate_backend) is noticed and replaced by asyncpg's pool when it is next acquired.
+    """
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self._dsn = asyncpg_dsn(url)
@@ -69,8 +73,8 @@ class PgDirect:
 
     async def read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """`work` on a pooled connection, outside any transaction (each statement its own)."""
-        pool = await self._connected()
         try:
+            pool = await self._connected()
             async with pool.acquire() as conn:
                 return await work(conn)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -86,8 +90,8 @@ class PgDirect:
         return cast(T, results[0])
 
     async def _commit(self, batch: list[PgWork]) -> list[Any]:
-        pool = await self._connected()
         try:
+            pool = await self._connected()
             async with pool.acquire() as conn, conn.transaction():
                 return [await work(conn) for work in batch]
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:

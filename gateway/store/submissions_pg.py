@@ -30,7 +30,6 @@ _MARK_DELETED = (
     "UPDATE submissions SET deleted_at = $1 WHERE correlation_id = $2 AND deleted_at IS NULL"
 )
 _DUE_CONNECTORS, _ = numbered(DUE_CONNECTORS)
-_NEXT_DUE = NEXT_DUE
 
 
 _CLAIMS = {
@@ -120,7 +119,7 @@ def _next_attempt(submission: Submission) -> datetime:
 
 async def next_due(conn: PgConnection) -> datetime | None:
     """When the earliest queued or leased submission next becomes claimable."""
-    row = await conn.fetchrow(_NEXT_DUE)
+    row = await conn.fetchrow(NEXT_DUE)
     decode = POSTGRESQL.decoder(Submission.__table__.c.next_attempt_at.type)
     times = [decode(value) for value in row if value is not None] if row else []
     return min(times) if times else None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from gateway.clock import utcnow
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.migrate import upgrade_async
+from tests.conftest import SERVER
 from tests.hub import wire
 from tests.hub.rows import submission
 from tests.hub.test_dsp import VIEW, acknowledged, poll_until_final
@@ -49,3 +51,27 @@ async def test_concurrent_claims_never_take_the_same_row(pg_url: str) -> None:
         assert len(set(claimed)) == 60
     finally:
         await db.aclose()
+
+
+async def test_the_hub_keeps_serving_after_the_server_drops_its_connections(
+    pg_url: str, hub_factory
+) -> None:
+    # A PostgreSQL restart or an administrator's pg_terminate_backend closes every connection
+    # the hub holds; the next poll and submission must not fail for it.
+    hub = await hub_factory({"database": {"url": pg_url}})
+    cid = await acknowledged(hub)
+    assert (await poll_until_final(hub, VIEW, cid)).qualifier == "response"
+    name = pg_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(SERVER)
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            name,
+        )
+    finally:
+        await admin.close()
+    assert dropped >= 1
+    await asyncio.sleep(0.2)
+    assert (await poll_until_final(hub, VIEW, cid)).qualifier == "response"
+    again = await acknowledged(hub)
+    assert (await poll_until_final(hub, VIEW, again)).qualifier == "response"
