@@ -2,6 +2,9 @@
 
 Each hub has its own `CollectorRegistry` (tests run many hubs in one process; the global default
 registry would mix them). The hub's code reaches it through the hooks in `gateway.observability`.
+Under `gateway serve --workers N` the counters and histograms are kept in files that every
+worker's scrape adds up (prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, which
+the supervisor sets): one hub, whichever worker answers the scrape.
 
 Every label value comes from a fixed set or from configuration, never from a client's text:
 unrouted Classes, unknown methods and unmatched paths are each one fixed value.
@@ -9,12 +12,14 @@ unrouted Classes, unknown methods and unmatched paths are each one fixed value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -206,7 +211,8 @@ class HubMetrics:
             buckets=CONNECTOR_BUCKETS,
             registry=r,
         )
-        r.register(_ScrapeCollector(self))
+        self.scrape_collector = _ScrapeCollector(self)
+        r.register(self.scrape_collector)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -246,3 +252,17 @@ class HubMetrics:
             self.dsp_refused(fields["number"], str(fields.get("text") or ""))
         elif event == "api.refused" and isinstance(fields.get("status"), int):
             self.api_refused(fields["status"], str(fields.get("title") or ""))
+
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def scrape_registry(hub: HubMetrics) -> CollectorRegistry:
+    """What a scrape reads: this hub's registry, or, with workers, every worker's counters and
+    histograms added up, beside the values read at scrape time (the same database for all)."""
+    if not os.environ.get(MULTIPROCESS_ENV):
+        return hub.registry
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(hub.scrape_collector)
+    return registry

@@ -12,7 +12,12 @@ from prometheus_client.exposition import choose_encoder
 
 from gateway import observability
 from gateway.observability import tracing
-from gateway.observability.metrics import UNMATCHED, HubMetrics, queue_snapshot
+from gateway.observability.metrics import (
+    UNMATCHED,
+    HubMetrics,
+    queue_snapshot,
+    scrape_registry,
+)
 from gateway.web.identity_views import require_admin
 from gateway.web.keys import CONFIG, DB, METRICS, REVOCATION
 
@@ -57,7 +62,7 @@ async def metrics_view(request: web.Request) -> web.Response:
         hub.snapshot = None
     # Prometheus asks for OpenMetrics in Accept; anything else gets the classic text format.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return web.Response(body=encode(hub.registry), headers={"Content-Type": content_type})
+    return web.Response(body=encode(scrape_registry(hub)), headers={"Content-Type": content_type})
 
 
 def route_template(request: web.Request) -> str:

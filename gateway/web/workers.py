@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from types import FrameType
 import structlog
 
 from gateway.config import Config
+from gateway.observability.metrics import MULTIPROCESS_ENV
 
 log = structlog.get_logger("gateway.workers")
 
@@ -60,6 +63,18 @@ def supervise(config: Config, workers: int, command: list[str]) -> int:
             detail="[limits] store is memory: each worker counts rates and lockouts alone; "
             'set store = "redis" to count them together',
         )
+    # Counters every worker adds to, so that /metrics is one hub's whichever worker answers
+    # (gateway/observability/metrics.py); a directory of this run's own unless one is given.
+    metrics_dir = os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="gateway-metrics-")
+    own_metrics_dir = metrics_dir != os.environ.get(MULTIPROCESS_ENV)
+    try:
+        return _supervise(workers, command, metrics_dir)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(workers: int, command: list[str], metrics_dir: str) -> int:
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -70,7 +85,14 @@ def supervise(config: Config, workers: int, command: list[str]) -> int:
                 proc.send_signal(signum)
 
     def start(index: int) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, **{WORKER_ENV: str(index), SUPERVISOR_ENV: str(os.getpid())})
+        env = dict(
+            os.environ,
+            **{
+                WORKER_ENV: str(index),
+                SUPERVISOR_ENV: str(os.getpid()),
+                MULTIPROCESS_ENV: metrics_dir,
+            },
+        )
         proc = subprocess.Popen(command, env=env)
         log.info("workers.started", worker=index, pid=proc.pid)
         return proc

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.hub import wire
 from tests.hub.test_crash_load import view_request
@@ -87,7 +88,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, spawn_hub: Any) -> None:
+async def _two_workers(tmp_path: Path, spawn_hub: Any) -> tuple[Any, set[int]]:
+    """`serve --workers 2` on a default configuration, once both workers answer; their pids."""
     config = tmp_path / "gateway.toml"
     config.write_text(f'data_dir = "{tmp_path / "var"}"\n[pki]\ndir = "{tmp_path / "certs"}"\n')
     hub = await asyncio.to_thread(spawn_hub, config, "--workers", "2")
@@ -95,6 +97,11 @@ async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, spawn_
     async with asyncio.timeout(30):
         while len(workers) < 2:
             workers |= await _pids(hub.url, tries=20)
+    return hub, workers
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, spawn_hub: Any) -> None:
+    hub, workers = await _two_workers(tmp_path, spawn_hub)
     hub.proc.kill()  # SIGKILL: nothing is passed on to the workers
     async with asyncio.timeout(15):
         while any(_alive(pid) for pid in workers):  # noqa: ASYNC110 - other processes
@@ -119,3 +126,35 @@ def test_workers_that_cannot_start_end_the_supervisor(tmp_path: Path) -> None:
         result = subprocess.run(command, capture_output=True, timeout=120)
     assert result.returncode != 0
     assert b"workers.crash_loop" in result.stdout + result.stderr
+
+
+def _dsp_submissions(text: str) -> float:
+    """gateway_dsp_messages_total for View Council Tax submissions, as a scrape reports it."""
+    for family in text_string_to_metric_families(text):
+        if family.name == "gateway_dsp_messages":
+            return sum(
+                s.value
+                for s in family.samples
+                if s.name.endswith("_total")
+                and s.labels == {"class": VIEW, "qualifier": "request", "function": "submit"}
+            )
+    return 0.0
+
+
+async def test_metrics_count_every_workers_requests_whichever_worker_is_scraped(
+    tmp_path: Path, spawn_hub: Any
+) -> None:
+    hub, _ = await _two_workers(tmp_path, spawn_hub)
+    sent = 12
+    for _ in range(sent):
+        async with aiohttp.ClientSession() as fresh:  # a new connection: any worker
+            async with fresh.post(f"{hub.url}/submission", data=view_request()) as resp:
+                assert wire.read(await resp.read()).qualifier == "acknowledgement"
+    counts = []
+    for _ in range(8):
+        async with aiohttp.ClientSession() as fresh, fresh.get(f"{hub.url}/metrics") as resp:
+            assert resp.status == 200
+            counts.append(_dsp_submissions(await resp.text()))
+    assert counts == [sent] * 8
+    hub.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(hub.proc.wait, 20) == 0
