@@ -12,14 +12,14 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.audit.chain import record_hash
 from gateway.store.audit_models import AuditBody, AuditRecord
-from gateway.store.engine import Database
-from gateway.store.pg_lane import Connection as PgConnection
 from gateway.store.row_codec import POSTGRESQL, RowCodec
+
+if TYPE_CHECKING:  # the lanes run these appends: they import this module
+    from gateway.store.pg_lane import Connection as PgConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +128,3 @@ async def on_pg(conn: PgConnection, batch: Sequence[Event]) -> None:
 
 
 _KEPT_PG = "SELECT digest FROM audit_bodies WHERE digest = ANY($1::text[])"
-
-
-async def write(db: Database, batch: Sequence[Event]) -> None:
-    """Append a batch on the database's lane, in one transaction."""
-    if db.direct is not None:
-        await db.direct.write(partial(on_sqlite, batch=batch))
-    else:
-        # Its own transaction, not a group commit's: the head's row lock is held only as long
-        # as the append takes.
-        await db.pg_lane.transaction(partial(on_pg, batch=batch))

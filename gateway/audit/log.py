@@ -3,7 +3,9 @@
 `record()` never blocks the request that calls it: events queue in memory and a background task
 appends them in batches, one write transaction each (the head row serialises appenders across
 processes). A batch is written within `flush_seconds`; an event still queued when the process is
-killed is lost — the trail says what happened up to its last write, never something false.
+killed is lost — the trail says what happened up to its last write, never something false. An
+event that must not be lost so (a submission's receipt) is written in the transaction of the
+change it records instead: `audit_with_commit`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import asyncio
 import base64
 import contextlib
 import contextvars
+import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, select
 
 from gateway import observability
-from gateway.audit import append
 from gateway.audit.append import Event
 from gateway.audit.chain import checkpoint_message
 from gateway.store.audit_models import AuditBody, AuditCheckpoint, AuditHead, AuditRecord
@@ -98,7 +100,16 @@ class AuditLog:
         self._stopping = asyncio.Event()
         self.dropped = 0
 
-    def record(
+    def record(self, event: str, **fields: Any) -> None:
+        """Queue one event (`event`'s fields); it is appended within flush_seconds."""
+        if len(self._queue) >= MAX_QUEUE:
+            self.dropped += 1  # never let a flood of events take the hub's memory
+            return
+        self._queue.append(self.event(event, **fields))
+        self._idle.clear()
+        self._wake.set()
+
+    def event(
         self,
         event: str,
         *,
@@ -107,26 +118,18 @@ class AuditLog:
         correlation_id: str | None = None,
         body: bytes | None = None,
         **detail: Any,
-    ) -> None:
-        """Queue one event; it is appended within flush_seconds."""
-        if len(self._queue) >= MAX_QUEUE:
-            self.dropped += 1  # never let a flood of events take the hub's memory
-            return
-        digest = hashlib.sha256(body).hexdigest() if body is not None else None
-        self._queue.append(
-            Event(
-                at=self._clock(),
-                event=event,
-                outcome=outcome,
-                actor=actor,
-                correlation_id=correlation_id,
-                detail={k: _plain(v) for k, v in detail.items() if v is not None},
-                body_digest=digest,
-                body=body if self._keep_bodies else None,
-            )
+    ) -> Event:
+        """One event as this trail records it (its time now, its body kept or only digested)."""
+        return Event(
+            at=self._clock(),
+            event=event,
+            outcome=outcome,
+            actor=actor,
+            correlation_id=correlation_id,
+            detail={k: _plain(v) for k, v in detail.items() if v is not None},
+            body_digest=hashlib.sha256(body).hexdigest() if body is not None else None,
+            body=body if self._keep_bodies else None,
         )
-        self._idle.clear()
-        self._wake.set()
 
     async def run(self) -> None:
         """Background: append what is queued, in batches, until stop() (then a last flush).
@@ -172,7 +175,7 @@ class AuditLog:
         await self._idle.wait()
 
     async def _append(self, batch: list[Event]) -> None:
-        await append.write(self._db, batch)
+        await append_events(self._db, batch)
 
     async def checkpoint(self, signer: Signer) -> int | None:
         """Sign the current head if it moved since the last checkpoint; its seq, or None."""
@@ -258,17 +261,68 @@ def audit(event: str, *, outcome: str = "ok", **fields: Any) -> None:
     The request id, the peer's address and the CorrelationID bound to the log context go into
     the record too.
     """
-    bound = structlog.contextvars.get_contextvars()
-    correlation_id = fields.pop("correlation_id", None) or bound.get("correlation_id")
-    # Refusals and retries are the hub doing its job: info, like the rest; the trail keeps them.
-    log.info(event, outcome=outcome, **{k: v for k, v in fields.items() if k != "body"})
-    observability.audited(event, correlation_id, fields)  # refusal counters, span attributes
+    correlation_id, fields = _in_context(fields)
+    _announce(event, outcome, correlation_id, fields)
     trail = current.get()
     if trail is not None:
-        for key in ("request_id", "peer"):
-            if bound.get(key) is not None:
-                fields.setdefault(key, bound[key])
         trail.record(event, outcome=outcome, correlation_id=correlation_id, **fields)
 
 
-__all__ = ["AuditLog", "Signer", "audit", "current", "read_chain"]
+def audit_with_commit(
+    event: str, *, outcome: str = "ok", **fields: Any
+) -> tuple[list[Event], Callable[[], None]]:
+    """`audit` for an event that must commit with the change it records: the events to pass to
+    the lane's write (`audited=`), and what to call once it has committed (the log line and the
+    counters, which must not tell of a change that did not happen)."""
+    correlation_id, fields = _in_context(fields)
+    trail = current.get()
+    events = (
+        [trail.event(event, outcome=outcome, correlation_id=correlation_id, **fields)]
+        if trail is not None
+        else []
+    )
+    return events, functools.partial(_announce, event, outcome, correlation_id, fields)
+
+
+def _in_context(fields: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The CorrelationID, and the fields with the request id and peer bound to the log context."""
+    bound = structlog.contextvars.get_contextvars()
+    correlation_id = fields.pop("correlation_id", None) or bound.get("correlation_id")
+    for key in ("request_id", "peer"):
+        if bound.get(key) is not None:
+            fields.setdefault(key, bound[key])
+    return correlation_id, fields
+
+
+def _announce(event: str, outcome: str, correlation_id: str | None, fields: dict[str, Any]) -> None:
+    # Refusals and retries are the hub doing its job: info, like the rest; the trail keeps them.
+    shown = {k: v for k, v in fields.items() if k not in ("body", "request_id", "peer")}
+    log.info(event, outcome=outcome, **shown)
+    observability.audited(event, correlation_id, fields)  # refusal counters, span attributes
+
+
+async def append_events(db: Database, batch: Sequence[Event]) -> None:
+    """Append a batch to the chain in a write of the database's lane (one transaction)."""
+    if db.direct is not None:
+        await db.direct.write(_nothing, audited=batch)
+    else:
+        await db.pg_lane.write(_nothing_pg, audited=batch)
+
+
+def _nothing(_conn: Any) -> None:
+    return None
+
+
+async def _nothing_pg(_conn: Any) -> None:
+    return None
+
+
+__all__ = [
+    "AuditLog",
+    "Signer",
+    "append_events",
+    "audit",
+    "audit_with_commit",
+    "current",
+    "read_chain",
+]

@@ -14,7 +14,7 @@ import structlog
 from lxml import etree
 
 from connectors.protocol import Identity
-from gateway.audit.log import audit
+from gateway.audit.log import audit, audit_with_commit
 from gateway.config import Config, RouteConfig
 from gateway.govtalk import replies
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
@@ -256,14 +256,9 @@ class DocumentSubmission:
             envelope_body=_envelope_body(envelope),
             lease=(self._dispatcher.owner, self._dispatcher.lease) if sync or direct else None,
         )
-        try:
-            await store.insert(self._db, submission)
-        except BaseException:
-            if direct:
-                self._dispatcher.release(route.connector)
-            raise
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
-        audit(
+        # The receipt's audit record commits with the submission: a hub killed straight after the
+        # acknowledgement still has both.
+        received, announce = audit_with_commit(
             "dsp.received",
             actor=identity.user_id if identity else None,
             correlation_id=correlation_id,
@@ -274,6 +269,14 @@ class DocumentSubmission:
             sync=sync,
             body=submission.request_body,
         )
+        try:
+            await store.insert(self._db, submission, audited=received)
+        except BaseException:
+            if direct:
+                self._dispatcher.release(route.connector)
+            raise
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        announce()
         if sync:
             final = await self._dispatcher.process(submission)
             record = await store.get(self._db, correlation_id)

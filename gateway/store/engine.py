@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway.audit import append
+from gateway.audit.append import Event
 from gateway.store.group_commit import GroupCommit
 from gateway.store.pg_lane import PgDirect
 from gateway.store.sqlite_lane import SqliteLane, transaction
@@ -97,21 +99,31 @@ class SqliteDirect:
         self.turn = asyncio.Lock()
         self.reader = SqliteLane(path, name="sqlite-read")
         self.writer = SqliteLane(path, name="sqlite-write")
-        self._group: GroupCommit[DirectWork] = GroupCommit(self._commit)
+        self._group: GroupCommit[tuple[DirectWork, Sequence[Event]]] = GroupCommit(self._commit)
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` on the reading lane, outside any transaction (one statement, one snapshot)."""
         return await self.reader.run(work)
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` in a write transaction shared with concurrent callers; returns once committed."""
-        return cast(T, await self._group.run(work))
+    async def write(
+        self, work: Callable[[sqlite3.Connection], T], *, audited: Sequence[Event] = ()
+    ) -> T:
+        """`work` in a write transaction shared with concurrent callers; returns once committed.
 
-    async def _commit(self, batch: list[DirectWork]) -> list[Any]:
+        `audited` are audit events appended in the same transaction, after every write of the
+        batch: they commit with the change they record, or not at all."""
+        return cast(T, await self._group.run((work, audited)))
+
+    async def _commit(self, batch: list[tuple[DirectWork, Sequence[Event]]]) -> list[Any]:
+        def run(conn: sqlite3.Connection) -> list[Any]:
+            results = [work(conn) for work, _ in batch]
+            events = [event for _, audited in batch for event in audited]
+            if events:
+                append.on_sqlite(conn, events)
+            return results
+
         async with self.turn:
-            return await self.writer.run(
-                lambda conn: transaction(conn, lambda c: [work(c) for work in batch])
-            )
+            return await self.writer.run(lambda conn: transaction(conn, run))
 
     async def aclose(self) -> None:
         await self._group.wait_idle()

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]  # it ships no type information
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from gateway.audit import append
+from gateway.audit.append import Event
 from gateway.store.group_commit import GroupCommit
 
 T = TypeVar("T")
@@ -69,7 +71,7 @@ class PgDirect:
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._group: GroupCommit[PgWork] = GroupCommit(self._commit)
+        self._group: GroupCommit[tuple[PgWork, Sequence[Event]]] = GroupCommit(self._commit)
 
     async def read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """`work` on a pooled connection, outside any transaction (each statement its own)."""
@@ -80,20 +82,30 @@ class PgDirect:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise _as_dbapi_error(exc) from exc
 
-    async def write(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """`work` in a transaction shared with concurrent callers; returns once committed."""
-        return cast(T, await self._group.run(work))
+    async def write(
+        self, work: Callable[[Connection], Awaitable[T]], *, audited: Sequence[Event] = ()
+    ) -> T:
+        """`work` in a transaction shared with concurrent callers; returns once committed.
+
+        `audited` are audit events appended in the same transaction, after every write of the
+        batch (so the chain head is the last lock it takes, and hubs sharing the database cannot
+        deadlock on it): they commit with the change they record, or not at all."""
+        return cast(T, await self._group.run((work, audited)))
 
     async def transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """`work` in a transaction of its own (one that takes a lock others queue on)."""
-        results = await self._commit([work])
+        results = await self._commit([(work, ())])
         return cast(T, results[0])
 
-    async def _commit(self, batch: list[PgWork]) -> list[Any]:
+    async def _commit(self, batch: list[tuple[PgWork, Sequence[Event]]]) -> list[Any]:
         try:
             pool = await self._connected()
             async with pool.acquire() as conn, conn.transaction():
-                return [await work(conn) for work in batch]
+                results = [await work(conn) for work, _ in batch]
+                events = [event for _, audited in batch for event in audited]
+                if events:
+                    await append.on_pg(conn, events)
+                return results
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise _as_dbapi_error(exc) from exc
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
+from gateway.audit.append import Event
 from gateway.store import submissions_pg as on_pg
 from gateway.store import submissions_sqlite as on_sqlite
 from gateway.store.engine import Database
@@ -40,12 +41,13 @@ class FinalAnswer:
     application: str | None = None
 
 
-async def insert(db: Database, submission: Submission) -> None:
-    """Commit a new submission; only after this returns may it be acknowledged."""
+async def insert(db: Database, submission: Submission, *, audited: Sequence[Event] = ()) -> None:
+    """Commit a new submission, and the audit events that record it in the same transaction;
+    only after this returns may it be acknowledged."""
     if db.direct is not None:
-        await db.direct.write(partial(on_sqlite.insert, obj=submission))
+        await db.direct.write(partial(on_sqlite.insert, obj=submission), audited=audited)
     else:
-        await db.pg_lane.write(partial(on_pg.insert, obj=submission))
+        await db.pg_lane.write(partial(on_pg.insert, obj=submission), audited=audited)
 
 
 async def get(db: Database, correlation_id: str) -> Submission | None:

@@ -9,13 +9,14 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from gateway.audit.chain import GENESIS, record_hash
+from gateway.audit.chain import GENESIS, record_hash, verify
+from gateway.audit.log import read_chain, signature_problem
 from gateway.cli import main
 from gateway.store.engine import Database
 from gateway.web.keys import AUDIT, DB
 from tests.conftest import Hub, HubFactory
 from tests.hub import wire
-from tests.hub.test_dsp import VIEW
+from tests.hub.test_dsp import VIEW, acknowledged
 
 DEMO_BODY = None
 
@@ -208,3 +209,24 @@ async def test_a_body_is_kept_once_however_often_it_is_recorded(tmp_path: Path) 
         assert verify(records, checkpoints, lambda _: None).ok
     finally:
         await db.aclose()
+
+
+async def test_a_submissions_receipt_record_commits_with_it(hub_factory: HubFactory) -> None:
+    # The trail's writer holds other events back for an hour here: what the hub has
+    # acknowledged must already be recorded, as a process killed now would leave it.
+    hub = await hub_factory({"audit": {"flush_seconds": 3600}})
+    cid = await acknowledged(hub)
+    db: Database = hub.app[DB]
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT event, actor, body_digest FROM audit_records WHERE correlation_id = :c"
+                ),
+                {"c": cid},
+            )
+        ).all()
+    assert [(event, actor) for event, actor, _ in rows] == [("dsp.received", "DEMO0SUN0001")]
+    assert rows[0][2] is not None  # the body it received, by digest
+    records, checkpoints = await read_chain(db)
+    assert verify(records, checkpoints, signature_problem).ok

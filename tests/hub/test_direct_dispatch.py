@@ -21,10 +21,10 @@ async def test_a_submission_that_was_not_stored_gives_its_slot_back(
     original = submissions.insert
     failures = [OSError("disk full")]
 
-    async def insert_failing_once(db: Any, submission: Any) -> None:
+    async def insert_failing_once(db: Any, submission: Any, **audited: Any) -> None:
         if failures:
             raise failures.pop()
-        await original(db, submission)
+        await original(db, submission, **audited)
 
     monkeypatch.setattr(submissions, "insert", insert_failing_once)
     refused = await submit(hub, view_submission())

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from gateway.audit import append
 from gateway.audit.append import Event
 from gateway.audit.chain import GENESIS
+from gateway.audit.log import append_events
 from gateway.sso.keyring import Keyring
 from gateway.store.audit_models import AuditHead, AuditRecord
 from gateway.store.engine import Database
@@ -64,7 +64,7 @@ async def test_instances_auditing_at_once_on_a_new_database_keep_one_chain(
 
     async def first_event(n: int, db: Database) -> None:
         batch = [Event(NOW, "hub.started", "ok", None, None, {"instance": n}, None, None)]
-        await append.write(db, batch)
+        await append_events(db, batch)
 
     try:
         await asyncio.gather(*(first_event(n, db) for n, db in enumerate(instances)))
