@@ -92,11 +92,6 @@ class PgDirect:
         deadlock on it): they commit with the change they record, or not at all."""
         return cast(T, await self._group.run((work, audited)))
 
-    async def transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """`work` in a transaction of its own (one that takes a lock others queue on)."""
-        results = await self._commit([(work, ())])
-        return cast(T, results[0])
-
     async def _commit(self, batch: list[tuple[PgWork, Sequence[Event]]]) -> list[Any]:
         try:
             pool = await self._connected()
