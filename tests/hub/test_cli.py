@@ -76,6 +76,10 @@ auth_level = 0
     assert keyed[("LA-PLANNING-COMMENT", "E08000024")]["mode"] == "sync"
     assert keyed[("LA-PLANNING-COMMENT", "E08000024")]["connector_type"] == "receipt"
     assert keyed[("LA-CTAX-VIEW", "E07000188")]["connector_type"] == "simulated-council"
+    # The council each route counts towards in BVPI 157: its own, another's, or none.
+    assert keyed[("LA-CTAX-VIEW", "E07000188")]["council"] == "E07000188"
+    assert keyed[("ER-NOTIFY-MOVE", "ER-E08000024")]["council"] == "E08000024"
+    assert keyed[("GW-CHANGE-OF-ADDRESS", "GW")]["council"] is None
     table = invoke("routes", config=config)
     assert "LA-PLANNING-COMMENT" in table.output and "simulated-council" in table.output
     info = json.loads(invoke("demo", "info", "--json", config=config).stdout)
