@@ -4,8 +4,8 @@
 appends them in batches, one write transaction each (the head row serialises appenders across
 processes). A batch is written within `flush_seconds`; an event still queued when the process is
 killed is lost — the trail says what happened up to its last write, never something false. An
-event that must not be lost so (a submission's receipt) is written in the transaction of the
-change it records instead: `audit_with_commit`.
+event that must not be lost so (a submission's receipt, a delivery's outcome) is written in the
+transaction of the change it records instead: `audit_with_commit`.
 """
 
 from __future__ import annotations

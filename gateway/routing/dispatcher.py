@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,8 @@ from connectors.protocol import (
     Retry,
     Transaction,
 )
-from gateway.audit.log import audit
+from gateway.audit.append import Event
+from gateway.audit.log import audit_with_commit
 from gateway.config import Config, RouteConfig
 from gateway.govtalk.errors import GovTalkError, GovTalkFault
 from gateway.govtalk.parse import parse_xml
@@ -214,9 +215,10 @@ class Dispatcher:
         """Run one attempt on a submission this dispatcher leased; the final answer, if any."""
         with structlog.contextvars.bound_contextvars(correlation_id=submission.correlation_id):
             route = self._routes.get(submission.base_class, submission.organisation)
-            result = await self._attempt(submission, route)
+            owed = _Owed()
+            result = await self._attempt(submission, route, owed)
             if isinstance(result, FinalAnswer):
-                await self._finish(submission, result)
+                await self._finish(submission, result, owed)
                 return result
             retries = route.retries if route else 0
             if not result.permanent and submission.attempts <= retries:
@@ -225,7 +227,7 @@ class Dispatcher:
                     backoff = route.backoff if route else 1.0
                     delay = min(MAX_BACKOFF, backoff * 2 ** (submission.attempts - 1))
                 at = self._clock() + timedelta(seconds=delay)
-                audit(
+                owed.add(
                     "dispatch.retry",
                     outcome="retry",
                     correlation_id=submission.correlation_id,
@@ -239,12 +241,14 @@ class Dispatcher:
                     owner=self.owner,
                     at=at,
                     reason=result.reason,
+                    audited=owed.events,
                 )
+                owed.committed()
                 return None
-            return await self._exhausted(submission, result)
+            return await self._exhausted(submission, result, owed)
 
     async def _attempt(
-        self, submission: Submission, route: RouteConfig | None
+        self, submission: Submission, route: RouteConfig | None, owed: _Owed
     ) -> FinalAnswer | _Failure:
         found = self._connectors.get(submission.connector)
         if found is None or route is None:
@@ -260,7 +264,7 @@ class Dispatcher:
                 async with asyncio.timeout(route.timeout):
                     outcome: Outcome = await self.faults.handle(connector, tx, ctx)
         except TimeoutError:
-            audit(
+            owed.add(
                 "dispatch.timeout",
                 outcome="timeout",
                 correlation_id=submission.correlation_id,
@@ -270,7 +274,7 @@ class Dispatcher:
             )
             return _Failure(f"{ctx.name} did not answer within {route.timeout:g}s", True)
         except Exception as exc:
-            audit(
+            owed.add(
                 "dispatch.connector_error",
                 outcome="error",
                 correlation_id=submission.correlation_id,
@@ -279,7 +283,7 @@ class Dispatcher:
                 **_timing(submission, started),
             )
             return _Failure(f"{ctx.name} failed: {exc!r}", False)
-        audit(
+        owed.add(
             "dispatch.answered",
             correlation_id=submission.correlation_id,
             connector=ctx.name,
@@ -316,13 +320,15 @@ class Dispatcher:
             attempt=submission.attempts,
         )
 
-    async def _exhausted(self, submission: Submission, failure: _Failure) -> FinalAnswer:
+    async def _exhausted(
+        self, submission: Submission, failure: _Failure, owed: _Owed
+    ) -> FinalAnswer:
         number = 2005 if failure.never_answered else 3000
         error = GovTalkError.of(
             number, _exhausted_text(number, submission.attempts, failure.reason)
         )
         final = FinalAnswer(ERROR, errors=errors_to_json([error]))
-        audit(
+        owed.add(
             "dispatch.dead_letter",
             outcome="dead_letter",
             correlation_id=submission.correlation_id,
@@ -339,11 +345,15 @@ class Dispatcher:
             attempts=submission.attempts,
             created_at=self._clock(),
         )
-        await self._finish(submission, final, dead_letter=letter)
+        await self._finish(submission, final, owed, dead_letter=letter)
         return final
 
     async def _finish(
-        self, submission: Submission, final: FinalAnswer, dead_letter: DeadLetter | None = None
+        self,
+        submission: Submission,
+        final: FinalAnswer,
+        owed: _Owed,
+        dead_letter: DeadLetter | None = None,
     ) -> bool:
         retention = self._config.retention
         days = retention.response_days if final.state == RESPONSE else retention.error_days
@@ -355,10 +365,30 @@ class Dispatcher:
             now=self._clock(),
             keep_for=timedelta(days=days),
             dead_letter=dead_letter,
+            audited=owed.events,
         )
+        owed.committed()
         if not done:
             log.warning("dispatch.lease_lost")
         return done
+
+
+@dataclass(slots=True)
+class _Owed:
+    """The audit events of one attempt: written in the transaction that records its end (the
+    answer, the retry, the dead letter), and logged once that has committed."""
+
+    events: list[Event] = field(default_factory=list)
+    _announce: list[Callable[[], None]] = field(default_factory=list)
+
+    def add(self, event: str, **fields: Any) -> None:
+        events, announce = audit_with_commit(event, **fields)
+        self.events += events
+        self._announce.append(announce)
+
+    def committed(self) -> None:
+        for announce in self._announce:
+            announce()
 
 
 def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:

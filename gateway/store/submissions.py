@@ -108,11 +108,13 @@ async def answer(
     now: datetime,
     keep_for: timedelta,
     dead_letter: DeadLetter | None = None,
+    audited: Sequence[Event] = (),
 ) -> bool:
     """Record the final answer if this owner still holds the lease; False if it lost it.
 
     A transaction given up on gets its dead letter in the same transaction, so no poll ever sees
-    the 2005/3000 answer of a transaction that is missing from the dead letters.
+    the 2005/3000 answer of a transaction that is missing from the dead letters; `audited` are
+    the attempt's audit events, written in that transaction too.
     """
     values: dict[str, Any] = {
         "state": final.state,
@@ -130,7 +132,7 @@ async def answer(
                 on_sqlite.insert(conn, dead_letter)
             return done
 
-        return await db.direct.write(on_file)
+        return await db.direct.write(on_file, audited=audited)
 
     async def on_server(conn: PgConnection) -> bool:
         done = await on_pg.update_leased(conn, correlation_id, owner, values)
@@ -138,30 +140,31 @@ async def answer(
             await on_pg.insert(conn, dead_letter)
         return done
 
-    return await db.pg_lane.write(on_server)
+    return await db.pg_lane.write(on_server, audited=audited)
 
 
 async def reschedule(
-    db: Database, correlation_id: str, *, owner: str, at: datetime, reason: str
+    db: Database,
+    correlation_id: str,
+    *,
+    owner: str,
+    at: datetime,
+    reason: str,
+    audited: Sequence[Event] = (),
 ) -> bool:
-    """Put a leased submission back in the queue for another attempt at `at`."""
-    return await _update_leased(
-        db, correlation_id, owner, {"state": QUEUED, "next_attempt_at": at, "last_error": reason}
-    )
-
-
-async def _update_leased(
-    db: Database, correlation_id: str, owner: str, values: dict[str, Any]
-) -> bool:
-    """Set `values` and release the lease, if `owner` still holds it; False if it lost it."""
+    """Put a leased submission back in the queue for another attempt at `at` (with the
+    attempt's audit events, in the same transaction)."""
+    values = {"state": QUEUED, "next_attempt_at": at, "last_error": reason}
     if db.direct is not None:
         return await db.direct.write(
             partial(
                 on_sqlite.update_leased, correlation_id=correlation_id, owner=owner, values=values
-            )
+            ),
+            audited=audited,
         )
     return await db.pg_lane.write(
-        partial(on_pg.update_leased, correlation_id=correlation_id, owner=owner, values=values)
+        partial(on_pg.update_leased, correlation_id=correlation_id, owner=owner, values=values),
+        audited=audited,
     )
 
 

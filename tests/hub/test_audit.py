@@ -16,7 +16,7 @@ from gateway.store.engine import Database
 from gateway.web.keys import AUDIT, DB
 from tests.conftest import Hub, HubFactory
 from tests.hub import wire
-from tests.hub.test_dsp import VIEW, acknowledged
+from tests.hub.test_dsp import VIEW, acknowledged, poll_until_final
 
 DEMO_BODY = None
 
@@ -211,22 +211,31 @@ async def test_a_body_is_kept_once_however_often_it_is_recorded(tmp_path: Path) 
         await db.aclose()
 
 
-async def test_a_submissions_receipt_record_commits_with_it(hub_factory: HubFactory) -> None:
+async def test_a_submissions_receipt_and_answer_records_commit_with_them(
+    hub_factory: HubFactory,
+) -> None:
     # The trail's writer holds other events back for an hour here: what the hub has
-    # acknowledged must already be recorded, as a process killed now would leave it.
+    # acknowledged, and the answer it has stored, must already be recorded, as a process killed
+    # now would leave them.
     hub = await hub_factory({"audit": {"flush_seconds": 3600}})
     cid = await acknowledged(hub)
     db: Database = hub.app[DB]
-    async with db.read() as session:
-        rows = (
-            await session.execute(
+
+    async def recorded() -> list[tuple[str, str | None, str | None]]:
+        async with db.read() as session:
+            rows = await session.execute(
                 text(
-                    "SELECT event, actor, body_digest FROM audit_records WHERE correlation_id = :c"
+                    "SELECT event, actor, body_digest FROM audit_records "
+                    "WHERE correlation_id = :c ORDER BY seq"
                 ),
                 {"c": cid},
             )
-        ).all()
-    assert [(event, actor) for event, actor, _ in rows] == [("dsp.received", "DEMO0SUN0001")]
-    assert rows[0][2] is not None  # the body it received, by digest
+            return [tuple(row) for row in rows]
+
+    [(event, actor, digest)] = await recorded()
+    assert (event, actor) == ("dsp.received", "DEMO0SUN0001")
+    assert digest is not None  # the body it received, by digest
+    assert (await poll_until_final(hub, VIEW, cid)).qualifier == "response"
+    assert [event for event, _, _ in await recorded()] == ["dsp.received", "dispatch.answered"]
     records, checkpoints = await read_chain(db)
     assert verify(records, checkpoints, signature_problem).ok
