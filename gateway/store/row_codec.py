@@ -138,6 +138,10 @@ class RowCodec(Generic[M]):
     def encode(self, key: str, value: Any) -> Any:
         return self._encoders[key](value)
 
+    def decode_value(self, key: str, value: Any) -> Any:
+        """One attribute's stored value as the ORM gives it back."""
+        return self._decoders[self._keys.index(key)](value)
+
     def insert(self, obj: M) -> tuple[str, list[Any]]:
         """The INSERT statement and its parameters for one object (its defaults applied)."""
         keys, values = [], []

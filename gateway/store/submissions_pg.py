@@ -120,8 +120,8 @@ def _next_attempt(submission: Submission) -> datetime:
 async def next_due(conn: PgConnection) -> datetime | None:
     """When the earliest queued or leased submission next becomes claimable."""
     row = await conn.fetchrow(NEXT_DUE)
-    decode = POSTGRESQL.decoder(Submission.__table__.c.next_attempt_at.type)
-    times = [decode(value) for value in row if value is not None] if row else []
+    values = [v for v in row if v is not None] if row else []
+    times = [SUBMISSIONS.decode_value("next_attempt_at", v) for v in values]
     return min(times) if times else None
 
 
