@@ -76,16 +76,18 @@ async def events_view(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
         }
     )
+    db = request.app[DB]
+    # The baseline is read before the client hears the stream is open: the page fetches itself
+    # again on `open` (console.js), so a change is either in that fetch or reported here.
+    last = await marker(db)
     await response.prepare(request)
     stopping = request.app[_STOPPING]
-    db = request.app[DB]
-    last: list[Any] | None = None
     started = quiet_since = time.monotonic()
     with contextlib.suppress(ConnectionResetError):
         await response.write(b"retry: 2000\n\n")
         while not stopping.is_set() and time.monotonic() - started < STREAM_SECONDS:
             current = await marker(db)
-            if last is not None and current != last:
+            if current != last:
                 data = json.dumps({"marker": current}, default=str)
                 await response.write(f"event: changed\ndata: {data}\n\n".encode())
                 quiet_since = time.monotonic()

@@ -11,7 +11,7 @@
 
   function say(text) { if (status) { status.textContent = text; } }
 
-  function refresh() {
+  function refresh(quietly) {
     if (paused) { return; }
     if (busy) { again = true; return; }
     busy = true;
@@ -34,7 +34,7 @@
             if (!known[el.getAttribute("data-key")]) { el.classList.add("fresh"); }
           });
         });
-        say("Updated " + new Date().toISOString().slice(11, 19) + " UTC");
+        if (quietly !== true) { say("Updated " + new Date().toISOString().slice(11, 19) + " UTC"); }
       })
       .catch(function () { say("Live updates interrupted; use the refresh link."); })
       .then(function () {
@@ -58,7 +58,12 @@
   if (window.EventSource) {
     var source = new EventSource("/console/events");
     source.addEventListener("changed", refresh);
-    source.addEventListener("open", function () { say("Live updates on."); });
+    source.addEventListener("open", function () {
+      say("Live updates on.");
+      // What changed between this page (or the last stream) and the stream's start is in no
+      // event: fetch the page once more (the hub reads its baseline before it says open).
+      refresh(true);
+    });
   } else {
     window.setInterval(refresh, 3000);
   }
