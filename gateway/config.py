@@ -145,6 +145,10 @@ class DispatcherConfig:
     per_connector: int = 16
     idle_poll_seconds: float = 0.5
     lease_margin_seconds: float = 10
+    # While a connector's work queues, acknowledgements ask clients to wait about as long as the
+    # submission still has to wait (above the route's poll_interval), up to this many seconds;
+    # 0 keeps every route's poll_interval as it is.
+    max_poll_interval: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +396,15 @@ def _limits(raw: dict[str, Any]) -> LimitsConfig:
     return limits
 
 
+def _dispatcher(raw: dict[str, Any]) -> DispatcherConfig:
+    dispatcher: DispatcherConfig = _build(DispatcherConfig, raw, "[dispatcher]")
+    most = dispatcher.max_poll_interval
+    # It is written into PollInterval, which clients read as a whole number of seconds.
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        raise ConfigError("[dispatcher]: max_poll_interval must be a whole number of at least 0")
+    return dispatcher
+
+
 def _enrolment(raw: dict[str, Any]) -> EnrolmentConfig:
     enrolment: EnrolmentConfig = _build(EnrolmentConfig, raw, "[enrolment]")
     if not isinstance(enrolment.max_attempts, int) or enrolment.max_attempts < 1:
@@ -561,7 +574,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         retention=_build(RetentionConfig, _section(raw, "retention"), "[retention]"),
         auth=_build(AuthConfig, _section(raw, "auth"), "[auth]"),
         pki=_pki(_section(raw, "pki")),
-        dispatcher=_build(DispatcherConfig, _section(raw, "dispatcher"), "[dispatcher]"),
+        dispatcher=_dispatcher(_section(raw, "dispatcher")),
         enrolment=_enrolment(_section(raw, "enrolment")),
         payments=_payments(_section(raw, "payments")),
         mail=_mail(_section(raw, "mail")),

@@ -277,21 +277,23 @@ class DocumentSubmission:
             raise
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         announce()
+        interval = route.poll_interval
         if sync:
             final = await self._dispatcher.process(submission)
             record = await store.get(self._db, correlation_id)
             if final is not None and record is not None:
-                return self._answer(record, route.poll_interval, endpoints)
+                return self._answer(record, interval, endpoints)
         elif direct:
             self._dispatcher.start(submission)
         else:
             self._dispatcher.wake()
+            interval = self._dispatcher.pacing.interval(interval, route.connector, now)
         return replies.acknowledgement(
             class_=class_,
             correlation_id=correlation_id,
             transaction_id=message.transaction_id,
             endpoint=endpoints.poll,
-            poll_interval=route.poll_interval,
+            poll_interval=interval,
             timestamp=now,
             gateway_test=message.gateway_test,
         )
@@ -384,6 +386,11 @@ class DocumentSubmission:
         record = await self._record(envelope, missing="CorrelationID is required on a poll")
         route = self._routes.get(record.base_class, record.organisation)
         interval = route.poll_interval if route else self._config.server.default_poll_interval
+        if record.state == QUEUED:
+            # Not yet taken: it still has its place in the queue (or its retry time) ahead of it.
+            interval = self._dispatcher.pacing.interval(
+                interval, record.connector, self._clock(), due=record.next_attempt_at
+            )
         return self._answer(
             record, interval, endpoints, transaction_id=envelope.message.transaction_id
         )

@@ -33,6 +33,7 @@ from gateway.identity import citizens
 from gateway.observability import connector_call
 from gateway.routing.fault_injector import FaultInjector
 from gateway.routing.outcomes import errors_to_json
+from gateway.routing.pacing import Pacing
 from gateway.routing.registry import ConnectorSet
 from gateway.routing.table import RouteTable
 from gateway.store import submissions as store
@@ -43,6 +44,8 @@ from gateway.store.submissions import FinalAnswer
 log = structlog.get_logger("gateway.dispatcher")
 
 MAX_BACKOFF = 60.0
+# How often the queue heads are read for PollInterval: it is given in whole seconds.
+PACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class Dispatcher:
         self.lease = timedelta(seconds=longest + config.dispatcher.lease_margin_seconds)
         # Faults set through the admin API or the CLI, applied around each connector call.
         self.faults = FaultInjector(db)
+        self.pacing = Pacing(config.dispatcher.max_poll_interval)
 
     def wake(self) -> None:
         self._wake.set()
@@ -120,10 +124,27 @@ class Dispatcher:
     async def run(self) -> None:
         """Claim and process due work until cancelled."""
         self._running = True
+        pacing = asyncio.create_task(self._pace(), name="pacing")
         try:
             await self._loop()
         finally:
             self._running = False
+            pacing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pacing
+
+    async def _pace(self) -> None:
+        # A pass of its own rather than the claim loop's: that one stops looking while every
+        # slot is busy, which is when the queue grows.
+        while True:
+            try:
+                self.pacing.observe(await store.due_connectors(self._db, self._clock()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.pacing.forget()
+                log.warning("dispatcher.queue_unread", exc_info=True)
+            await asyncio.sleep(PACE_SECONDS)
 
     async def _loop(self) -> None:
         while True:
@@ -150,7 +171,7 @@ class Dispatcher:
         cap = self._config.dispatcher.per_connector
         now = self._clock()
         claimed, blocked = 0, False
-        for name in await store.due_connectors(self._db, now):
+        for name, _ in await store.due_connectors(self._db, now):
             room = min(free - claimed, cap - self._per_connector.get(name, 0))
             if room <= 0:
                 blocked = True

@@ -10,7 +10,7 @@ B log B per delivery, and drained in quadratic time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +84,10 @@ def claim_values(
     }
 
 
-def first_seen(connectors: list[str]) -> list[str]:
-    """Each connector once, in order (one can have both queued work and an expired lease)."""
-    return list(dict.fromkeys(connectors))
+def first_seen(heads: Iterable[tuple[str, datetime]]) -> list[tuple[str, datetime]]:
+    """Each connector once with its earliest due time, from rows earliest first (one can have
+    both queued work and an expired lease)."""
+    seen: dict[str, datetime] = {}
+    for connector, since in heads:
+        seen.setdefault(connector, since)
+    return list(seen.items())

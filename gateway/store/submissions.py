@@ -57,8 +57,9 @@ async def get(db: Database, correlation_id: str) -> Submission | None:
     return await db.pg_lane.read(partial(on_pg.get, correlation_id=correlation_id))
 
 
-async def due_connectors(db: Database, now: datetime) -> list[str]:
-    """The connectors with work due now, the one waiting longest first."""
+async def due_connectors(db: Database, now: datetime) -> list[tuple[str, datetime]]:
+    """(connector, since when its first due work has waited) for every connector with work
+    due now, the one waiting longest first."""
     if db.direct is not None:
         return await db.direct.read(partial(on_sqlite.due_connectors, now=now))
     return await db.pg_lane.read(partial(on_pg.due_connectors, now=now))

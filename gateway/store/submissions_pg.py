@@ -82,9 +82,10 @@ async def mark_deleted(conn: PgConnection, correlation_id: str, now: datetime) -
     return _count(status) == 1
 
 
-async def due_connectors(conn: PgConnection, now: datetime) -> list[str]:
+async def due_connectors(conn: PgConnection, now: datetime) -> list[tuple[str, datetime]]:
     rows = await conn.fetch(_DUE_CONNECTORS, SUBMISSIONS.encode("next_attempt_at", now))
-    return first_seen([row[0] for row in rows])
+    decode = SUBMISSIONS.decode_value
+    return first_seen((name, decode("next_attempt_at", first)) for name, first in rows)
 
 
 async def claim(

@@ -73,9 +73,11 @@ def mark_deleted(conn: sqlite3.Connection, correlation_id: str, now: datetime) -
     return cursor.rowcount == 1
 
 
-def due_connectors(conn: sqlite3.Connection, now: datetime) -> list[str]:
+def due_connectors(conn: sqlite3.Connection, now: datetime) -> list[tuple[str, datetime]]:
     at = SUBMISSIONS.encode("next_attempt_at", now)
-    return first_seen([name for name, _ in conn.execute(DUE_CONNECTORS, {"at": at})])
+    rows = conn.execute(DUE_CONNECTORS, {"at": at})
+    decode = SUBMISSIONS.decode_value
+    return first_seen((name, decode("next_attempt_at", first)) for name, first in rows)
 
 
 def claim(

@@ -17,7 +17,8 @@ from gateway.routing.registry import ConnectorSet
 
 
 class Misbehaving:
-    """mode: hang | raise | retry | fail | slow | garbage | flaky (raises on the first attempt only)."""
+    """mode: hang | held (until `release` is set) | raise | retry | fail | slow | garbage | flaky
+    (raises on the first attempt only)."""
 
     api_version = 1
 
@@ -26,6 +27,7 @@ class Misbehaving:
         self.mode = mode
         self.delay = delay
         self.calls: list[Transaction] = []
+        self.release = asyncio.Event()
 
     async def start(self) -> None:
         return None
@@ -37,6 +39,8 @@ class Misbehaving:
         self.calls.append(tx)
         if self.mode == "hang":
             await asyncio.sleep(3600)
+        if self.mode == "held":
+            await self.release.wait()
         if self.mode == "raise":
             raise RuntimeError("back office exploded")
         if self.mode == "retry":

@@ -63,8 +63,9 @@ async def test_due_connectors_longest_waiting_first_each_once(db: Database) -> N
         row("D1", "d", LEASED, -1, lease_until=at(-0.5)),
         row("E1", "e", LEASED, -9, lease_until=at(+20)),  # being worked on
     )
-    assert await store.due_connectors(db, NOW) == ["b", "a", "d"]
-    assert await store.due_connectors(db, at(11)) == ["b", "a", "d", "c"]
+    # With since when each one's first due work has waited (what PollInterval is paced by).
+    assert await store.due_connectors(db, NOW) == [("b", at(-5)), ("a", at(-3)), ("d", at(-1))]
+    assert [name for name, _ in await store.due_connectors(db, at(11))] == ["b", "a", "d", "c"]
     assert await store.due_connectors(db, at(-10)) == []
 
 
@@ -95,7 +96,7 @@ async def test_claim_takes_expired_leases_then_the_queue_in_order_for_one_connec
     rest = await store.claim(db, owner="me", limit=10, now=NOW, lease=LEASE, connector="a")
     assert [s.correlation_id[:2] for s in rest] == ["A3"]
     assert await store.claim(db, owner="me", limit=10, now=NOW, lease=LEASE, connector="a") == []
-    assert await store.due_connectors(db, NOW) == ["b"]
+    assert await store.due_connectors(db, NOW) == [("b", at(-9))]
 
 
 @pytest.mark.sqlite
