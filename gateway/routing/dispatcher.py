@@ -136,14 +136,19 @@ class Dispatcher:
     async def _pace(self) -> None:
         # A pass of its own rather than the claim loop's: that one stops looking while every
         # slot is busy, which is when the queue grows.
+        failing = False
         while True:
             try:
-                self.pacing.observe(await store.due_connectors(self._db, self._clock()))
+                now = self._clock()
+                self.pacing.observe(await store.due_connectors(self._db, now), now)
+                failing = False
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.pacing.forget()
-                log.warning("dispatcher.queue_unread", exc_info=True)
+                if not failing:  # once per outage, not every second of it
+                    log.warning("dispatcher.queue_unread", exc_info=True)
+                failing = True
             await asyncio.sleep(PACE_SECONDS)
 
     async def _loop(self) -> None:

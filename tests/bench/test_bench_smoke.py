@@ -11,6 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The benchmark starts hubs on SQLite files of its own, whichever database the pass is for.
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 METRICS = {
@@ -77,3 +82,24 @@ def test_one_short_run_reports_every_metric(tmp_path: Path) -> None:
     assert report["stored"]["list_requests"][0]["records"] > 0
     # The table printed for people carries the same metrics.
     assert "password cycles/s" in result.stdout and "serve ready" in result.stdout
+
+
+def test_the_backlog_benchmark_runs_both_settings_to_the_end(tmp_path: Path) -> None:
+    out = tmp_path / "backlog.json"
+    command = ["bench.backlog", "--submissions", "40", "--connections", "4", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert [f["max_poll_interval"] for f in figures] == [0, 60]
+    for f in figures:
+        # Every transaction was acknowledged, polled at least once, answered and deleted (the
+        # script raises otherwise).
+        assert f["submissions"] == 40
+        assert f["polls"] >= 40
+        assert f["answered_s"] >= f["burst_s"] > 0

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from gateway.clock import MovableClock
-from gateway.config import ConfigError, parse_config
+from gateway.config import parse_config
+from gateway.errors import ConfigError
 from gateway.routing.pacing import Pacing
 from tests.conftest import Hub, HubFactory
 from tests.hub import wire
 from tests.hub.faulty import Misbehaving, connector_set, route
 from tests.hub.test_dsp import submit
 
+CLASS = "TEST-QUEUE"
 PING = "<Ping xmlns='urn:test:ping'/>"
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -27,35 +30,66 @@ def at(seconds: float) -> datetime:
 def test_a_connector_keeping_up_keeps_the_routes_interval() -> None:
     pacing = Pacing(60)
     assert pacing.interval(1, "council", NOW) == 1
-    pacing.observe([("other", at(-30))])
+    pacing.observe([("other", at(-30))], NOW)
     assert pacing.interval(1, "council", NOW) == 1
     assert pacing.interval(5, "council", NOW) == 5
 
 
-def test_a_new_submission_waits_as_long_as_the_queue_head_has() -> None:
+def test_a_young_queue_is_taken_to_keep_pace_with_time() -> None:
     pacing = Pacing(60)
-    pacing.observe([("council", at(-7.2)), ("other", at(-1))])
+    pacing.observe([("council", at(-7.2)), ("other", at(-1))], NOW)
     assert pacing.interval(1, "council", NOW) == 8
     assert pacing.interval(10, "council", NOW) == 10  # never below the route's own
     assert pacing.interval(1, "other", NOW) == 1
 
 
-def test_a_queued_submission_waits_for_the_work_ahead_of_it_or_its_retry() -> None:
+def observed(pacing: Pacing, heads: list[float], connector: str = "council") -> datetime:
+    """One observation a second, the head due `heads[i]` seconds after NOW; the last time."""
+    for second, head in enumerate(heads):
+        pacing.observe([(connector, at(head))], at(second))
+    return at(len(heads) - 1)
+
+
+def test_the_wait_is_the_queue_ahead_at_the_pace_it_moves() -> None:
     pacing = Pacing(60)
-    pacing.observe([("council", at(-20))])
-    assert pacing.interval(1, "council", NOW, due=at(-5)) == 15
-    assert pacing.interval(1, "council", NOW, due=at(-20)) == 1  # it is the head: next in line
-    # A retry due in 10 s still has the queue's 20 s ahead of it once due.
-    assert pacing.interval(1, "council", NOW, due=at(10)) == 30
+    # A burst queued faster than its back office answers: the head, 23 s old, moves 0.25 s a
+    # second.
+    now = observed(pacing, [-20, -19.75, -19.5, -19.25, -19])
+    assert pacing.interval(1, "council", now, due=at(-17)) == 8  # 2 s of queue ahead, at 0.25
+    # A new one has 23 s of queue ahead (92 s at this pace), but is asked back after twice the
+    # head's wait: the pace measured during a burst is the slowest the queue will move.
+    assert pacing.interval(1, "council", now) == 46
+    assert pacing.interval(1, "council", now, due=at(-19)) == 1  # the head itself: next
+    # Catching up (the head moves faster than time): less than the queue's length.
+    pacing = Pacing(60)
+    now = observed(pacing, [-20, -18, -16, -14])
+    assert pacing.interval(1, "council", now, due=at(-4)) == 5
+
+
+def test_a_retry_waits_for_its_time_and_a_stuck_queue_ever_longer() -> None:
+    pacing = Pacing(60)
+    assert pacing.interval(1, "council", NOW, due=at(10)) == 10  # no queue: its retry time
+    now = observed(pacing, [0, 0, 0])  # the head has not moved in 2 s: a hanging back office
+    assert pacing.interval(1, "council", now) == 4  # twice the head's wait
+    assert pacing.interval(1, "council", now + timedelta(seconds=20)) == 44
+    assert pacing.interval(1, "council", now + timedelta(seconds=40)) == 60
+    assert pacing.interval(1, "council", now, due=at(0)) == 1  # the head: next when it moves
     pacing.forget()
-    assert pacing.interval(1, "council", NOW, due=at(10)) == 10
+    assert pacing.interval(1, "council", now) == 1
+
+
+def test_the_pace_is_measured_over_the_last_window() -> None:
+    pacing = Pacing(60)
+    # Stuck for 30 s, then moving a second a second: the old standstill no longer counts.
+    now = observed(pacing, [0] * 30 + [float(n) for n in range(1, 15)])
+    assert pacing.interval(1, "council", now, due=at(24)) == 10
 
 
 def test_the_wait_asked_for_is_capped_and_zero_turns_pacing_off() -> None:
     heads = [("council", at(-600))]
     capped, off = Pacing(60), Pacing(0)
-    capped.observe(heads)
-    off.observe(heads)
+    capped.observe(heads, NOW)
+    off.observe(heads, NOW)
     assert capped.interval(1, "council", NOW) == 60
     assert off.interval(1, "council", NOW) == 1
     assert off.interval(5, "council", NOW, due=at(30)) == 5
@@ -67,58 +101,72 @@ def test_max_poll_interval_must_be_a_whole_number_of_seconds(value: object) -> N
         parse_config({"dispatcher": {"max_poll_interval": value}})
 
 
-async def poll_interval(hub: Hub, cid: str | None) -> int:
+async def poll_interval(hub: Hub, class_: str, cid: str | None) -> int:
     assert cid is not None
-    reply = wire.read(await hub.post(wire.poll("TEST-HELD", cid), path="/poll"))
+    reply = wire.read(await hub.post(wire.poll(class_, cid), path="/poll"))
     assert reply.qualifier == "acknowledgement", reply.errors
     return reply.poll_interval
 
 
-async def test_acknowledgements_ask_for_longer_polls_while_work_queues(
-    hub_factory: HubFactory, tmp_path
-) -> None:
-    # One dispatcher slot, held by a back office that does not answer until released: what is
-    # submitted after the first waits in the queue, and the hub's clock says for how long.
-    held = Misbehaving("held", "held")
-    clock = MovableClock()
-    hub = await hub_factory(
+async def one_slot_hub(
+    hub_factory: HubFactory, tmp_path: Path, connector: Misbehaving, clock: MovableClock
+) -> Hub:
+    """A hub whose dispatcher has one slot: what is submitted while it is busy queues."""
+    hub: Hub = await hub_factory(
         {
             "demo": False,
             "dispatcher": {"concurrency": 1, "per_connector": 1, "idle_poll_seconds": 0.05},
-            "connectors": {"held": {"type": "test"}},
-            "routes": [route("TEST-HELD", "held", timeout=3600, retries=0)],
+            "connectors": {connector.name: {"type": "test"}},
+            "routes": [route(CLASS, connector.name, timeout=3600, retries=0)],
         },
-        connectors=connector_set(tmp_path, held),
+        connectors=connector_set(tmp_path, connector),
         clock=clock,
     )
+    return hub
+
+
+async def send(hub: Hub) -> wire.Reply:
+    reply = await submit(hub, wire.submission(CLASS, PING, organisation="TESTORG"))
+    assert reply.qualifier == "acknowledgement", reply.errors
+    return reply
+
+
+async def test_clients_are_asked_to_poll_a_moving_queue_at_its_pace(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    # A back office taking 0.2 s a transaction, one at a time, and thirty submitted at once:
+    # the last has ~6 s of deliveries ahead of it, whatever this machine's speed.
+    slow = Misbehaving("slow", "slow", delay=0.2)
+    hub = await one_slot_hub(hub_factory, tmp_path, slow, MovableClock())
+    replies = [await send(hub) for _ in range(30)]
+    assert replies[0].poll_interval == 1  # straight into the free slot
+    await asyncio.sleep(2.5)  # the queue is read once a second; its pace needs two readings
+    waits = await poll_interval(hub, CLASS, replies[-1].correlation_id)
+    assert 2 <= waits <= 15, waits
+    assert await poll_interval(hub, CLASS, replies[-1].correlation_id) <= waits + 1
+
+
+async def test_a_stuck_queue_asks_for_ever_longer_poll_intervals(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    held, clock = Misbehaving("held", "held"), MovableClock()
+    hub = await one_slot_hub(hub_factory, tmp_path, held, clock)
     try:
-
-        async def send() -> wire.Reply:
-            xml = wire.submission("TEST-HELD", PING, organisation="TESTORG")
-            reply = await submit(hub, xml)
-            assert reply.qualifier == "acknowledgement", reply.errors
-            return reply
-
-        taken = await send()  # straight into the slot
-        head = await send()  # first in the queue
-        assert (taken.poll_interval, head.poll_interval) == (1, 1)
-        clock.advance(timedelta(seconds=25))
-        # The queue is read once a second: until then the hub cannot know the head has waited.
-        async with asyncio.timeout(5):
+        taken = await send(hub)  # straight into the slot, never answered
+        head = await send(hub)  # first in the queue
+        assert (taken.poll_interval, head.poll_interval) == (1, 1)  # not known to be stuck yet
+        # Its head unmoved for 40 s (by the hub's clock), the queue is stuck: a new submission
+        # is asked to wait twice that, capped at the most.
+        clock.advance(timedelta(seconds=40))
+        async with asyncio.timeout(10):
             while True:
-                late = await send()
-                if late.poll_interval > 1:
+                late = await send(hub)
+                if late.poll_interval == 60:  # [dispatcher] max_poll_interval
                     break
                 await asyncio.sleep(0.1)
-        assert 25 <= late.poll_interval <= 27
-        assert 25 <= await poll_interval(hub, late.correlation_id) <= 27
+        assert await poll_interval(hub, CLASS, late.correlation_id) == 60
         # The head is next in line, and the one being delivered may answer any moment.
-        assert await poll_interval(hub, head.correlation_id) == 1
-        assert await poll_interval(hub, taken.correlation_id) == 1
-        # An hour on, a new submission has the whole hour's queue ahead of it: the cap applies.
-        # The one queued 25 s behind the head still has those 25 s ahead of it.
-        clock.advance(timedelta(hours=1))
-        assert (await send()).poll_interval == 60  # [dispatcher] max_poll_interval
-        assert 25 <= await poll_interval(hub, late.correlation_id) <= 27
+        assert await poll_interval(hub, CLASS, head.correlation_id) == 1
+        assert await poll_interval(hub, CLASS, taken.correlation_id) == 1
     finally:
         held.release.set()
