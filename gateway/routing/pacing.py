@@ -39,7 +39,9 @@ class Pacing:
         connector not named has none (its queue emptied: its history goes)."""
         seen = {}
         for connector, head in heads:
-            track = self._seen.get(connector) or deque()
+            track = self._seen.get(connector)
+            if not track or at < track[-1][0]:  # new, or the clock was moved back: start again
+                track = deque()
             track.append((at, head))
             # Keep the newest observation at least WINDOW old as the base of the measure.
             while len(track) > 2 and at - track[1][0] >= WINDOW:

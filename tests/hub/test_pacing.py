@@ -85,6 +85,16 @@ def test_the_pace_is_measured_over_the_last_window() -> None:
     assert pacing.interval(1, "council", now, due=at(24)) == 10
 
 
+def test_a_clock_moved_back_starts_the_measure_again() -> None:
+    pacing = Pacing(60)
+    observed(pacing, [-20, -20, -20])
+    # An hour back (POST /admin/clock), a queue whose head does not move: stuck, once measured.
+    head = at(-3700)
+    pacing.observe([("council", head)], at(-3600))
+    pacing.observe([("council", head)], at(-3598))
+    assert pacing.interval(1, "council", at(-3598), due=at(-3650)) == 60
+
+
 def test_the_wait_asked_for_is_capped_and_zero_turns_pacing_off() -> None:
     heads = [("council", at(-600))]
     capped, off = Pacing(60), Pacing(0)
