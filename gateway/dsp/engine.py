@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 from lxml import etree
@@ -36,6 +37,8 @@ from gateway.store.models import ERROR, LEASED, PENDING_STATES, QUEUED, RESPONSE
 log = structlog.get_logger("gateway.dsp")
 
 LIST_LIMIT = 1000
+_ONE_SECOND = timedelta(seconds=1)
+_TICK = timedelta(microseconds=1)
 STATUS_BY_STATE = {
     QUEUED: "SUBMISSION_ACKNOWLEDGE",
     LEASED: "SUBMISSION_ACKNOWLEDGE",
@@ -461,19 +464,22 @@ class DocumentSubmission:
                 1046, "A data request needs the same credentials as the submissions", class_=class_
             )
         filt = parse_list_filter(envelope.body)
-        rows = await store.for_sender(
-            self._db,
-            sender_id=identity.user_id,
-            class_=class_,
-            start=filt.start,
-            end=filt.end,
-            limit=LIST_LIMIT + 1,
+        listing = partial(
+            store.for_sender, self._db, sender_id=identity.user_id, class_=class_, end=filt.end
         )
+        rows = await listing(start=filt.start, limit=LIST_LIMIT + 1)
         now = self._clock()
-        # More than a report holds: it ends at its last record's time, and the client asks again
-        # from there (StartDate/StartTime); records of that second come again, none is skipped.
-        more = len(rows) > LIST_LIMIT
-        rows = rows[:LIST_LIMIT]
+        end = filt.end or now
+        if len(rows) > LIST_LIMIT:
+            # More than a report holds. The client asks again from EndTimeStamp (StartDate and
+            # StartTime, to the second), so a report holds whole seconds and ends at the first
+            # second it leaves out: none is skipped, none comes twice, and paging gets past a
+            # second of more than a report's worth by holding all of it.
+            end = rows[LIST_LIMIT].received_at.replace(microsecond=0)
+            rows = [row for row in rows[:LIST_LIMIT] if row.received_at < end]
+            if not rows:
+                rows = await listing(start=end, end=end + _ONE_SECOND - _TICK, limit=None)
+                end += _ONE_SECOND
         records = [
             StatusRecord(
                 timestamp=row.received_at,
@@ -487,7 +493,7 @@ class DocumentSubmission:
         report = status_report(
             sender_id=identity.user_id,
             start=filt.start or (rows[0].received_at if rows else now - timedelta(days=1)),
-            end=rows[-1].received_at if more else (filt.end or now),
+            end=end,
             records=records,
             include_identifiers=filt.include_identifiers,
         )

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import load_only
 
 from gateway.audit.append import Event
 from gateway.store import submissions_pg as on_pg
@@ -180,6 +181,15 @@ async def mark_deleted(db: Database, correlation_id: str, now: datetime) -> bool
     )
 
 
+_LISTED = (
+    Submission.received_at,
+    Submission.correlation_id,
+    Submission.transaction_id,
+    Submission.state,
+    Submission.keys,
+)
+
+
 async def for_sender(
     db: Database,
     *,
@@ -187,13 +197,18 @@ async def for_sender(
     class_: str,
     start: datetime | None,
     end: datetime | None,
-    limit: int,
+    limit: int | None,
 ) -> Sequence[Submission]:
-    """A sender's undeleted submissions of one class, oldest first, within the window."""
-    stmt = select(Submission).where(
-        Submission.sender_id == sender_id,
-        Submission.class_ == class_,
-        Submission.deleted_at.is_(None),
+    """A sender's undeleted submissions of one class, oldest first, within the window (bounds
+    inclusive); only what a StatusRecord shows is loaded."""
+    stmt = (
+        select(Submission)
+        .options(load_only(*_LISTED))
+        .where(
+            Submission.sender_id == sender_id,
+            Submission.class_ == class_,
+            Submission.deleted_at.is_(None),
+        )
     )
     if start is not None:
         stmt = stmt.where(Submission.received_at >= start)

@@ -11,6 +11,7 @@ import pytest
 from gateway.demo import citizens_list
 from gateway.govtalk.credentials import md5_value
 from gateway.store import submissions as store
+from gateway.store.models import Submission
 from gateway.web.keys import DB
 from tests.conftest import Hub
 from tests.hub import rows, wire
@@ -294,13 +295,9 @@ async def test_data_request_lists_status_and_filters(hub: Hub) -> None:
     assert reply.error_number == 1020
 
 
-async def test_a_long_list_is_paged_by_its_end_timestamp(hub: Hub) -> None:
-    """A report holds 1,000 records; past that it ends at its last record's time, and asking
-    again from there gives the rest: records of the boundary second twice, none missed."""
+async def stored_answers(hub: Hub, start: datetime, seconds: list[int]) -> list[Submission]:
+    """Answered submissions of the demo citizen, the nth received `seconds[n]` after start."""
     citizen, _ = demo()
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    # 1,003 answered submissions a second apart, but the 1,000th to 1,002nd in one second.
-    seconds = [*range(999), 999, 999, 999, 1000]
     stored = [
         rows.submission(
             f"{n:032X}",
@@ -314,29 +311,56 @@ async def test_a_long_list_is_paged_by_its_end_timestamp(hub: Hub) -> None:
     ]
     for row in stored:
         await store.insert(hub.app[DB], row)
+    return stored
 
-    def page(reply: wire.Reply) -> tuple[list[str], str]:
-        assert reply.qualifier == "response" and reply.body is not None, reply.errors
-        cids = reply.body.xpath("*[local-name()='StatusRecord']/*[local-name()='CorrelationID']")
-        return [c.text for c in cids], reply.body.xpath("string(*[local-name()='EndTimeStamp'])")
 
-    first, end = page(
-        wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password)))
+async def list_page(hub: Hub, since: str | None = None) -> tuple[list[str], str]:
+    """One data request (from since, a report timestamp): its CorrelationIDs and EndTimeStamp."""
+    citizen, _ = demo()
+    body = ""
+    if since is not None:
+        day, time = since.split(" ")
+        body = f"<StartDate>{day}</StartDate><StartTime>{time}</StartTime>"
+    reply = wire.read(
+        await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, body))
     )
-    assert first == [r.correlation_id for r in stored[:1000]]
-    assert end == (start + timedelta(seconds=999)).strftime("%d/%m/%Y %H:%M:%S")
-    day, time = end.split(" ")
-    since = f"<StartDate>{day}</StartDate><StartTime>{time}</StartTime>"
-    second, last_end = page(
-        wire.read(await hub.post(wire.data_request(VIEW, citizen.user_id, citizen.password, since)))
-    )
-    assert second == [r.correlation_id for r in stored[999:]]  # the boundary second again
-    assert set(first) | set(second) == {r.correlation_id for r in stored}
+    assert reply.qualifier == "response" and reply.body is not None, reply.errors
+    cids = reply.body.xpath("*[local-name()='StatusRecord']/*[local-name()='CorrelationID']")
+    return [c.text for c in cids], reply.body.xpath("string(*[local-name()='EndTimeStamp'])")
+
+
+def report_time(value: datetime) -> str:
+    return value.strftime("%d/%m/%Y %H:%M:%S")
+
+
+async def test_a_long_list_is_paged_by_its_end_timestamp(hub: Hub) -> None:
+    """A report holds at most 1,000 records, in whole seconds; past that it ends at the first
+    second it leaves out, and asking again from there gives the rest: none missed, none twice."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    # 1,003 submissions a second apart, but the 999th to 1,002nd (counting from 0) in one second.
+    stored = await stored_answers(hub, start, [*range(999), 999, 999, 999, 1000])
+    first, end = await list_page(hub)
+    assert first == [r.correlation_id for r in stored[:999]]  # second 999 would not fit whole
+    assert end == report_time(start + timedelta(seconds=999))
+    second, last_end = await list_page(hub, end)
+    assert second == [r.correlation_id for r in stored[999:]]
     # Not cut short: the report runs to now.
     assert (
         datetime.strptime(last_end, "%d/%m/%Y %H:%M:%S").replace(tzinfo=UTC)
         > stored[-1].received_at
     )
+
+
+async def test_paging_gets_past_a_second_of_more_than_a_reports_worth(hub: Hub) -> None:
+    """A load test can file more than 1,000 submissions in one second: the report holds all of
+    that second, and the next starts at the second after it."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    stored = await stored_answers(hub, start, [0] * 1200 + [1, 2])
+    first, end = await list_page(hub)
+    assert first == [r.correlation_id for r in stored[:1200]]
+    assert end == report_time(start + timedelta(seconds=1))
+    second, _ = await list_page(hub, end)
+    assert second == [r.correlation_id for r in stored[1200:]]
 
 
 async def test_list_shows_only_the_senders_own_submissions(hub: Hub) -> None:
