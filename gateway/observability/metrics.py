@@ -105,6 +105,7 @@ class _ScrapeCollector(Collector):
         hub = self._metrics
         if hub.snapshot is not None:
             yield from self._queue(hub.snapshot)
+        yield from self._pacing(hub.queue_waits())
         ages = hub.certificate_status_ages()
         age = GaugeMetricFamily(
             "gateway_certificate_status_cache_age_seconds",
@@ -149,6 +150,24 @@ class _ScrapeCollector(Collector):
             dead.add_metric([connector], count)
         yield dead
 
+    def _pacing(self, waits: dict[str, tuple[float, int]]) -> Iterator[Metric]:
+        wait = GaugeMetricFamily(
+            "gateway_queue_wait_seconds",
+            "How long each connector's first due submission has waited to be taken",
+            labels=["connector"],
+        )
+        interval = GaugeMetricFamily(
+            "gateway_paced_poll_interval_seconds",
+            "PollInterval asked of a submission queued now, before its route's own (0: none)",
+            labels=["connector"],
+        )
+        for connector in sorted({*self._metrics.connectors, *waits}):
+            waited, paced = waits.get(connector, (0.0, 0))
+            wait.add_metric([connector], waited)
+            interval.add_metric([connector], paced)
+        yield wait
+        yield interval
+
 
 class HubMetrics:
     """One hub's metrics in its own registry; the recording helpers bound label values."""
@@ -164,6 +183,8 @@ class HubMetrics:
         # Set by the lifecycle once the revocation checker exists: seconds since each cached
         # certificate-status answer was obtained.
         self.certificate_status_ages: Callable[[], list[float]] = list
+        # Set by the app: each connector's queue head wait and paced PollInterval (routing/pacing).
+        self.queue_waits: Callable[[], dict[str, tuple[float, int]]] = dict
         self._titles: set[str] = set()
         r = self.registry
         self.http_requests = Counter(

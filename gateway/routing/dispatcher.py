@@ -90,6 +90,10 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def queue_waits(self) -> dict[str, tuple[float, int]]:
+        """Per connector with due work: its queue head's wait, the PollInterval it implies."""
+        return self.pacing.waiting(self._clock())
+
     # -- direct hand-over from the submit path -----------------------------------------------
 
     def reserve(self, connector: str) -> bool:

@@ -49,6 +49,14 @@ class Pacing:
             seen[connector] = track
         self._seen = seen
 
+    def waiting(self, now: datetime) -> dict[str, tuple[float, int]]:
+        """Each connector with due work: seconds its queue head has waited, and the PollInterval
+        a submission queued now is asked before any route's own minimum (0: pacing is off)."""
+        return {
+            connector: ((now - track[-1][1]).total_seconds(), self.interval(0, connector, now))
+            for connector, track in self._seen.items()
+        }
+
     def forget(self) -> None:
         """Nothing is known (the queue could not be read): routes' own intervals apply."""
         self._seen = {}

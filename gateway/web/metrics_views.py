@@ -19,7 +19,7 @@ from gateway.observability.metrics import (
     scrape_registry,
 )
 from gateway.web.identity_views import require_admin
-from gateway.web.keys import CONFIG, DB, METRICS, REVOCATION
+from gateway.web.keys import CONFIG, DB, DISPATCHER, METRICS, REVOCATION
 
 log = structlog.get_logger("gateway.metrics")
 
@@ -35,6 +35,7 @@ def add_metrics_routes(app: web.Application) -> None:
     )
     # Looked up at each scrape: the checker is made later, in the dispatch lifecycle step.
     hub.certificate_status_ages = lambda: app[REVOCATION].cached_ages() if REVOCATION in app else []
+    hub.queue_waits = lambda: app[DISPATCHER].queue_waits() if DISPATCHER in app else {}
     app[METRICS] = hub
     app.router.add_get("/metrics", metrics_view)
 

@@ -17,6 +17,7 @@ from tests.conftest import Hub, HubFactory
 from tests.hub import wire
 from tests.hub.faulty import Misbehaving, connector_set, route
 from tests.hub.test_dsp import submit
+from tests.metrics.scrape import scrape
 
 CLASS = "TEST-QUEUE"
 PING = "<Ping xmlns='urn:test:ping'/>"
@@ -83,6 +84,14 @@ def test_the_pace_is_measured_over_the_last_window() -> None:
     # Stuck for 30 s, then moving a second a second: the old standstill no longer counts.
     now = observed(pacing, [0] * 30 + [float(n) for n in range(1, 15)])
     assert pacing.interval(1, "council", now, due=at(24)) == 10
+
+
+def test_what_the_metrics_show_of_each_queue() -> None:
+    pacing, off = Pacing(60), Pacing(0)
+    now = observed(pacing, [-20, -19.75, -19.5, -19.25, -19])
+    observed(off, [-20, -19.75, -19.5, -19.25, -19])
+    assert pacing.waiting(now) == {"council": (23.0, 46)}
+    assert off.waiting(now) == {"council": (23.0, 0)}
 
 
 def test_a_clock_moved_back_starts_the_measure_again() -> None:
@@ -175,6 +184,10 @@ async def test_a_stuck_queue_asks_for_ever_longer_poll_intervals(
                     break
                 await asyncio.sleep(0.1)
         assert await poll_interval(hub, CLASS, late.correlation_id) == 60
+        # What an operator watching /metrics sees.
+        seen = await scrape(hub)
+        assert seen.value("gateway_queue_wait_seconds", connector="held") >= 40
+        assert seen.value("gateway_paced_poll_interval_seconds", connector="held") == 60
         # The head is next in line, and the one being delivered may answer any moment.
         assert await poll_interval(hub, CLASS, head.correlation_id) == 1
         assert await poll_interval(hub, CLASS, taken.correlation_id) == 1
