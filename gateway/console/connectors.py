@@ -59,6 +59,9 @@ class Stats:
     failures: int = 0
     recent: list[bool] = field(default_factory=list)  # newest first: whether the call worked
     last_at: datetime | None = None
+    # While its work queues: how long the first due submission has waited, and the PollInterval
+    # clients are asked for (routing/pacing.py).
+    queue: tuple[float, int] | None = None
 
     def percentile(self, p: float) -> float | None:
         """Nearest-rank percentile of the call durations, in seconds."""
@@ -139,6 +142,10 @@ async def connector_stats(request: web.Request) -> list[Stats]:
             stats = found.get(str((record.detail or {}).get("connector")))
             if stats is not None:
                 _count(stats, record)
+    waits = request.app[DISPATCHER].queue_waits() if DISPATCHER in request.app else {}
+    for name, queue in waits.items():
+        if name in found:
+            found[name].queue = queue
     return list(found.values())
 
 

@@ -4,6 +4,7 @@ to wait in its connector's queue, never less than the route's interval, never mo
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,6 +189,12 @@ async def test_a_stuck_queue_asks_for_ever_longer_poll_intervals(
         seen = await scrape(hub)
         assert seen.value("gateway_queue_wait_seconds", connector="held") >= 40
         assert seen.value("gateway_paced_poll_interval_seconds", connector="held") == 60
+        # And an operator on the console's connectors page (loopback: an admin by default).
+        async with hub.session.get(f"{hub.url}/console/connectors") as resp:
+            page = await resp.text()
+        row = re.search(r'<tr data-key="held">(.*?)</tr>', page, re.S)
+        assert row is not None, page
+        assert re.search(r"waiting (4\d) s; clients asked to poll after 60 s", row.group(1))
         # The head is next in line, and the one being delivered may answer any moment.
         assert await poll_interval(hub, CLASS, head.correlation_id) == 1
         assert await poll_interval(hub, CLASS, taken.correlation_id) == 1
