@@ -33,6 +33,7 @@ from gateway.routing.table import RouteTable
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.models import ERROR, LEASED, PENDING_STATES, QUEUED, RESPONSE, Submission
+from gateway.store.row_codec import make
 
 log = structlog.get_logger("gateway.dsp")
 
@@ -103,7 +104,7 @@ def new_submission(
     lease runs out and the background dispatcher delivers it instead).
 
     The DSP and the joined-up transactions (gateway/journeys) both make their rows here."""
-    return Submission(
+    values = dict(
         correlation_id=correlation_id,
         class_=class_,
         base_class=base_class,
@@ -127,6 +128,7 @@ def new_submission(
         lease_owner=lease[0] if lease else None,
         lease_until=now + lease[1] if lease else None,
     )
+    return make(Submission, values)
 
 
 # Refusals that count towards a lockout: bad credentials or signature, Keys not enrolled.

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Generic, TypeVar
+from functools import cache, partial
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import JSON, Boolean, inspect
 
@@ -25,6 +25,28 @@ _Convert = Callable[[Any], Any]
 
 def _same(value: Any) -> Any:
     return value
+
+
+@cache
+def _blank(model: type[Base]) -> tuple[Callable[[], Any], frozenset[str]]:
+    """The model's bare-instance factory (instance and ORM state, no values) and its attributes."""
+    mapper = inspect(model)
+    return mapper.class_manager.new_instance, frozenset(mapper.attrs.keys())
+
+
+def make(model: type[M], values: Mapping[str, Any]) -> M:
+    """An instance holding these attribute values, put in its dict as the ORM puts a loaded
+    object's: without the per-attribute events of the constructor (four fifths of its time).
+
+    It behaves as one constructed: attributes read and set as usual, and added to a session it
+    is inserted with these values (the ORM inserts what the instance's dict holds)."""
+    new_instance, known = _blank(model)
+    unknown = values.keys() - known
+    if unknown:
+        raise TypeError(f"{model.__name__} has no attribute(s) {', '.join(sorted(unknown))}")
+    obj = cast("M", new_instance())
+    obj.__dict__.update(values)
+    return obj
 
 
 def _json(value: Any) -> str | None:
@@ -130,6 +152,7 @@ class RowCodec(Generic[M]):
         }
         self.column_list = ", ".join(f'"{name}"' for name in self._names)
         self._insert_sql: dict[tuple[str, ...], str] = {}
+        self._new_instance = cast("Callable[[], M]", _blank(model)[0])
 
     def column(self, key: str) -> str:
         """The quoted column name behind an attribute."""
@@ -145,8 +168,11 @@ class RowCodec(Generic[M]):
     def insert(self, obj: M) -> tuple[str, list[Any]]:
         """The INSERT statement and its parameters for one object (its defaults applied)."""
         keys, values = [], []
+        # The instance's own dict: what the ORM's attribute access returns, without its events
+        # (a third of the hot path's store time); an attribute never set reads as None there too.
+        state = obj.__dict__
         for key in self._keys:
-            value = getattr(obj, key)
+            value = state.get(key)
             if value is None:
                 if key in self._generated:
                     continue
@@ -176,10 +202,9 @@ class RowCodec(Generic[M]):
         return sql
 
     def decode(self, row: Sequence[Any]) -> M:
-        """An object from a row selected with `column_list`."""
-        return self.model(
-            **{
-                key: decode(value)
-                for key, decode, value in zip(self._keys, self._decoders, row, strict=True)
-            }
-        )
+        """An object from a row selected with `column_list` (made as `make` makes one)."""
+        obj = self._new_instance()
+        state = obj.__dict__
+        for key, decode, value in zip(self._keys, self._decoders, row, strict=True):
+            state[key] = decode(value)
+        return obj

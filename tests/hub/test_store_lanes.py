@@ -22,6 +22,7 @@ from gateway.store.audit_models import AuditBody, AuditHead, AuditRecord
 from gateway.store.engine import Database
 from gateway.store.models import LEASED, QUEUED, RESPONSE, DeadLetter, Submission
 from gateway.store.pg_lane import numbered
+from gateway.store.row_codec import make
 
 NOW = datetime(2026, 11, 29, 12, 30, 45, 123456, tzinfo=UTC)
 
@@ -97,6 +98,28 @@ async def test_a_row_reads_back_the_same_whichever_path_wrote_it(db: Database) -
         assert as_dict(through_orm) == wanted
         assert as_dict(through_lane) == wanted
         assert type(through_lane.auth_level) is float and type(through_lane.gateway_test) is bool
+
+
+async def test_an_instance_made_without_attribute_events_is_a_whole_row(db: Database) -> None:
+    # The hot path makes its rows with row_codec.make (and decodes them the same way); the
+    # joined-up transactions add such rows to ORM sessions: both must store every value.
+    constructed = full_row("M" * 32)
+    values = as_dict(constructed)
+    made, orm_added = (
+        make(Submission, values),
+        make(Submission, {**values, "correlation_id": "N" * 32}),
+    )
+    assert as_dict(made) == values
+    made.state = LEASED  # attributes still set as usual
+    await store.insert(db, made)
+    async with db.transaction() as session:
+        session.add(orm_added)
+    stored = await orm_read(db, "M" * 32)
+    assert stored is not None and as_dict(stored) == {**values, "state": LEASED}
+    stored = await orm_read(db, "N" * 32)
+    assert stored is not None and as_dict(stored) == {**values, "correlation_id": "N" * 32}
+    with pytest.raises(TypeError, match="colour"):
+        make(Submission, {**values, "colour": "red"})
 
 
 async def test_defaults_apply_and_empty_columns_stay_empty(db: Database) -> None:
