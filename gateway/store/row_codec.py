@@ -36,7 +36,7 @@ def _blank(model: type[Base]) -> tuple[Callable[[], Any], frozenset[str]]:
 
 def make(model: type[M], values: Mapping[str, Any]) -> M:
     """An instance holding these attribute values, put in its dict as the ORM puts a loaded
-    object's: without the per-attribute events of the constructor (four fifths of its time).
+    object's: without the constructor's per-attribute events (52 -> 5 us for a submission).
 
     It behaves as one constructed: attributes read and set as usual, and added to a session it
     is inserted with these values (the ORM inserts what the instance's dict holds)."""
@@ -168,11 +168,11 @@ class RowCodec(Generic[M]):
     def insert(self, obj: M) -> tuple[str, list[Any]]:
         """The INSERT statement and its parameters for one object (its defaults applied)."""
         keys, values = [], []
-        # The instance's own dict: what the ORM's attribute access returns, without its events
-        # (a third of the hot path's store time); an attribute never set reads as None there too.
+        # The instance's own dict holds what attribute access returns, without its events (half
+        # the time for a submission); an attribute not there (never set, or expired) is asked for.
         state = obj.__dict__
         for key in self._keys:
-            value = state.get(key)
+            value = state[key] if key in state else getattr(obj, key)
             if value is None:
                 if key in self._generated:
                     continue
