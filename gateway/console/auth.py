@@ -25,7 +25,7 @@ from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity.certificates import CertificateRefused, CertificateValidator, fingerprint
 from gateway.identity.http_basic import decode_basic
-from gateway.identity.passwords import hash_secret, verify_secret
+from gateway.identity.passwords import dummy_hash, verify_secret
 from gateway.identity.revocation import RevocationChecker
 from gateway.limits import is_loopback
 from gateway.web.keys import AUTH_GUARD, CONFIG
@@ -37,7 +37,6 @@ SESSION_COOKIE = "gw_console"
 CSRF_COOKIE = "gw_console_csrf"
 CSRF_FIELD = "csrf_token"
 # A hash to verify against when no password is configured, so a wrong user costs the same.
-_DUMMY_HASH = hash_secret("no admin password is configured", n=2**14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +268,7 @@ async def check_credentials(request: web.Request, user: str, password: str) -> b
             locked.text(),
             headers={"Retry-After": str(locked.seconds(now))},
         )
-    stored = config.password_hash or _DUMMY_HASH
+    stored = config.password_hash or dummy_hash()
     # scrypt is deliberately slow: keep it off the event loop.
     ok = await asyncio.to_thread(verify_secret, password, stored)
     ok = ok and bool(config.password_hash) and hmac.compare_digest(user, config.user)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from gateway.errors import ProblemError
 from gateway.identity.http_basic import decode_basic
-from gateway.identity.passwords import hash_secret, verify_secret
+from gateway.identity.passwords import dummy_hash, hash_secret, verify_secret
 from gateway.identity.replay import ReplayStore
 from gateway.sso.errors import InvalidToken, OAuthError
 from gateway.sso.keyring import check_times
@@ -33,7 +33,6 @@ ASSERTION_ALGORITHMS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
 # How far ahead an assertion may expire: common client libraries (authlib) default to an hour;
 # the jti replay window (a day) outlasts it, so a replay is caught for as long as it would pass.
 MAX_ASSERTION_LIFETIME = 3600 + 60
-_DUMMY_SECRET_HASH = hash_secret("not-a-client-secret")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +179,7 @@ class ClientRegistry:
             )
         client = await self.get(client_id)
         stored = client.secret_hash if client is not None else None
-        ok = await asyncio.to_thread(verify_secret, secret, stored or _DUMMY_SECRET_HASH)
+        ok = await asyncio.to_thread(verify_secret, secret, stored or dummy_hash())
         if client is None or stored is None or not ok:
             raise _invalid_client("the client ID or secret was not recognised", basic=True)
         if client.auth_method != method:
