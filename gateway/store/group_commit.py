@@ -25,8 +25,8 @@ class GroupCommit(Generic[W]):
     """Runs queued writes in shared transactions, one batch at a time.
 
     What a write is (a function of a sqlite3 connection, a coroutine function of an asyncpg
-    connection, each with the audit events it commits) is the `commit` function's business; the batching, the retry one by one and the telling of
-    outcomes are the same for all.
+    connection, each with the audit events it commits) is the `commit` function's business; the
+    batching, the retry one by one and the telling of outcomes are the same for all.
     """
 
     def __init__(self, commit: Commit[W], *, max_batch: int = MAX_BATCH) -> None:

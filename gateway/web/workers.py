@@ -65,12 +65,12 @@ def supervise(config: Config, workers: int, command: list[str]) -> int:
         )
     # Counters every worker adds to, so that /metrics is one hub's whichever worker answers
     # (gateway/observability/metrics.py); a directory of this run's own unless one is given.
-    metrics_dir = os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="gateway-metrics-")
-    own_metrics_dir = metrics_dir != os.environ.get(MULTIPROCESS_ENV)
+    given = os.environ.get(MULTIPROCESS_ENV)
+    metrics_dir = given or tempfile.mkdtemp(prefix="gateway-metrics-")
     try:
         return _supervise(workers, command, metrics_dir)
     finally:
-        if own_metrics_dir:
+        if not given:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

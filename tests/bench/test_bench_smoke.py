@@ -30,12 +30,23 @@ METRICS = {
 }
 
 
+def run_bench(module_and_args: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m` a benchmark from the project's root; it must exit 0 (its stderr says why not)."""
+    result = subprocess.run(
+        [sys.executable, "-m", *module_and_args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
 def test_one_short_run_reports_every_metric(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = subprocess.run(
+    result = run_bench(
         [
-            sys.executable,
-            "-m",
             "bench.run",
             "--seconds",
             "1",
@@ -50,12 +61,8 @@ def test_one_short_run_reports_every_metric(tmp_path: Path) -> None:
             "--json",
             str(out),
         ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(out.read_text())
 
     assert set(report["metrics"]) == METRICS
@@ -86,15 +93,10 @@ def test_one_short_run_reports_every_metric(tmp_path: Path) -> None:
 
 def test_the_backlog_benchmark_runs_both_settings_to_the_end(tmp_path: Path) -> None:
     out = tmp_path / "backlog.json"
-    command = ["bench.backlog", "--submissions", "40", "--connections", "4", "--json", str(out)]
-    result = subprocess.run(
-        [sys.executable, "-m", *command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    run_bench(
+        ["bench.backlog", "--submissions", "40", "--connections", "4", "--json", str(out)],
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert [f["max_poll_interval"] for f in figures] == [0, 60]
     for f in figures:
