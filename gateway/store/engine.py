@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -25,7 +26,7 @@ from gateway.audit import append
 from gateway.audit.append import Event
 from gateway.store.group_commit import GroupCommit
 from gateway.store.pg_lane import PgDirect
-from gateway.store.sqlite_lane import SqliteLane, transaction
+from gateway.store.sqlite_lane import Busy, SqliteInline, SqliteLane, checkpoint, transaction
 
 T = TypeVar("T")
 
@@ -85,25 +86,39 @@ def _sqlite_engine(url: str, *, immediate: bool, echo: bool) -> AsyncEngine:
 DirectWork = Callable[[sqlite3.Connection], Any]
 
 
-class SqliteDirect:
-    """A SQLite file's hot path off SQLAlchemy (gateway/store/sqlite_lane.py): reads on one lane,
-    group-committed writes on another.
+# Inline commits between two checkpoints on the writing lane. SQLite's own default checkpoints
+# at 1,000 pages of WAL; a batch of acknowledgements writes some tens of pages.
+CHECKPOINT_EVERY = 50
 
-    The writing lane is a second connection beside the write engine's; its batches and the
-    engine's transactions (`Database.transaction`) hold `turn` while they run, so the two take
+log = structlog.get_logger("gateway.store")
+
+
+class SqliteDirect:
+    """A SQLite file's hot path off SQLAlchemy (gateway/store/sqlite_lane.py): reads and
+    group-committed writes on the event loop's thread, each handed to a lane of its own when
+    another connection holds the database.
+
+    The inline connection and the writing lane are beside the write engine's; their batches and
+    the engine's transactions (`Database.transaction`) hold `turn` while they run, so they take
     turns in order instead of meeting in SQLite's busy handler (which sleeps up to 100 ms at a
-    time). Other processes on the file still meet there.
+    time). Other processes on the file make the inline work `Busy`: it waits on a lane instead.
     """
 
     def __init__(self, path: str) -> None:
         self.turn = asyncio.Lock()
+        self.inline = SqliteInline(path)
         self.reader = SqliteLane(path, name="sqlite-read")
         self.writer = SqliteLane(path, name="sqlite-write")
         self._group: GroupCommit[tuple[DirectWork, Sequence[Event]]] = GroupCommit(self._commit)
+        self._uncheckpointed = 0
+        self._checkpointing: asyncio.Task[None] | None = None
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the reading lane, outside any transaction (one statement, one snapshot)."""
-        return await self.reader.run(work)
+        """`work` outside any transaction (one statement, one snapshot)."""
+        try:
+            return self.inline.run(work)
+        except Busy:
+            return await self.reader.run(work)
 
     async def write(
         self, work: Callable[[sqlite3.Connection], T], *, audited: Sequence[Event] = ()
@@ -122,11 +137,37 @@ class SqliteDirect:
                 append.on_sqlite(conn, events)
             return results
 
+        def whole(conn: sqlite3.Connection) -> list[Any]:
+            return transaction(conn, run)
+
         async with self.turn:
-            return await self.writer.run(lambda conn: transaction(conn, run))
+            try:
+                results = self.inline.run(whole)
+            except Busy:
+                return await self.writer.run(whole)
+        self._uncheckpointed += 1
+        if self._uncheckpointed >= CHECKPOINT_EVERY and self._checkpointing is None:
+            self._uncheckpointed = 0
+            self._checkpointing = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
+        return results
+
+    async def _checkpoint(self) -> None:
+        try:
+            # In turn, as SQLite's own checkpoint runs between its writer's transactions: one
+            # that copies every frame lets the next writer start the WAL again from its
+            # beginning; one racing new frames never does, and the file grows without end.
+            async with self.turn:
+                await self.writer.run(checkpoint)
+        except Exception as exc:  # the next one tries again; the WAL only grows meanwhile
+            log.warning("store.checkpoint_failed", error=str(exc))
+        finally:
+            self._checkpointing = None
 
     async def aclose(self) -> None:
         await self._group.wait_idle()
+        if self._checkpointing is not None:
+            await self._checkpointing
+        self.inline.close()
         await self.reader.aclose()
         await self.writer.aclose()
 

@@ -5,6 +5,11 @@ driver's thread, and the session around them costs more than the statement (abou
 for one poll's read, `python -m bench.micro`). Here a caller hands the lane a plain function of a
 `sqlite3.Connection`; it runs on the lane's thread, all of it, and its result comes back once.
 
+Short work need not leave the event loop's thread at all (`SqliteInline`): on a lane's thread every
+statement gives the GIL up and then waits for the busy event loop to give it back, so there the
+work takes several times its own CPU; on the loop it takes its CPU. Only what can wait goes to a
+lane: a database another connection holds, and checkpoints (fsync).
+
 The values written are the ones SQLAlchemy writes for the same columns (`to_db_time`,
 `to_db_json`), so rows written here and rows written through the ORM read back the same either way.
 """
@@ -19,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 T = TypeVar("T")
 
@@ -51,9 +56,7 @@ class SqliteLane:
         try:
             return work(self._conn)
         except sqlite3.Error as exc:
-            # The exceptions the same failure raises through SQLAlchemy (IntegrityError, ...),
-            # so callers handle one family whichever path the store took.
-            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+            raise _as_dbapi(exc) from exc
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -66,11 +69,64 @@ class SqliteLane:
             self._conn = None
 
 
-def _connect(path: str) -> sqlite3.Connection:
+class Busy(Exception):
+    """Another connection holds the database: the work was not done, and may be handed to a lane."""
+
+
+class SqliteInline:
+    """One sqlite3 connection used on the event loop's own thread, for work that never waits.
+
+    It waits on no lock (busy_timeout 0: `Busy` at once, nothing done, any transaction rolled
+    back) and writes no checkpoint (wal_autocheckpoint 0: the caller has a lane checkpoint, since
+    that is where the fsyncs are). A commit is then SQLite writing the WAL, with no fsync
+    (synchronous=NORMAL): what a killed process keeps, as on the lanes.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)`, here and now; raises `Busy` if the database is held elsewhere."""
+        if self._conn is None:
+            self._conn = _connect(self._path, busy_timeout_ms=0, autocheckpoint=False)
+        conn = self._conn
+        try:
+            return work(conn)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:  # e.g. a COMMIT refused: never leave the lock held
+                conn.execute("ROLLBACK")
+            if (exc.sqlite_errorcode or 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise Busy(str(exc)) from exc
+            raise _as_dbapi(exc) from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """Copy what the WAL holds into the database, as far as readers allow; never waits on them."""
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return busy, frames, copied
+
+
+def _as_dbapi(exc: sqlite3.Error) -> StatementError:
+    # The exceptions the same failure raises through SQLAlchemy (IntegrityError, ...), so
+    # callers handle one family whichever path the store took.
+    return DBAPIError.instance(None, None, exc, sqlite3.Error)
+
+
+def _connect(
+    path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, autocheckpoint: bool = True
+) -> sqlite3.Connection:
     # isolation_level=None: no implicit BEGIN; a lone SELECT is its own snapshot, and a writer
     # says BEGIN IMMEDIATE itself (`transaction`).
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
