@@ -85,9 +85,12 @@ class SqliteInline:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)`, here and now; raises `Busy` if the database is held elsewhere."""
+        if self._closed:  # as a closed lane refuses: never a connection that nobody closes
+            raise RuntimeError(f"the database {self._path} is closed")
         if self._conn is None:
             self._conn = _connect(self._path, busy_timeout_ms=0, autocheckpoint=False)
         conn = self._conn
@@ -101,6 +104,7 @@ class SqliteInline:
             raise _as_dbapi(exc) from exc
 
     def close(self) -> None:
+        self._closed = True
         if self._conn is not None:
             self._conn.close()
             self._conn = None
