@@ -1,14 +1,14 @@
-"""SQLite on a thread of its own, a whole unit of work per hop: the hot path's way to the file.
+"""SQLite off SQLAlchemy, a whole unit of work at a time: the hot path's way to the file.
 
 Through SQLAlchemy and aiosqlite, every statement, BEGIN and COMMIT is a separate hand-off to the
 driver's thread, and the session around them costs more than the statement (about 1 ms of CPU
-for one poll's read, `python -m bench.micro`). Here a caller hands the lane a plain function of a
-`sqlite3.Connection`; it runs on the lane's thread, all of it, and its result comes back once.
+for one poll's read, `python -m bench.micro`). Here a caller hands over a plain function of a
+`sqlite3.Connection`, and it runs all at once.
 
-Short work need not leave the event loop's thread at all (`SqliteInline`): on a lane's thread every
-statement gives the GIL up and then waits for the busy event loop to give it back, so there the
-work takes several times its own CPU; on the loop it takes its CPU. Only what can wait goes to a
-lane: a database another connection holds, and checkpoints (fsync).
+It runs on the event loop's own thread (`SqliteInline`): on another thread every statement gives
+the GIL up and then waits for the busy event loop to give it back, so there the work took several
+times its own CPU. Only what must wait goes to a lane, a connection on a thread of its own
+(`SqliteLane`): work that finds the database held by another connection, and checkpoints (fsync).
 
 The values written are the ones SQLAlchemy writes for the same columns (`to_db_time`,
 `to_db_json`), so rows written here and rows written through the ORM read back the same either way.
