@@ -8,23 +8,20 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.store import submissions as store
 from gateway.store.engine import CHECKPOINT_EVERY, Database
-from gateway.store.migrate import upgrade_async
 from tests.hub.rows import submission
 
 pytestmark = pytest.mark.sqlite
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    await upgrade_async(url)
-    database = Database.open(url)
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    database = Database.open(migrated_url)  # a file under tmp_path: this module is SQLite's
     yield database
     await database.aclose()
 
@@ -33,7 +30,7 @@ def file_of(db: Database) -> str:
     return db.url.split(":///", 1)[1]
 
 
-async def ticks_while(task: asyncio.Future[object], seconds: float) -> int:
+async def ticks_while(task: asyncio.Future[Any], seconds: float) -> int:
     """How often the loop ran another coroutine in `seconds` while `task` was pending."""
     count = 0
     deadline = asyncio.get_running_loop().time() + seconds
