@@ -65,6 +65,15 @@ hub_option = click.option(
 hub_https_option = click.option(
     "--hub-https", metavar="URL", help="The hub's HTTPS URL, for mutual-TLS steps (with --hub)."
 )
+poll_option = click.option(
+    "--poll",
+    "polling",
+    type=click.Choice(["eager", "interval"]),
+    default="eager",
+    show_default=True,
+    help="eager: poll again within 0.1 s (latencies to a tenth of a second); interval: wait "
+    "the PollInterval the hub asks for, as GovTalk clients do (the polls real clients make).",
+)
 
 
 @click.group()
@@ -76,6 +85,7 @@ def scenario() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @hub_option
 @hub_https_option
+@poll_option
 @click.option("--tag", "tags", multiple=True, help="Only scenarios with this tag (repeatable).")
 @click.option("--name", "names", multiple=True, help="Only scenarios whose name contains this.")
 @click.option("--concurrency", default=4, show_default=True, help="Scenarios run at once.")
@@ -87,6 +97,7 @@ def run_command(
     hub_https: str | None,
     tags: tuple[str, ...],
     names: tuple[str, ...],
+    polling: str,
     concurrency: int,
     junit_xml: Path | None,
     json_path: Path | None,
@@ -109,6 +120,7 @@ def run_command(
                     target,
                     concurrency=concurrency,
                     progress=lambda r, s: click.echo(reports.step_line(r, s)),
+                    polling=polling,
                 )
             )
 
@@ -129,6 +141,7 @@ def run_command(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @hub_option
 @hub_https_option
+@poll_option
 @click.option(
     "--profile",
     type=click.Choice(["smoke", "load", "stress", "soak", "spike"]),
@@ -149,6 +162,7 @@ def load_command(
     path: Path,
     hub: str | None,
     hub_https: str | None,
+    polling: str,
     profile: str,
     users: int | None,
     duration: float | None,
@@ -189,8 +203,11 @@ def load_command(
                 if chosen.duration is not None
                 else f"{chosen.iterations} runs"
             )
-            click.echo(f"{loaded.name}: profile {chosen.name}, {chosen.users} users, {shape}")
-            return await run_load(loaded, target, chosen)
+            click.echo(
+                f"{loaded.name}: profile {chosen.name}, {chosen.users} users, {shape}, "
+                f"{polling} polling"
+            )
+            return await run_load(loaded, target, chosen, polling=polling)
 
     report = asyncio.run(go())
     click.echo(f"\n{report.iterations} iterations in {report.elapsed:.1f} s\n")

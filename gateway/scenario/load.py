@@ -175,6 +175,8 @@ async def run_load(
     scenario: Scenario,
     target: Target,
     profile: Profile,
+    *,
+    polling: str = "eager",
 ) -> LoadReport:
     """Run the scenario with the profile's users until its duration or iterations are spent."""
     report = LoadReport(scenario.name, profile.name, profile.users)
@@ -192,7 +194,9 @@ async def run_load(
                 if profile.iterations is not None
                 else None
             )
-            await _phase(scenario, target, session, phase.users, budget_s, budget_n, report)
+            await _phase(
+                scenario, target, session, phase.users, budget_s, budget_n, report, polling
+            )
     report.elapsed = time.perf_counter() - started
     return report
 
@@ -205,6 +209,7 @@ async def _phase(
     duration: float | None,
     iterations: int | None,
     report: LoadReport,
+    polling: str,
 ) -> None:
     deadline = time.perf_counter() + duration if duration is not None else math.inf
     remaining = [iterations if iterations is not None else -1]
@@ -220,7 +225,7 @@ async def _phase(
 
     async def user() -> None:
         while take():
-            result = await run_scenario(scenario, target, session=session)
+            result = await run_scenario(scenario, target, session=session, polling=polling)
             report.iterations += 1
             for step in result.steps:
                 if step.skipped:

@@ -103,6 +103,7 @@ async def run_scenario(
     progress: Progress | None = None,
     session: aiohttp.ClientSession | None = None,
     variables: dict[str, Any] | None = None,
+    polling: str = "eager",
 ) -> ScenarioResult:
     result = ScenarioResult(scenario.name, str(scenario.path), scenario.tags)
     started = time.perf_counter()
@@ -116,6 +117,7 @@ async def run_scenario(
             variables={**builtins(), **scenario.variables, **(variables or {})},
             actors={},
             session=http,
+            polling=polling,
         )
         try:
             run.actors = _actors(scenario, target)
@@ -180,6 +182,7 @@ async def run_all(
     *,
     concurrency: int = 4,
     progress: Progress | None = None,
+    polling: str = "eager",
 ) -> list[ScenarioResult]:
     """Scenarios are independent: up to `concurrency` at once, results in the given order.
 
@@ -190,7 +193,7 @@ async def run_all(
 
     async def one(scenario: Scenario) -> ScenarioResult:
         async with gate:
-            return await run_scenario(scenario, target, progress=progress)
+            return await run_scenario(scenario, target, progress=progress, polling=polling)
 
     results: dict[int, ScenarioResult] = {}
     together = [(i, s) for i, s in enumerate(scenarios) if not s.exclusive]
@@ -200,5 +203,5 @@ async def run_all(
         results[i] = result
     for i, scenario in enumerate(scenarios):
         if scenario.exclusive:
-            results[i] = await run_scenario(scenario, target, progress=progress)
+            results[i] = await run_scenario(scenario, target, progress=progress, polling=polling)
     return [results[i] for i in range(len(scenarios))]

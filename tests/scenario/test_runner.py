@@ -82,3 +82,32 @@ def test_load_mode_reports_percentiles_and_gates(tmp_path: Path) -> None:
         "scenario", "load", scenario, "--users", "1", "--iterations", "2", "--p95", "0.000001"
     )
     assert code == 1 and "FAIL" in output
+
+
+VIEW = str(LIBRARY / "view-council-tax-password.scenario.yaml")
+
+
+def poll_step_seconds(report: Path, *options: str) -> float:
+    """How long View Council Tax's "poll until answered" step took in a run with `options`."""
+    code, output = gateway("scenario", "run", VIEW, "--json", str(report), *options)
+    assert code == 0, output
+    [result] = json.loads(report.read_text())["scenarios"]
+    return next(s["seconds"] for s in result["steps"] if s["name"] == "poll until answered")
+
+
+def test_interval_polling_waits_the_poll_interval_the_hub_asked_for(tmp_path: Path) -> None:
+    # The embedded hub acknowledges View Council Tax with its route's PollInterval, 1 s; the
+    # simulated council answers within milliseconds, so only the client's waiting takes longer.
+    assert poll_step_seconds(tmp_path / "interval.json", "--poll", "interval") >= 1.0
+    assert poll_step_seconds(tmp_path / "eager.json") < 1.0  # the default: polled at once
+
+    report = tmp_path / "load.json"
+    code, output = gateway(
+        "scenario", "load", VIEW, "--poll", "interval", "--users", "2", "--iterations", "2",
+        "--p95", "5", "--json", str(report),
+    )  # fmt: skip
+    assert code == 0, output
+    assert "interval polling" in output
+    steps = json.loads(report.read_text())["steps"]
+    poll = next(s for s in steps if s["step"] == "poll until answered")
+    assert poll["errors"] == 0 and poll["p50_s"] >= 1.0
