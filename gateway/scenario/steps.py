@@ -435,7 +435,9 @@ async def _until_final(
         cid = str(seen.facts["correlation_id"])
         wait = run.poll_wait(cid, again=True)
         if time.monotonic() + wait > deadline:
-            asked = f" (the hub asked to poll again after {wait:.0f} s)" if wait > 1 else ""
+            asked = (
+                f" (the hub asked to poll again after {wait:.1f} s)" if wait > EAGER_POLL_S else ""
+            )
             raise StepFailed(f"no final answer within {limit:g} s{asked}")
         await asyncio.sleep(wait)
         envelope = serialise(requests.poll(class_, cid))

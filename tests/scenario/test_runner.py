@@ -111,3 +111,27 @@ def test_interval_polling_waits_the_poll_interval_the_hub_asked_for(tmp_path: Pa
     steps = json.loads(report.read_text())["steps"]
     poll = next(s for s in steps if s["step"] == "poll until answered")
     assert poll["errors"] == 0 and poll["p50_s"] >= 1.0
+
+
+def test_a_timeout_shorter_than_the_poll_interval_fails_at_once_and_says_why(
+    tmp_path: Path,
+) -> None:
+    short = tmp_path / "short.scenario.yaml"
+    short.write_text(
+        "version: 1\n"
+        "name: Waits less than the hub asks\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0SUN0001}\n"
+        "steps:\n"
+        "  - name: view\n"
+        "    submit: {actor: sun, class: LA-CTAX-VIEW, until_final: true, timeout: 0.5}\n"
+        "    expect: {qualifier: response}\n"
+    )
+    report = tmp_path / "report.json"
+    code, output = gateway(
+        "scenario", "run", str(short), "--poll", "interval", "--json", str(report)
+    )
+    assert code == 1
+    assert "no final answer within 0.5 s (the hub asked to poll again after" in output
+    [result] = json.loads(report.read_text())["scenarios"]
+    assert result["steps"][0]["seconds"] < 0.5  # not waited out
