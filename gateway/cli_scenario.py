@@ -8,12 +8,16 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.scenario.loader import ScenarioError
 from gateway.scenario.model import Scenario, load
 from gateway.scenario.target import Target, embedded_hub, remote_hub
+
+if TYPE_CHECKING:
+    from gateway.scenario.steps import Polling
 
 SUFFIX = ".scenario.yaml"
 
@@ -97,7 +101,7 @@ def run_command(
     hub_https: str | None,
     tags: tuple[str, ...],
     names: tuple[str, ...],
-    polling: str,
+    polling: Polling,  # click.Choice gives only these
     concurrency: int,
     junit_xml: Path | None,
     json_path: Path | None,
@@ -162,7 +166,7 @@ def load_command(
     path: Path,
     hub: str | None,
     hub_https: str | None,
-    polling: str,
+    polling: Polling,  # click.Choice gives only these
     profile: str,
     users: int | None,
     duration: float | None,

@@ -16,6 +16,7 @@ import aiohttp
 
 from gateway.scenario.model import Scenario
 from gateway.scenario.runner import run_scenario
+from gateway.scenario.steps import Polling
 from gateway.scenario.target import Target
 
 
@@ -176,7 +177,7 @@ async def run_load(
     target: Target,
     profile: Profile,
     *,
-    polling: str = "eager",
+    polling: Polling = "eager",
 ) -> LoadReport:
     """Run the scenario with the profile's users until its duration or iterations are spent."""
     report = LoadReport(scenario.name, profile.name, profile.users)
@@ -209,7 +210,7 @@ async def _phase(
     duration: float | None,
     iterations: int | None,
     report: LoadReport,
-    polling: str,
+    polling: Polling,
 ) -> None:
     deadline = time.perf_counter() + duration if duration is not None else math.inf
     remaining = [iterations if iterations is not None else -1]

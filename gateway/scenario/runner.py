@@ -17,7 +17,7 @@ import aiohttp
 from gateway.scenario.checks import Observed, StepFailed, capture, check, substitute
 from gateway.scenario.loader import ScenarioError
 from gateway.scenario.model import Scenario, Step
-from gateway.scenario.steps import STEPS, Run
+from gateway.scenario.steps import STEPS, Polling, Run
 from gateway.scenario.target import Target
 
 SHOWN = 4000  # characters of a failing step's request and reply kept for the report
@@ -103,7 +103,7 @@ async def run_scenario(
     progress: Progress | None = None,
     session: aiohttp.ClientSession | None = None,
     variables: dict[str, Any] | None = None,
-    polling: str = "eager",
+    polling: Polling = "eager",
 ) -> ScenarioResult:
     result = ScenarioResult(scenario.name, str(scenario.path), scenario.tags)
     started = time.perf_counter()
@@ -182,7 +182,7 @@ async def run_all(
     *,
     concurrency: int = 4,
     progress: Progress | None = None,
-    polling: str = "eager",
+    polling: Polling = "eager",
 ) -> list[ScenarioResult]:
     """Scenarios are independent: up to `concurrency` at once, results in the given order.
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
@@ -33,6 +33,7 @@ PIN = re.compile(r"activation PIN is:\s*(\S+)")
 # How a run polls an acknowledged transaction. "eager": again within 0.1 s, so a step's latency is
 # the hub's, to a tenth of a second. "interval": not before the PollInterval the hub asked for, as a
 # GovTalk client does, so a load puts on the hub the polls real clients would.
+Polling = Literal["eager", "interval"]
 EAGER_POLL_S = 0.1
 
 
@@ -47,7 +48,7 @@ class Run:
     actors: dict[str, dict[str, Any]]
     session: aiohttp.ClientSession
     browsers: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
-    polling: str = "eager"
+    polling: Polling = "eager"
     # interval polling: per CorrelationID, when the last acknowledgement said to poll again
     poll_due: dict[str, float] = field(default_factory=dict)
 
