@@ -144,6 +144,7 @@ class SqliteDirect:
             try:
                 results = self.inline.run(whole)
             except Busy:
+                # Not counted below: the lane's own connection checkpoints after its commits.
                 return await self.writer.run(whole)
         self._uncheckpointed += 1
         if self._uncheckpointed >= CHECKPOINT_EVERY and self._checkpointing is None:
