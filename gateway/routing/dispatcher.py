@@ -288,11 +288,14 @@ class Dispatcher:
             )
         connector, ctx = found
         tx = await self._transaction(submission)
+        # Read before the route's timeout starts: a slow read of the fault table (a loaded
+        # machine, a locked file) must not use up the connector's time and fail it unasked.
+        fault = await self.faults.current(ctx.name)
         started = asyncio.get_running_loop().time()
         try:
             with connector_call(ctx.name, submission.correlation_id):  # latency, trace span
                 async with asyncio.timeout(route.timeout):
-                    outcome: Outcome = await self.faults.handle(connector, tx, ctx)
+                    outcome: Outcome = await self.faults.handle(fault, connector, tx, ctx)
         except TimeoutError:
             owed.add(
                 "dispatch.timeout",

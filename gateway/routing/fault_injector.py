@@ -86,9 +86,14 @@ class FaultInjector:
             self._faults = {f.connector: f for f in faults}
         self._loaded_at = time.monotonic()
 
-    async def handle(self, connector: Connector, tx: Transaction, ctx: ConnectorContext) -> Outcome:
-        """connector.handle(tx, ctx), unless a fault set on it decides otherwise."""
-        profile = await self.current(ctx.name)
+    async def handle(
+        self,
+        profile: FaultProfile | None,
+        connector: Connector,
+        tx: Transaction,
+        ctx: ConnectorContext,
+    ) -> Outcome:
+        """connector.handle(tx, ctx), unless the fault set on it (`current`) decides otherwise."""
         decision = decide(profile, self._rng)
         if profile is not None:
             log.info(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.routing.faults import FaultProfile
 from gateway.store import submissions as store
-from gateway.web.keys import DB
+from gateway.web.keys import DB, DISPATCHER
 from tests.conftest import Hub
 from tests.hub import wire
 from tests.hub.faulty import Misbehaving, connector_set, route
@@ -39,6 +40,26 @@ async def test_hanging_connector_ends_in_2005_and_a_dead_letter(hub_factory, tmp
     assert len(hang.calls) == 3  # first try + 2 retries
     letters = await store.dead_letters(hub.app[DB])
     assert [(d.correlation_id, d.error_number) for d in letters] == [(reply.correlation_id, 2005)]
+
+
+async def test_slow_fault_table_read_does_not_use_up_the_connectors_time(
+    hub_factory, tmp_path
+) -> None:
+    # A read slower than the route's 0.3 s timeout stands in for a loaded machine or a locked
+    # file; before the fix it counted against the connector, which timed out without a call.
+    echo = Misbehaving("echo", "answer")
+    hub = await start(hub_factory, tmp_path, echo)
+    faults = hub.app[DISPATCHER].faults
+    read = faults.current
+
+    async def slow_read(connector: str) -> FaultProfile | None:
+        await asyncio.sleep(0.5)
+        return await read(connector)
+
+    faults.current = slow_read  # type: ignore[method-assign]
+    reply = await final_answer(hub, "TEST-ECHO")
+    assert reply.qualifier == "response"
+    assert [tx.attempt for tx in echo.calls] == [1]
 
 
 async def test_raising_connector_ends_in_3000(hub_factory, tmp_path) -> None:
