@@ -56,6 +56,8 @@ class Transaction:
     test_in_live: bool = (
         False  # -TIL: check everything, process nothing, answer an advisory receipt
     )
+    # When the hub accepted it; on the test service, the GatewayTimestamp the client set if any
+    # (back-dating, as the Gateway's local test tool allowed).
     received_at: datetime | None = None
     attempt: int = 1
 

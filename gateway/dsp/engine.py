@@ -22,7 +22,7 @@ from gateway.govtalk.errors import GovTalkError, GovTalkFault
 from gateway.govtalk.irmark import body_with_namespaces, find_body, find_body_irmark
 from gateway.govtalk.listing import StatusRecord, parse_list_filter, status_report
 from gateway.govtalk.model import Envelope, Function, MessageDetails, Qualifier
-from gateway.govtalk.parse import parse
+from gateway.govtalk.parse import gateway_timestamp, parse
 from gateway.govtalk.serialise import serialise
 from gateway.identity.authenticate import Authenticator
 from gateway.limits import AuthGuard
@@ -98,6 +98,7 @@ def new_submission(
     test_in_live: bool = False,
     envelope_body: bytes | None = None,
     lease: tuple[str, timedelta] | None = None,
+    backdated_to: datetime | None = None,
 ) -> Submission:
     """A new routed submission row: queued for the dispatcher, or, given lease (owner, length),
     leased by the caller from the start (a synchronous route; if the caller dies mid-call the
@@ -122,6 +123,7 @@ def new_submission(
         request_body=request_body,
         envelope_body=envelope_body,
         received_at=now,
+        backdated_to=backdated_to,
         state=LEASED if lease else QUEUED,
         attempts=1 if lease else 0,
         next_attempt_at=now,
@@ -242,6 +244,12 @@ class DocumentSubmission:
         identity = await self._identify(envelope, class_, client_certificate)
         self._authorise(route, identity, envelope)
         now = self._clock()
+        # Only on the test service: a live submission's GatewayTimestamp is the Gateway's to set.
+        backdated_to = (
+            gateway_timestamp(message.gateway_timestamp, class_=class_)
+            if message.gateway_test and message.gateway_timestamp
+            else None
+        )
         correlation_id = replies.new_correlation_id()
         sync = route.mode == "sync"
         # Handed straight to this process's dispatcher when it has a free slot; queued otherwise.
@@ -260,6 +268,7 @@ class DocumentSubmission:
             test_in_live=message.test_in_live,
             envelope_body=_envelope_body(envelope),
             lease=(self._dispatcher.owner, self._dispatcher.lease) if sync or direct else None,
+            backdated_to=backdated_to,
         )
         # The receipt's audit record commits with the submission: a hub killed straight after the
         # acknowledgement still has both.
@@ -273,6 +282,7 @@ class DocumentSubmission:
             organisation=route.organisation,
             sync=sync,
             body=submission.request_body,
+            **({"backdated_to": backdated_to.isoformat()} if backdated_to else {}),
         )
         try:
             await store.insert(self._db, submission, audited=received)
@@ -299,7 +309,7 @@ class DocumentSubmission:
             transaction_id=message.transaction_id,
             endpoint=endpoints.poll,
             poll_interval=interval,
-            timestamp=now,
+            timestamp=backdated_to or now,
             gateway_test=message.gateway_test,
         )
 
@@ -410,7 +420,7 @@ class DocumentSubmission:
     ) -> Envelope:
         """The reply a poll gets for this record: ack while pending, else the final answer."""
         tid = transaction_id if transaction_id is not None else record.transaction_id
-        timestamp = self._clock()
+        timestamp = record.backdated_to or self._clock()
         common = {
             "class_": record.class_,
             "correlation_id": record.correlation_id,

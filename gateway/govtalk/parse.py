@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Protocol, cast
@@ -78,6 +79,24 @@ def _integer(text: str, where: str) -> int:
     if len(digits.lstrip("+-0")) > _MAX_DIGITS:
         raise _fault(f"{where} has more than {_MAX_DIGITS} digits", location=where)
     return int(digits)
+
+
+def gateway_timestamp(text: str, *, class_: str | None = None) -> datetime:
+    """A client's GatewayTimestamp as an aware datetime; naive ones are UTC, as the hub writes.
+
+    The schema has already checked it is an xs:dateTime; some of those (24:00:00, a year past
+    9999) no datetime can hold, and get a 1001 of their own."""
+    where = "/GovTalkMessage/Header/MessageDetails/GatewayTimestamp"
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise _fault(
+            f"GatewayTimestamp '{one_line(text)[:40]}' is not a time the hub can use: "
+            "give yyyy-mm-ddThh:mm:ss, optionally with fractions and a UTC offset",
+            class_=class_,
+            location=where,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _doctype_fault(what: str) -> DoctypeFault:

@@ -37,6 +37,7 @@ def _message(
     correlation_id: str | None = None,
     *,
     gateway_test: bool = False,
+    gateway_timestamp: str | None = None,
 ) -> MessageDetails:
     """The MessageDetails of a request: each builder states its qualifier and function."""
     return MessageDetails(
@@ -46,6 +47,7 @@ def _message(
         transaction_id=transaction_id,
         correlation_id=correlation_id,
         gateway_test=gateway_test,
+        gateway_timestamp=gateway_timestamp,
     )
 
 
@@ -60,12 +62,19 @@ def submission(
     organisation: str | None = None,
     transaction_id: str | None = None,
     gateway_test: bool = False,
+    gateway_timestamp: str | None = None,
 ) -> Envelope:
+    """A submission request; with gateway_test, gateway_timestamp back-dates it (test service)."""
     if isinstance(body, (bytes, str)):
         body = etree.fromstring(body.encode("utf-8") if isinstance(body, str) else body)
     return Envelope(
         message=_message(
-            class_, Qualifier.REQUEST, Function.SUBMIT, transaction_id, gateway_test=gateway_test
+            class_,
+            Qualifier.REQUEST,
+            Function.SUBMIT,
+            transaction_id,
+            gateway_test=gateway_test,
+            gateway_timestamp=gateway_timestamp,
         ),
         sender=_sender(sender_id, password, method),
         keys=[Key(k, v) for k, v in (keys or {}).items()],

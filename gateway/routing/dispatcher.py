@@ -349,7 +349,7 @@ class Dispatcher:
             transaction_id=submission.transaction_id,
             gateway_test=submission.gateway_test,
             test_in_live=submission.test_in_live,
-            received_at=submission.received_at,
+            received_at=submission.backdated_to or submission.received_at,
             attempt=submission.attempts,
         )
 

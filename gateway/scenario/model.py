@@ -42,7 +42,7 @@ STEP_KINDS: dict[str, set[str]] = {
     "sign_in": {"actor", "method", "portal", "scope", "credential"},
     "submit": {
         "actor", "class", "organisation", "keys", "body", "body_file", "template", "auth",
-        "gateway_test", "until_final", "timeout", "transaction_id",
+        "gateway_test", "gateway_timestamp", "until_final", "timeout", "transaction_id",
     },
     "poll": {"actor", "class", "correlation_id", "until_final", "timeout"},
     "delete": {"actor", "class", "correlation_id"},

@@ -407,6 +407,7 @@ def _observe_reply(sent: bytes, received: bytes, status: int) -> Observed:
         correlation_id=message.correlation_id,
         poll_interval=message.poll_interval,
         response_end_point=message.response_end_point,
+        gateway_timestamp=message.gateway_timestamp,
     )
     errors = seen.xml.xpath("//*[local-name()='Error']/*[local-name()='Number']/text()")
     if isinstance(errors, list) and errors:
@@ -476,6 +477,7 @@ async def submit(run: Run, p: Mapping[str, Any]) -> Observed:
         organisation=str(organisation or (demo.organisation if demo is not None else "")) or None,
         transaction_id=str(p.get("transaction_id", "1")),
         gateway_test=bool(p.get("gateway_test", False)),
+        gateway_timestamp=str(p["gateway_timestamp"]) if p.get("gateway_timestamp") else None,
     )
     data = serialise(envelope)
     if auth == "signed":

@@ -95,6 +95,9 @@ class Submission(Base):
     # The envelope Body with inherited namespaces, kept only when the payload carries an IRmark.
     envelope_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A test submission's own GatewayTimestamp (GatewayTest=1), as the Gateway's local test tool
+    # allowed: its connector and its replies are given this time instead of received_at.
+    backdated_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     state: Mapped[str] = mapped_column(String(10), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

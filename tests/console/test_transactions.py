@@ -57,6 +57,18 @@ async def test_a_transaction_is_listed_and_its_story_is_complete(
         assert f"<td>{event}</td>" in story
 
 
+async def test_a_back_dated_test_submission_says_so(hub: Hub, console: Console) -> None:
+    xml = view_submission(gateway_test=True, gateway_timestamp="2026-03-31T23:59:59")
+    reply = await final_answer(hub, xml)
+    assert reply.qualifier == "response", reply.errors
+    status, story = await console.get(f"/console/transactions/{reply.correlation_id}")
+    assert status == 200
+    assert "(GatewayTest)" in story
+    assert "<dt>Back-dated to</dt><dd>2026-03-31 23:59:59.000000 UTC" in story
+    # The real time of receipt stays what it was: the audit trail and the list go by it.
+    assert "<dt>When</dt><dd>2026-03-31" not in story
+
+
 async def test_filters_by_council_class_status_citizen_and_time(
     hub_factory: HubFactory, console_for
 ) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from lxml import etree
 
 from examples.supplier_backoffice.app import STATE, make_app
@@ -45,9 +48,9 @@ async def receipt_hub(hub_factory, mode: str = "sync") -> Hub:
     )
 
 
-def marked_envelope(payload: str, *, tamper: bool = False) -> bytes:
+def marked_envelope(payload: str, *, tamper: bool = False, **header: Any) -> bytes:
     """A client's submission with the IRmark computed over the envelope Body, as HMRC defines it."""
-    xml = wire.submission(PLANNING, payload, organisation="E08000024")
+    xml = wire.submission(PLANNING, payload, organisation="E08000024", **header)
     doc = etree.ElementTree(etree.fromstring(xml.encode()))
     apply_irmark(doc)
     raw = etree.tostring(doc, encoding="utf-8", xml_declaration=True)
@@ -94,6 +97,54 @@ async def test_receipt_til_is_advisory(hub_factory) -> None:
     reply = wire.read(await hub.post(raw))
     assert reply.qualifier == "response" and reply.class_ == f"{PLANNING}-TIL"
     assert "not processed" in etree.tostring(reply.body).decode()
+
+
+def accepted_time(reply: wire.Reply) -> str:
+    assert reply.qualifier == "response", reply.errors
+    assert reply.body is not None
+    return str(reply.body.xpath("string(r:AcceptedTime)", namespaces=RECEIPT_NS))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_test_submission_is_back_dated_by_its_gateway_timestamp(
+    hub_factory, mode: str
+) -> None:
+    # The local test tool's way to try a deadline: the back office and every reply about the
+    # submission are given the time the client set; async, it is stored and read back.
+    hub = await receipt_hub(hub_factory, mode)
+    raw = marked_envelope(
+        _payload(), gateway_test=True, gateway_timestamp="2026-01-31T23:59:30.250+01:00"
+    )
+    reply = wire.read(await hub.post(raw))
+    if mode == "async":
+        assert reply.qualifier == "acknowledgement", reply.errors
+        assert reply.timestamp == "2026-01-31T22:59:30.250"
+        assert reply.correlation_id is not None
+        reply = await poll_until_final(hub, PLANNING, reply.correlation_id)
+    assert accepted_time(reply) == "2026-01-31T22:59:30Z"
+    assert reply.timestamp == "2026-01-31T22:59:30.250"
+
+
+async def test_a_live_submission_keeps_the_gateways_own_time(hub_factory) -> None:
+    hub = await receipt_hub(hub_factory)
+    before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    raw = marked_envelope(_payload(), gateway_timestamp="2026-01-31T23:59:30")
+    reply = wire.read(await hub.post(raw))
+    assert datetime.fromisoformat(accepted_time(reply).removesuffix("Z")) >= before
+    assert reply.timestamp is not None
+    assert datetime.fromisoformat(reply.timestamp) >= before
+
+
+async def test_a_gateway_timestamp_no_clock_can_hold_is_1001(hub_factory) -> None:
+    hub = await receipt_hub(hub_factory)
+    # Schema-valid xs:dateTime, but not a time: refused on the test service, where it is used.
+    raw = marked_envelope(_payload(), gateway_test=True, gateway_timestamp="2026-01-31T24:00:00")
+    reply = wire.read(await hub.post(raw))
+    assert reply.error_number == 1001
+    assert "GatewayTimestamp" in reply.errors[0]["text"]
+    assert reply.errors[0]["locations"] == [
+        "/GovTalkMessage/Header/MessageDetails/GatewayTimestamp"
+    ]
 
 
 async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ def full_row(correlation_id: str, **changes: Any) -> Submission:
         "request_body": b"<Body>\xc2\xa3 10</Body>",
         "envelope_body": b"<Body xmlns='x'/>",
         "received_at": NOW,
+        "backdated_to": NOW - timedelta(days=300),
         "state": RESPONSE,
         "attempts": 3,
         "next_attempt_at": NOW + timedelta(seconds=1),

@@ -33,6 +33,7 @@ def submission(
     transaction_id: str | None = "0001",
     correlation_id: str | None = "",
     gateway_test: bool = False,
+    gateway_timestamp: str | None = None,
     function: str = "submit",
     qualifier: str = "request",
     extra_sender: str = "",
@@ -54,6 +55,8 @@ def submission(
         else ""
     )
     test = "<GatewayTest>1</GatewayTest>" if gateway_test else ""
+    if gateway_timestamp is not None:
+        test += f"<GatewayTimestamp>{gateway_timestamp}</GatewayTimestamp>"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<GovTalkMessage xmlns="http://www.govtalk.gov.uk/CM/envelope">'

@@ -57,6 +57,23 @@ def test_a_failing_step_shows_where_and_what_was_sent_and_received(tmp_path: Pat
     assert failure is not None and "expected qualifier" in failure.get("message", "")
 
 
+def test_a_scenario_back_dates_a_test_submission(tmp_path: Path) -> None:
+    dated = tmp_path / "dated.scenario.yaml"
+    dated.write_text(
+        "version: 1\n"
+        "name: Filed just before the deadline\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0SUN0001}\n"
+        "steps:\n"
+        "  - name: view, back-dated\n"
+        "    submit: {actor: sun, class: LA-CTAX-VIEW, gateway_test: true,\n"
+        "             gateway_timestamp: '2026-03-31T23:59:59', until_final: true}\n"
+        "    expect: {qualifier: response, facts: {gateway_timestamp: '2026-03-31T23:59:59.000'}}\n"
+    )
+    code, output = gateway("scenario", "run", str(dated))
+    assert code == 0, output
+
+
 def test_tag_and_name_filters_choose_scenarios() -> None:
     code, output = gateway("scenario", "run", str(LIBRARY), "--tag", "sso")
     assert code == 0 and "1 scenarios, 1 passed" in output
