@@ -137,6 +137,13 @@ def new_submission(
 AUTHENTICATION_FAILURES = frozenset({1002, 1040, 1046})
 
 
+@dataclass(slots=True)
+class _Verified:
+    """Whom one message's credentials proved it came from, if anyone."""
+
+    user_id: str | None = None
+
+
 class DocumentSubmission:
     def __init__(
         self,
@@ -174,6 +181,7 @@ class DocumentSubmission:
         """
         envelope: Envelope | None = None
         sender: str | None = None
+        verified = _Verified()
         try:
             envelope = parse(raw, max_depth=self._config.limits.max_xml_depth)
             dsp_message(envelope.message)  # metrics and the request span (gateway/observability)
@@ -182,9 +190,11 @@ class DocumentSubmission:
                 locked = await self._guard.locked(sender, remote, self._clock())
                 if locked is not None:
                     raise GovTalkFault.of(1046, locked.text(), class_=envelope.message.class_)
-            reply = await self._route_message(envelope, endpoints, client_certificate)
-            if self._guard is not None and sender:
-                await self._guard.succeeded(sender)
+            reply = await self._route_message(envelope, endpoints, client_certificate, verified)
+            # Only credentials the hub checked clear a sender's count: a poll's SenderDetails are
+            # not checked, and clearing on them would let a guesser interleave polls forever.
+            if self._guard is not None and verified.user_id:
+                await self._guard.succeeded(verified.user_id)
         except GovTalkFault as fault:
             if self._guard is not None and fault.first.number in AUTHENTICATION_FAILURES:
                 await self._guard.failed(sender, remote, self._clock())
@@ -208,7 +218,11 @@ class DocumentSubmission:
         return serialise(self._error(fault, None, endpoints))
 
     async def _route_message(
-        self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
+        self,
+        envelope: Envelope,
+        endpoints: Endpoints,
+        client_certificate: bytes | None,
+        verified: _Verified,
     ) -> Envelope:
         message = envelope.message
         qualifier, function = message.qualifier, message.function or Function.SUBMIT.value
@@ -218,13 +232,13 @@ class DocumentSubmission:
         if message.correlation_id:
             structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id)
         if qualifier == Qualifier.REQUEST and function == Function.SUBMIT:
-            return await self._submit(envelope, endpoints, client_certificate)
+            return await self._submit(envelope, endpoints, client_certificate, verified)
         if qualifier == Qualifier.POLL and function == Function.SUBMIT:
             return await self._poll(envelope, endpoints)
         if qualifier == Qualifier.REQUEST and function == Function.DELETE:
             return await self._delete(envelope, endpoints)
         if qualifier == Qualifier.REQUEST and function == Function.LIST:
-            return await self._list(envelope, endpoints, client_certificate)
+            return await self._list(envelope, endpoints, client_certificate, verified)
         raise GovTalkFault.of(
             1001,
             f"Qualifier '{qualifier}' with Function '{function}' is not a message the gateway accepts",
@@ -234,14 +248,18 @@ class DocumentSubmission:
     # -- submission ----------------------------------------------------------------------------
 
     async def _submit(
-        self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
+        self,
+        envelope: Envelope,
+        endpoints: Endpoints,
+        client_certificate: bytes | None,
+        verified: _Verified,
     ) -> Envelope:
         message = envelope.message
         class_ = _opening(message)
         if envelope.body is None:
             raise GovTalkFault.of(1042, class_=class_)
         route = self._routes.resolve(message.base_class, envelope.organisation, reply_class=class_)
-        identity = await self._identify(envelope, class_, client_certificate)
+        identity = await self._identify(envelope, class_, client_certificate, verified)
         self._authorise(route, identity, envelope)
         now = self._clock()
         # Only on the test service: a live submission's GatewayTimestamp is the Gateway's to set.
@@ -314,13 +332,23 @@ class DocumentSubmission:
         )
 
     async def _identify(
+        self,
+        envelope: Envelope,
+        class_: str,
+        client_certificate: bytes | None,
+        verified: _Verified,
+    ) -> Identity | None:
+        """The sender, from the envelope's credentials and/or the TLS client certificate; noted
+        in `verified` for the lockout once the whole message has succeeded."""
+        identity = await self._checked_sender(envelope, class_, client_certificate)
+        verified.user_id = identity.user_id if identity is not None else None
+        return identity
+
+    async def _checked_sender(
         self, envelope: Envelope, class_: str, client_certificate: bytes | None
     ) -> Identity | None:
-        """The sender: from the envelope's credentials and/or the TLS client certificate.
-
-        A certificate presented at the TLS layer is always checked (a revoked one is refused even
-        beside a good password); when both name a user they must name the same one.
-        """
+        """A certificate presented at the TLS layer is always checked (a revoked one is refused
+        even beside a good password); when both name a user they must name the same one."""
         identity = await self._auth.authenticate(envelope, class_)
         if client_certificate is None:
             return identity
@@ -466,11 +494,15 @@ class DocumentSubmission:
     # -- data request (list) ---------------------------------------------------------------------
 
     async def _list(
-        self, envelope: Envelope, endpoints: Endpoints, client_certificate: bytes | None
+        self,
+        envelope: Envelope,
+        endpoints: Endpoints,
+        client_certificate: bytes | None,
+        verified: _Verified,
     ) -> Envelope:
         message = envelope.message
         class_ = _opening(message)
-        identity = await self._identify(envelope, class_, client_certificate)
+        identity = await self._identify(envelope, class_, client_certificate, verified)
         if identity is None or identity.user_id is None:
             raise GovTalkFault.of(
                 1046, "A data request needs the same credentials as the submissions", class_=class_

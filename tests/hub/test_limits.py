@@ -76,6 +76,28 @@ async def test_a_success_clears_the_count(hub_factory: HubFactory, store: str) -
 
 
 @STORES
+async def test_only_a_verified_sender_clears_its_count(hub_factory: HubFactory, store: str) -> None:
+    # Polls carry SenderDetails unchecked, and anyone may send SenderID with no credentials: if
+    # either cleared the count, a guesser could interleave them and never be locked out.
+    hub: Hub = await hub_factory(limits(store, auth_failures_per_sender=3))
+    own = await submit(hub, view_submission())
+    assert own.qualifier == "acknowledgement" and own.correlation_id
+    sender = (
+        f"<SenderDetails><IDAuthentication><SenderID>{SUN.user_id}</SenderID><Authentication>"
+        "<Method>clear</Method><Role>principal</Role><Value>a guess</Value>"
+        "</Authentication></IDAuthentication></SenderDetails>"
+    )
+    poll = wire.poll(VIEW, own.correlation_id, sender=sender)
+    for _ in range(2):
+        assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
+        assert (await submit(hub, poll)).error_number is None
+    assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
+    reply = await submit(hub, view_submission())
+    assert reply.error_number == 1046
+    assert "Too many failed authentication attempts" in reply.errors[0]["text"]
+
+
+@STORES
 async def test_request_rate_per_address_gets_429(hub_factory: HubFactory, store: str) -> None:
     hub: Hub = await hub_factory(limits(store, requests_per_minute=5, exempt_loopback=False))
     statuses = []
