@@ -250,6 +250,10 @@ class RouteConfig:
     # 0: anyone; 1: user ID + password (or stronger) and Keys of an active enrolment;
     # 2: a certificate, by mutual TLS or a signed envelope, and the Keys.
     auth_level: float = 1
+    # "ignore" (auth_level 0 only): like the Gateway's local test tool, whatever credentials or
+    # client certificate a submission carries are neither checked nor recorded, so a client set
+    # up with live credentials can be tried against the hub as it is.
+    credentials: Literal["check", "ignore"] = "check"
     allow_sha1: bool = False  # accept SHA-1 XML signatures on this class (logged)
     # False: level 1/2 needs a signed-on citizen but no enrolment Keys (hub services such as the
     # joined-up GW-CHANGE-OF-ADDRESS, which check the enrolments their legs need themselves).
@@ -498,6 +502,14 @@ def _route(raw: dict[str, Any], index: int) -> RouteConfig:
     route: RouteConfig = _build(RouteConfig, data, where)
     if route.mode not in ("async", "sync"):
         raise ConfigError(f"{where}: mode must be 'async' or 'sync'")
+    if route.credentials not in ("check", "ignore"):
+        raise ConfigError(f"{where}: credentials must be 'check' or 'ignore'")
+    if route.credentials == "ignore" and route.auth_level > 0:
+        raise ConfigError(
+            f'{where} ({route.class_} @ {route.organisation}): credentials = "ignore" needs '
+            f"auth_level = 0 (it is {route.auth_level:g}): a service that needs a sign-on "
+            "must check it"
+        )
     return route
 
 

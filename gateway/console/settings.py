@@ -55,6 +55,7 @@ class RouteLine:
     connector: str
     connector_type: str
     auth_level: float
+    credentials: str
     keys_required: bool
     bvpi157: str  # the type's label, or "" when the route declares none
     mode: str
@@ -179,6 +180,7 @@ def route_lines(
             connector=r.connector,
             connector_type=connector_types.get(r.connector, ""),
             auth_level=r.auth_level,
+            credentials=r.credentials,
             keys_required=r.keys_required,
             bvpi157=r.bvpi157.label if r.bvpi157 is not None else "",
             mode=r.mode,

@@ -57,7 +57,14 @@ def secret_config() -> dict[str, object]:
                 "auth_level": 2,
                 "timeout": 7.5,
                 "bvpi157": "consultation",
-            }
+            },
+            {
+                "class": "LA-PLANNING-TRIAL",
+                "organisation": "E08000024",
+                "connector": "supplier",
+                "auth_level": 0,
+                "credentials": "ignore",
+            },
         ],
     }
 
@@ -77,6 +84,9 @@ async def test_settings_show_routes_and_configuration_without_any_secret(
     assert "redis://:••••••@127.0.0.1:6379/0" in text
     assert "https://gw:••••••@backoffice.example/in?api_key=••••••&council=E1" in text
     assert "current_key k1" in text and "concurrency" in text
+    assert re.search(
+        r"LA-PLANNING-TRIAL E08000024 supplier \(http-forward\) 0 credentials ignored", text
+    )
 
     status, html = await page(
         hub, "/console/settings?organisation=E08000024&class=la-planning-comment"

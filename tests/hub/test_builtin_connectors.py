@@ -10,8 +10,11 @@ import pytest
 from lxml import etree
 
 from examples.supplier_backoffice.app import STATE, make_app
+from gateway.config import parse_config
+from gateway.errors import ConfigError
 from gateway.govtalk.irmark import apply_irmark
 from tests.conftest import ROOT, Hub
+from tests.console.conftest import audit_records
 from tests.hub import wire
 from tests.hub.test_dsp import acknowledged, poll_until_final
 from tests.serving import serving
@@ -25,7 +28,7 @@ def _payload() -> str:
     return EXAMPLE.split("?>", 1)[1] if EXAMPLE.startswith("<?xml") else EXAMPLE
 
 
-async def receipt_hub(hub_factory, mode: str = "sync") -> Hub:
+async def receipt_hub(hub_factory, mode: str = "sync", **route: Any) -> Hub:
     return await hub_factory(
         {
             "connectors": {
@@ -42,6 +45,7 @@ async def receipt_hub(hub_factory, mode: str = "sync") -> Hub:
                     "connector": "planning",
                     "mode": mode,
                     "auth_level": 0,
+                    **route,
                 }
             ],
         }
@@ -145,6 +149,30 @@ async def test_a_gateway_timestamp_no_clock_can_hold_is_1001(hub_factory) -> Non
     assert reply.errors[0]["locations"] == [
         "/GovTalkMessage/Header/MessageDetails/GatewayTimestamp"
     ]
+
+
+@pytest.mark.parametrize("credentials", ["check", "ignore"])
+async def test_a_route_may_ignore_credentials_as_the_local_test_tool_did(
+    hub_factory, credentials: str
+) -> None:
+    # A client set up with its live Gateway credentials, which this hub has never heard of.
+    hub = await receipt_hub(hub_factory, credentials=credentials)
+    raw = marked_envelope(_payload(), user="LIVE0CLIENT1", password="live-secret")
+    reply = wire.read(await hub.post(raw))
+    if credentials == "check":
+        assert reply.error_number == 1046
+        return
+    assert reply.qualifier == "response", reply.errors
+    received = await audit_records(hub, "dsp.received")
+    assert [(r.actor, r.detail["auth_method"]) for r in received] == [(None, "none")]
+
+
+def test_ignoring_credentials_needs_a_route_open_to_anyone() -> None:
+    route = {"class": PLANNING, "organisation": "E08000024", "connector": "planning"}
+    with pytest.raises(ConfigError, match="needs auth_level = 0"):
+        parse_config({"routes": [{**route, "credentials": "ignore", "auth_level": 1}]})
+    with pytest.raises(ConfigError, match="'check' or 'ignore'"):
+        parse_config({"routes": [{**route, "credentials": "skip", "auth_level": 0}]})
 
 
 async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path: Path) -> None:
