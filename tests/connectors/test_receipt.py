@@ -32,6 +32,8 @@ from gateway.govtalk.irmark import (
     find_body,
 )
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 PACKAGE = Path(connectors.receipt.__file__).parent
 SERVICE_XSD = PACKAGE / "examples" / "planning-comment.xsd"
 EXAMPLE_BODY = (PACKAGE / "examples" / "planning-comment.xml").read_bytes()

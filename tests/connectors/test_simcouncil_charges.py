@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ from connectors.simcouncil.charges import (
     spread,
 )
 from connectors.simcouncil.dates import YEAR_END, YEAR_START, council_today, instalment_due_dates
+
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
 DUE = instalment_due_dates(1)
 

@@ -177,24 +177,28 @@ PARSER = settings(
 )
 
 
+@pytest.mark.no_database
 @PARSER
 @given(st.binary(max_size=2000))
 def test_parse_arbitrary_bytes_is_an_envelope_or_a_1001(data: bytes) -> None:
     parses_or_1001(data)
 
 
+@pytest.mark.no_database
 @PARSER
 @given(byte_mutants())
 def test_parse_byte_mutated_envelopes_is_an_envelope_or_a_1001(data: bytes) -> None:
     parses_or_1001(data)
 
 
+@pytest.mark.no_database
 @PARSER
 @given(tree_mutants())
 def test_parse_tree_mutated_envelopes_is_an_envelope_or_a_1001(data: bytes) -> None:
     parses_or_1001(data)
 
 
+@pytest.mark.no_database
 @settings(PARSER, max_examples=1000)
 @given(any_document)
 def test_parse_xml_raises_nothing_but_govtalk_faults(data: bytes) -> None:
@@ -206,6 +210,7 @@ def test_parse_xml_raises_nothing_but_govtalk_faults(data: bytes) -> None:
         assert tree.getroot() is not None
 
 
+@pytest.mark.no_database
 @pytest.mark.parametrize("where", ["PollInterval", "Number"])
 def test_parse_huge_schema_valid_integers_is_a_1001(where: str) -> None:
     huge = "9" * 4301

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from connectors.electoral.connector import ElectoralRegistrationConnector, build_request
 from connectors.protocol import BusinessError, ConnectorContext, Failed, Identity, Response
 from connectors.protocol import Transaction as Tx
@@ -15,6 +17,8 @@ from connectors.simcouncil.move_in import build_open
 from connectors.simcouncil.move_out import build_close, build_reopen
 from tests.journeys.conftest import SEDGEMOOR, SUNDERLAND
 from tests.journeys.test_change_of_address import new_uprn, old_account
+
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
 WHO = Identity("DEMO0MOV0001", "clear", 1)
 

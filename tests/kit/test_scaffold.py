@@ -114,6 +114,7 @@ def test_a_scaffolded_connector_installs_passes_its_tests_and_the_check(tmp_path
     assert "Passed — 8 checks: 8 passed" in page.read_text(encoding="utf-8")
 
 
+@pytest.mark.no_database
 def test_the_scaffold_is_lint_clean_and_strictly_typed(tmp_path: Path) -> None:
     made = create("a-much-longer-supplier-name", tmp_path, class_="HMRC-EXAMPLE-CLASS")
     run(BIN / "ruff", "check", "--no-cache", ".", cwd=made.root)
@@ -126,6 +127,7 @@ def test_the_scaffold_is_lint_clean_and_strictly_typed(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.no_database
 @pytest.mark.parametrize(
     ("name", "kw", "message"),
     [
@@ -144,6 +146,7 @@ def test_bad_names_are_refused(tmp_path: Path, name: str, kw: dict[str, str], me
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.no_database
 def test_an_existing_directory_is_never_overwritten(tmp_path: Path) -> None:
     (tmp_path / "acme" / "src").mkdir(parents=True)
     (tmp_path / "acme" / "src" / "mine.py").write_text("keep me")

@@ -9,6 +9,8 @@ import pytest
 from gateway.scenario.loader import ScenarioError, load_yaml
 from gateway.scenario.model import load
 
+pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
+
 GOOD_HEAD = "version: 1\nname: t\n"
 
 
