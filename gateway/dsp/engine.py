@@ -138,10 +138,11 @@ AUTHENTICATION_FAILURES = frozenset({1002, 1040, 1046})
 
 
 @dataclass(slots=True)
-class _Verified:
-    """Whom one message's credentials proved it came from, if anyone."""
+class _Caller:
+    """Where one message came from, and whom its credentials proved it to be, if anyone."""
 
-    user_id: str | None = None
+    remote: str | None
+    verified: str | None = None
 
 
 class DocumentSubmission:
@@ -181,20 +182,16 @@ class DocumentSubmission:
         """
         envelope: Envelope | None = None
         sender: str | None = None
-        verified = _Verified()
+        caller = _Caller(remote)
         try:
             envelope = parse(raw, max_depth=self._config.limits.max_xml_depth)
             dsp_message(envelope.message)  # metrics and the request span (gateway/observability)
             sender = envelope.sender.sender_id if envelope.sender else None
-            if self._guard is not None:
-                locked = await self._guard.locked(sender, remote, self._clock())
-                if locked is not None:
-                    raise GovTalkFault.of(1046, locked.text(), class_=envelope.message.class_)
-            reply = await self._route_message(envelope, endpoints, client_certificate, verified)
+            reply = await self._route_message(envelope, endpoints, client_certificate, caller)
             # Only credentials the hub checked clear a sender's count: a poll's SenderDetails are
             # not checked, and clearing on them would let a guesser interleave polls forever.
-            if self._guard is not None and verified.user_id:
-                await self._guard.succeeded(verified.user_id)
+            if self._guard is not None and caller.verified:
+                await self._guard.succeeded(caller.verified)
         except GovTalkFault as fault:
             if self._guard is not None and fault.first.number in AUTHENTICATION_FAILURES:
                 await self._guard.failed(sender, remote, self._clock())
@@ -222,7 +219,7 @@ class DocumentSubmission:
         envelope: Envelope,
         endpoints: Endpoints,
         client_certificate: bytes | None,
-        verified: _Verified,
+        caller: _Caller,
     ) -> Envelope:
         message = envelope.message
         qualifier, function = message.qualifier, message.function or Function.SUBMIT.value
@@ -232,13 +229,13 @@ class DocumentSubmission:
         if message.correlation_id:
             structlog.contextvars.bind_contextvars(correlation_id=message.correlation_id)
         if qualifier == Qualifier.REQUEST and function == Function.SUBMIT:
-            return await self._submit(envelope, endpoints, client_certificate, verified)
+            return await self._submit(envelope, endpoints, client_certificate, caller)
         if qualifier == Qualifier.POLL and function == Function.SUBMIT:
             return await self._poll(envelope, endpoints)
         if qualifier == Qualifier.REQUEST and function == Function.DELETE:
             return await self._delete(envelope, endpoints)
         if qualifier == Qualifier.REQUEST and function == Function.LIST:
-            return await self._list(envelope, endpoints, client_certificate, verified)
+            return await self._list(envelope, endpoints, client_certificate, caller)
         raise GovTalkFault.of(
             1001,
             f"Qualifier '{qualifier}' with Function '{function}' is not a message the gateway accepts",
@@ -252,7 +249,7 @@ class DocumentSubmission:
         envelope: Envelope,
         endpoints: Endpoints,
         client_certificate: bytes | None,
-        verified: _Verified,
+        caller: _Caller,
     ) -> Envelope:
         message = envelope.message
         class_ = _opening(message)
@@ -262,7 +259,7 @@ class DocumentSubmission:
         identity = (
             None
             if route.credentials == "ignore"
-            else await self._identify(envelope, class_, client_certificate, verified)
+            else await self._identify(envelope, class_, client_certificate, caller)
         )
         self._authorise(route, identity, envelope)
         now = self._clock()
@@ -340,12 +337,20 @@ class DocumentSubmission:
         envelope: Envelope,
         class_: str,
         client_certificate: bytes | None,
-        verified: _Verified,
+        caller: _Caller,
     ) -> Identity | None:
-        """The sender, from the envelope's credentials and/or the TLS client certificate; noted
-        in `verified` for the lockout once the whole message has succeeded."""
+        """The sender, from the envelope's credentials and/or the TLS client certificate, unless
+        it or the caller's address is locked out; noted in `caller` for the lockout's count.
+
+        Only here: polls and deletes check no credentials, so a lockout (which anyone can bring
+        on a SenderID) must not stop its owner collecting answers already acknowledged."""
+        if self._guard is not None:
+            sender = envelope.sender.sender_id if envelope.sender else None
+            locked = await self._guard.locked(sender, caller.remote, self._clock())
+            if locked is not None:
+                raise GovTalkFault.of(1046, locked.text(), class_=class_)
         identity = await self._checked_sender(envelope, class_, client_certificate)
-        verified.user_id = identity.user_id if identity is not None else None
+        caller.verified = identity.user_id if identity is not None else None
         return identity
 
     async def _checked_sender(
@@ -502,11 +507,11 @@ class DocumentSubmission:
         envelope: Envelope,
         endpoints: Endpoints,
         client_certificate: bytes | None,
-        verified: _Verified,
+        caller: _Caller,
     ) -> Envelope:
         message = envelope.message
         class_ = _opening(message)
-        identity = await self._identify(envelope, class_, client_certificate, verified)
+        identity = await self._identify(envelope, class_, client_certificate, caller)
         if identity is None or identity.user_id is None:
             raise GovTalkFault.of(
                 1046, "A data request needs the same credentials as the submissions", class_=class_

@@ -98,6 +98,37 @@ async def test_only_a_verified_sender_clears_its_count(hub_factory: HubFactory, 
 
 
 @STORES
+async def test_a_locked_out_sender_still_collects_and_deletes_its_answers(
+    hub_factory: HubFactory, store: str
+) -> None:
+    # Anyone can lock a SenderID out by guessing; polls and deletes check no credentials, so the
+    # lockout must not keep its owner from answers already acknowledged (clients send their
+    # SenderDetails on polls and deletes all the same).
+    hub: Hub = await hub_factory(limits(store, auth_failures_per_sender=2))
+    own = await submit(hub, view_submission())
+    assert own.correlation_id
+    for _ in range(2):
+        assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
+    assert "Too many failed" in (await submit(hub, view_submission())).errors[0]["text"]
+    sender = (
+        f"<SenderDetails><IDAuthentication><SenderID>{SUN.user_id}</SenderID><Authentication>"
+        f"<Method>clear</Method><Role>principal</Role><Value>{SUN.password}</Value>"
+        "</Authentication></IDAuthentication></SenderDetails>"
+    )
+    poll = wire.poll(VIEW, own.correlation_id, sender=sender)
+    for _ in range(200):  # polled as a client would, until answered
+        answer = await submit(hub, poll)
+        if answer.qualifier != "acknowledgement":
+            break
+        await asyncio.sleep(0.05)
+    assert answer.qualifier == "response", answer.errors
+    deleted = wire.delete(VIEW, own.correlation_id).replace(
+        "</MessageDetails>", "</MessageDetails>" + sender
+    )
+    assert (await submit(hub, deleted)).qualifier == "response"
+
+
+@STORES
 async def test_request_rate_per_address_gets_429(hub_factory: HubFactory, store: str) -> None:
     hub: Hub = await hub_factory(limits(store, requests_per_minute=5, exempt_loopback=False))
     statuses = []
