@@ -82,11 +82,7 @@ async def test_only_a_verified_sender_clears_its_count(hub_factory: HubFactory, 
     hub: Hub = await hub_factory(limits(store, auth_failures_per_sender=3))
     own = await submit(hub, view_submission())
     assert own.qualifier == "acknowledgement" and own.correlation_id
-    sender = (
-        f"<SenderDetails><IDAuthentication><SenderID>{SUN.user_id}</SenderID><Authentication>"
-        "<Method>clear</Method><Role>principal</Role><Value>a guess</Value>"
-        "</Authentication></IDAuthentication></SenderDetails>"
-    )
+    sender = wire.sender_details(SUN.user_id, "a guess")
     poll = wire.poll(VIEW, own.correlation_id, sender=sender)
     for _ in range(2):
         assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
@@ -110,11 +106,7 @@ async def test_a_locked_out_sender_still_collects_and_deletes_its_answers(
     for _ in range(2):
         assert (await submit(hub, view_submission(password="nope"))).error_number == 1046
     assert "Too many failed" in (await submit(hub, view_submission())).errors[0]["text"]
-    sender = (
-        f"<SenderDetails><IDAuthentication><SenderID>{SUN.user_id}</SenderID><Authentication>"
-        f"<Method>clear</Method><Role>principal</Role><Value>{SUN.password}</Value>"
-        "</Authentication></IDAuthentication></SenderDetails>"
-    )
+    sender = wire.sender_details(SUN.user_id, SUN.password)
     poll = wire.poll(VIEW, own.correlation_id, sender=sender)
     for _ in range(200):  # polled as a client would, until answered
         answer = await submit(hub, poll)

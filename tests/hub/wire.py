@@ -21,6 +21,17 @@ def _keys(keys: dict[str, str]) -> str:
     return f"<Keys>{inner}</Keys>"
 
 
+def sender_details(user: str, password: str | None, method: str = "clear", extra: str = "") -> str:
+    """SenderDetails with one Authentication, as clients send on any message."""
+    return (
+        "<SenderDetails><IDAuthentication>"
+        f"<SenderID>{escape(user)}</SenderID>"
+        f"<Authentication><Method>{method}</Method><Role>principal</Role>"
+        f"<Value>{escape(password or '')}</Value></Authentication>"
+        f"{extra}</IDAuthentication></SenderDetails>"
+    )
+
+
 def submission(
     class_: str,
     body: str,
@@ -38,15 +49,7 @@ def submission(
     qualifier: str = "request",
     extra_sender: str = "",
 ) -> str:
-    sender = ""
-    if user is not None:
-        sender = (
-            "<SenderDetails><IDAuthentication>"
-            f"<SenderID>{escape(user)}</SenderID>"
-            f"<Authentication><Method>{method}</Method><Role>principal</Role>"
-            f"<Value>{escape(password or '')}</Value></Authentication>"
-            f"{extra_sender}</IDAuthentication></SenderDetails>"
-        )
+    sender = "" if user is None else sender_details(user, password, method, extra=extra_sender)
     cid = "" if correlation_id is None else f"<CorrelationID>{correlation_id}</CorrelationID>"
     tid = "" if transaction_id is None else f"<TransactionID>{transaction_id}</TransactionID>"
     target = (
