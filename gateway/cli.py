@@ -148,6 +148,7 @@ def routes(ctx: click.Context, as_json: bool) -> None:
             "organisation_name": r.organisation_name,
             "connector": r.connector,
             "connector_type": by_name[r.connector].type,
+            "test_connector": r.test_connector,
             "mode": r.mode,
             "poll_interval": r.poll_interval,
             "timeout": r.timeout,

@@ -242,6 +242,9 @@ class RouteConfig:
     organisation: str
     connector: str
     organisation_name: str = ""
+    # GatewayTest=1 submissions go here instead (the council's test back office), as the Gateway
+    # sent them to the service's test system; None: to `connector`, told gateway_test.
+    test_connector: str | None = None
     poll_interval: int = 1
     timeout: float = 10
     retries: int = 3
@@ -265,6 +268,12 @@ class RouteConfig:
     # itself; a code, that council's (a council's own service under an organisation code of its
     # own, such as its electoral registration officer); "", no council's (the hub's own).
     council: str | None = None
+
+    def serving(self, gateway_test: bool) -> RouteConfig:
+        """The route as one submission takes it: a test one to `test_connector`, when set."""
+        if gateway_test and self.test_connector:
+            return replace(self, connector=self.test_connector)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,11 +613,12 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
 def _check_references(config: Config) -> None:
     names = {c.name for c in config.connectors}
     for route in config.routes:
-        if route.connector not in names:
-            raise ConfigError(
-                f"route {route.class_} @ {route.organisation} names connector "
-                f"'{route.connector}', which is not defined under [connectors]"
-            )
+        for named in (route.connector, route.test_connector):
+            if named is not None and named not in names:
+                raise ConfigError(
+                    f"route {route.class_} @ {route.organisation} names connector "
+                    f"'{named}', which is not defined under [connectors]"
+                )
     seen: set[tuple[str, str]] = set()
     for route in config.routes:
         key = (route.class_, route.organisation)

@@ -54,6 +54,7 @@ class RouteLine:
     organisation_name: str
     connector: str
     connector_type: str
+    test_connector: str | None
     auth_level: float
     credentials: str
     keys_required: bool
@@ -179,6 +180,7 @@ def route_lines(
             organisation_name=r.organisation_name,
             connector=r.connector,
             connector_type=connector_types.get(r.connector, ""),
+            test_connector=r.test_connector,
             auth_level=r.auth_level,
             credentials=r.credentials,
             keys_required=r.keys_required,

@@ -255,7 +255,9 @@ class DocumentSubmission:
         class_ = _opening(message)
         if envelope.body is None:
             raise GovTalkFault.of(1042, class_=class_)
-        route = self._routes.resolve(message.base_class, envelope.organisation, reply_class=class_)
+        route = self._routes.resolve(
+            message.base_class, envelope.organisation, reply_class=class_
+        ).serving(message.gateway_test)
         identity = (
             None
             if route.credentials == "ignore"

@@ -79,9 +79,8 @@ class ConnectorSet:
         """
         served: dict[str, dict[str, set[str]]] = {}
         for route in routes:
-            served.setdefault(route.connector, {}).setdefault(route.organisation, set()).add(
-                route.class_
-            )
+            for name in filter(None, (route.connector, route.test_connector)):
+                served.setdefault(name, {}).setdefault(route.organisation, set()).add(route.class_)
         for name, (_connector, ctx) in self._items.items():
             organisations = served.get(name, {})
             chosen = ctx.options.get("mail_organisation")

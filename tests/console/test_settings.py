@@ -62,6 +62,7 @@ def secret_config() -> dict[str, object]:
                 "class": "LA-PLANNING-TRIAL",
                 "organisation": "E08000024",
                 "connector": "supplier",
+                "test_connector": "supplier",
                 "auth_level": 0,
                 "credentials": "ignore",
             },
@@ -85,7 +86,9 @@ async def test_settings_show_routes_and_configuration_without_any_secret(
     assert "https://gw:••••••@backoffice.example/in?api_key=••••••&council=E1" in text
     assert "current_key k1" in text and "concurrency" in text
     assert re.search(
-        r"LA-PLANNING-TRIAL E08000024 supplier \(http-forward\) 0 credentials ignored", text
+        r"LA-PLANNING-TRIAL E08000024 supplier \(http-forward\) GatewayTest: supplier 0 "
+        r"credentials ignored",
+        text,
     )
 
     status, html = await page(
