@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from connectors.protocol import ConnectorContext
 from gateway.config import parse_config
 from gateway.errors import ConfigError
 from tests.conftest import HubFactory
@@ -57,3 +59,25 @@ def test_a_test_connector_must_be_defined() -> None:
                 "routes": [route(CLASS, "live", test_connector="nowhere")],
             }
         )
+
+
+def test_the_test_back_office_sends_mail_as_the_routes_council(tmp_path: Path) -> None:
+    live, trial = Misbehaving("live", "answer"), Misbehaving("trial", "answer")
+    connectors = connector_set(tmp_path, live, trial)
+    made: list[tuple[str, frozenset[str], str]] = []
+
+    def sender(organisation: str, classes: frozenset[str], ctx: ConnectorContext) -> Any:
+        made.append((organisation, classes, ctx.name))
+        return organisation
+
+    routes = parse_config(
+        {
+            "connectors": {"live": {"type": "test"}, "trial": {"type": "test"}},
+            "routes": [route(CLASS, "live", test_connector="trial")],
+        }
+    ).routes
+    connectors.attach_mail(routes, sender)
+    assert sorted(made) == [
+        ("TESTORG", frozenset({CLASS}), "live"),
+        ("TESTORG", frozenset({CLASS}), "trial"),
+    ]
