@@ -186,7 +186,7 @@ class DocumentSubmission:
         try:
             envelope = parse(raw, max_depth=self._config.limits.max_xml_depth)
             dsp_message(envelope.message)  # metrics and the request span (gateway/observability)
-            sender = envelope.sender.sender_id if envelope.sender else None
+            sender = envelope.sender_id
             reply = await self._route_message(envelope, endpoints, client_certificate, caller)
             # Only credentials the hub checked clear a sender's count: a poll's SenderDetails are
             # not checked, and clearing on them would let a guesser interleave polls forever.
@@ -347,8 +347,7 @@ class DocumentSubmission:
         Only here: polls and deletes check no credentials, so a lockout (which anyone can bring
         on a SenderID) must not stop its owner collecting answers already acknowledged."""
         if self._guard is not None:
-            sender = envelope.sender.sender_id if envelope.sender else None
-            locked = await self._guard.locked(sender, caller.remote, self._clock())
+            locked = await self._guard.locked(envelope.sender_id, caller.remote, self._clock())
             if locked is not None:
                 raise GovTalkFault.of(1046, locked.text(), class_=class_)
         identity = await self._checked_sender(envelope, class_, client_certificate)
@@ -574,7 +573,7 @@ class DocumentSubmission:
             number=first.number,
             text=first.text,
             class_=fault.class_ or (message.class_ if message else None),
-            sender=envelope.sender.sender_id if envelope and envelope.sender else None,
+            sender=envelope.sender_id if envelope else None,
         )
         return replies.error_reply(
             class_=fault.class_ or (message.class_ if message else None),

@@ -131,3 +131,8 @@ class Envelope:
     @property
     def organisation(self) -> str | None:
         return self.organisations[0] if self.organisations else None
+
+    @property
+    def sender_id(self) -> str | None:
+        """The SenderID the envelope names (claimed, not checked)."""
+        return self.sender.sender_id if self.sender else None

@@ -82,7 +82,7 @@ class PasswordBackend:
             )
         if auth.method == AuthMethod.MD5 and not self._allow_md5:
             raise GovTalkFault.of(1047, class_=class_)
-        sender_id = envelope.sender.sender_id if envelope.sender else None
+        sender_id = envelope.sender_id
         if not sender_id:
             raise GovTalkFault.of(
                 1046, "SenderID is required with password authentication", class_=class_
@@ -123,7 +123,7 @@ class PasswordBackend:
 def check_sender(envelope: Envelope, user_id: str, certificate: str, class_: str) -> None:
     """A SenderID, if the envelope gives one, must be the user the (`certificate`: client or
     signing) certificate is registered to; fault 1046 if not."""
-    sender_id = envelope.sender.sender_id if envelope.sender else None
+    sender_id = envelope.sender_id
     if sender_id and sender_id != user_id:
         raise GovTalkFault.of(
             1046,
