@@ -114,9 +114,7 @@ async def test_a_locked_out_sender_still_collects_and_deletes_its_answers(
             break
         await asyncio.sleep(0.05)
     assert answer.qualifier == "response", answer.errors
-    deleted = wire.delete(VIEW, own.correlation_id).replace(
-        "</MessageDetails>", "</MessageDetails>" + sender
-    )
+    deleted = wire.delete(VIEW, own.correlation_id, sender=sender)
     assert (await submit(hub, deleted)).qualifier == "response"
 
 

@@ -19,32 +19,27 @@ CLASS = "TEST-SERVICE"
 BODY = '<Ping xmlns="urn:test:ping">hello</Ping>'
 
 
+def config(**route_extra: Any) -> dict[str, Any]:
+    """A live and a trial back office, one route sending test submissions to the trial one."""
+    return {
+        "demo": False,
+        "connectors": {"live": {"type": "test"}, "trial": {"type": "test"}},
+        "routes": [route(CLASS, "live", test_connector="trial", **route_extra)],
+    }
+
+
 async def test_test_submissions_go_to_the_routes_test_connector(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
     live, trial = Misbehaving("live", "answer"), Misbehaving("trial", "answer")
-    hub = await hub_factory(
-        {
-            "demo": False,
-            "connectors": {"live": {"type": "test"}, "trial": {"type": "test"}},
-            "routes": [route(CLASS, "live", test_connector="trial", mode="sync")],
-        },
-        connectors=connector_set(tmp_path, live, trial),
-    )
+    hub = await hub_factory(config(mode="sync"), connectors=connector_set(tmp_path, live, trial))
     for test in (True, False):
         xml = wire.submission(CLASS, BODY, organisation="TESTORG", gateway_test=test)
         reply = wire.read(await hub.post(xml))
         assert reply.qualifier == "response", reply.errors
     # Queued (async) as well as answered at once (sync): the stored row names the test back office.
     xml = wire.submission(CLASS, BODY, organisation="TESTORG", gateway_test=True)
-    hub_async = await hub_factory(
-        {
-            "demo": False,
-            "connectors": {"live": {"type": "test"}, "trial": {"type": "test"}},
-            "routes": [route(CLASS, "live", test_connector="trial")],
-        },
-        connectors=connector_set(tmp_path, live, trial),
-    )
+    hub_async = await hub_factory(config(), connectors=connector_set(tmp_path, live, trial))
     answered = await poll_until_final(hub_async, CLASS, await acknowledged(hub_async, xml))
     assert answered.qualifier == "response", answered.errors
     assert [tx.gateway_test for tx in trial.calls] == [True, True]
@@ -70,12 +65,7 @@ def test_the_test_back_office_sends_mail_as_the_routes_council(tmp_path: Path) -
         made.append((organisation, classes, ctx.name))
         return organisation
 
-    routes = parse_config(
-        {
-            "connectors": {"live": {"type": "test"}, "trial": {"type": "test"}},
-            "routes": [route(CLASS, "live", test_connector="trial")],
-        }
-    ).routes
+    routes = parse_config(config()).routes
     connectors.attach_mail(routes, sender)
     assert sorted(made) == [
         ("TESTORG", frozenset({CLASS}), "live"),

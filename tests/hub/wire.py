@@ -87,7 +87,9 @@ def poll(class_: str, correlation_id: str, *, with_body: bool = False, sender: s
     )
 
 
-def delete(class_: str, correlation_id: str | None, *, transaction_id: str = "77") -> str:
+def delete(
+    class_: str, correlation_id: str | None, *, transaction_id: str = "77", sender: str = ""
+) -> str:
     cid = "" if correlation_id is None else f"<CorrelationID>{correlation_id}</CorrelationID>"
     return (
         '<?xml version="1.0"?>'
@@ -95,7 +97,7 @@ def delete(class_: str, correlation_id: str | None, *, transaction_id: str = "77
         "<EnvelopeVersion>2.0</EnvelopeVersion><Header><MessageDetails>"
         f"<Class>{class_}</Class><Qualifier>request</Qualifier><Function>delete</Function>"
         f"<TransactionID>{transaction_id}</TransactionID>{cid}"
-        "</MessageDetails></Header><GovTalkDetails><Keys/></GovTalkDetails><Body/></GovTalkMessage>"
+        f"</MessageDetails>{sender}</Header><GovTalkDetails><Keys/></GovTalkDetails><Body/></GovTalkMessage>"
     )
 
 
