@@ -407,6 +407,20 @@ class MailService:
     def _decrypt(self, row: MailMessageRow, name: str, blob: bytes) -> str:
         return self.crypto.decrypt(row.key_id, blob, field_aad(row.id, row.user_id, name))
 
+    def _to_council(self, row: MailMessageRow, original: MailMessageRow | None) -> MailMessage:
+        """A citizen's reply as its council's system receives it, decrypted."""
+        return MailMessage(
+            id=row.id,
+            organisation=row.organisation,
+            class_=row.class_,
+            keys={row.key_type: row.key_value},
+            subject=self._decrypt(row, "subject", row.subject_ct),
+            body=self._decrypt(row, "body", row.body_ct),
+            in_reply_to=row.in_reply_to,
+            in_reply_to_sender_message_id=original.sender_message_id if original else None,
+            sent_at=row.created_at,
+        )
+
     async def delete(self, user_id: str, message_id: str) -> None:
         async with self.db.transaction() as session:
             row = await session.get(MailMessageRow, message_id) if len(message_id) <= 32 else None
@@ -484,17 +498,7 @@ class MailService:
         target = self.lookup(row.class_, row.organisation) if self.lookup else None
         if target is None or not isinstance(target.connector, MailReceiver):
             return False  # listed by GET /api/council/mail/replies instead
-        message = MailMessage(
-            id=row.id,
-            organisation=row.organisation,
-            class_=row.class_,
-            keys={row.key_type: row.key_value},
-            subject=self._decrypt(row, "subject", row.subject_ct),
-            body=self._decrypt(row, "body", row.body_ct),
-            in_reply_to=row.in_reply_to,
-            in_reply_to_sender_message_id=original.sender_message_id if original else None,
-            sent_at=row.created_at,
-        )
+        message = self._to_council(row, original)
         ok = True
         try:
             await target.connector.receive_mail(message, target.ctx)
@@ -548,23 +552,7 @@ class MailService:
                     )
                 )
             }
-        out = []
-        for row in rows:
-            original = originals.get(row.in_reply_to or "")
-            out.append(
-                MailMessage(
-                    id=row.id,
-                    organisation=row.organisation,
-                    class_=row.class_,
-                    keys={row.key_type: row.key_value},
-                    subject=self._decrypt(row, "subject", row.subject_ct),
-                    body=self._decrypt(row, "body", row.body_ct),
-                    in_reply_to=row.in_reply_to,
-                    in_reply_to_sender_message_id=original.sender_message_id if original else None,
-                    sent_at=row.created_at,
-                )
-            )
-        return out
+        return [self._to_council(row, originals.get(row.in_reply_to or "")) for row in rows]
 
     async def expire(self, now: datetime | None = None) -> int:
         """Record an expiry report for each message that expired unread; idempotent."""
