@@ -28,7 +28,7 @@ from gateway.identity.authenticate import Authenticator
 from gateway.limits import AuthGuard
 from gateway.observability import dsp_message
 from gateway.routing.dispatcher import Dispatcher
-from gateway.routing.outcomes import errors_from_json, is_business
+from gateway.routing.outcomes import errors_from_json
 from gateway.routing.table import RouteTable
 from gateway.store import submissions as store
 from gateway.store.engine import Database
@@ -475,9 +475,11 @@ class DocumentSubmission:
         errors = errors_from_json(record.errors or [])
         if not errors:
             errors = [GovTalkError.of(1000, "The stored answer for this submission is incomplete")]
+        # A back office's business error carries its ErrorResponse whatever numbers it chose
+        # (reference §2): only such answers have an application; the hub's own 2005/3000 do not.
         body = (
             replies.error_response_body(errors, record.error_application or record.organisation)
-            if is_business(errors)
+            if record.error_application is not None
             else None
         )
         return replies.error_reply(errors=errors, body=body, **common)  # type: ignore[arg-type]
@@ -565,7 +567,7 @@ class DocumentSubmission:
     def _error(
         self, fault: GovTalkFault, envelope: Envelope | None, endpoints: Endpoints
     ) -> Envelope:
-        message = envelope.message if envelope else None
+        message = envelope.message if envelope else fault.echo
         first = fault.first
         audit(
             "dsp.refused",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from gateway.govtalk.model import MessageDetails
 
 ErrorType = Literal["fatal", "recoverable", "business", "warning", "schema"]
 
@@ -93,6 +96,9 @@ class GovTalkFault(Exception):
 
     errors: list[GovTalkError] = field(default_factory=list)
     class_: str | None = None  # None when the class is not yet known: reply uses UndefinedClass
+    # The header fields of an envelope that could not be parsed whole, where they are readable
+    # enough to echo (TransactionID, CorrelationID, Function, GatewayTest).
+    echo: MessageDetails | None = None
 
     def __post_init__(self) -> None:
         Exception.__init__(self, "; ".join(f"{e.number}: {e.text}" for e in self.errors))

@@ -30,6 +30,10 @@ DEFAULT_MAX_DEPTH = 64
 MAX_SCHEMA_ERRORS = 10
 # A Class longer than any valid one is not echoed: the error reply says UndefinedClass instead.
 _MAX_ECHOED_CLASS = 32
+# The envelope schema's own types, for echoing header fields of an envelope it refused.
+_FUNCTIONS = frozenset({"submit", "delete", "list", "read", "add"})
+_TRANSACTION_ID = re.compile(r"[0-9A-F]{1,32}")
+_CORRELATION_ID = re.compile(r"[0-9A-F]{32}")
 
 _DOCTYPE_MARKERS = (
     b"<!DOCTYPE",
@@ -308,6 +312,23 @@ def _read_class(root: etree._Element) -> str | None:
     return text
 
 
+def _salvage(root: etree._Element, class_: str | None) -> MessageDetails:
+    """What an error reply can echo of an envelope that failed: only values valid in a reply."""
+    md = _first(root, "Header", "MessageDetails")
+    child = (_by_name(md) if md is not None else {}).get
+    transaction_id = _text(child("TransactionID")) or ""
+    correlation_id = (_text(child("CorrelationID")) or "").upper()
+    function = _text(child("Function"))
+    return MessageDetails(
+        class_=class_ or "",
+        qualifier="",
+        function=function if function in _FUNCTIONS else None,
+        transaction_id=transaction_id if _TRANSACTION_ID.fullmatch(transaction_id) else None,
+        correlation_id=correlation_id if _CORRELATION_ID.fullmatch(correlation_id) else None,
+        gateway_test=_text(child("GatewayTest")) == "1",
+    )
+
+
 def resolve_error_path(tree: etree._ElementTree, path: str | None) -> str | None:
     """Turn libxml2's node path (/*/*[2] for default namespaces) into a readable location."""
     if not path:
@@ -383,7 +404,18 @@ def parse(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Envelope:
             text = f"The root element must be GovTalkMessage in namespace {ENVELOPE_NS!r}"
         raise _fault(text, location="/" + qname.localname)
     class_ = _read_class(root)
+    try:
+        return _checked(root, tree, class_)
+    except GovTalkFault as fault:
+        # The checks beyond the schema raise without knowing the class; the reply should echo it,
+        # and what it can of the header (clients match replies by TransactionID).
+        fault.class_ = fault.class_ or class_
+        fault.echo = fault.echo or _salvage(root, fault.class_)
+        raise
 
+
+def _checked(root: etree._Element, tree: etree._ElementTree, class_: str | None) -> Envelope:
+    """The envelope, once its Body's shape and the schema are checked."""
     body_el = _first(root, "Body")
     payload: etree._Element | None = None
     if body_el is not None:
@@ -404,12 +436,7 @@ def parse(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Envelope:
         payload = children[0] if children else None
 
     _validate(tree, class_)
-    try:
-        return _build(root, payload, tree)
-    except GovTalkFault as fault:
-        # The checks beyond the schema raise without knowing the class; the reply should echo it.
-        fault.class_ = fault.class_ or class_
-        raise
+    return _build(root, payload, tree)
 
 
 def _build(
@@ -453,7 +480,7 @@ def _message_details(md: etree._Element) -> MessageDetails:
         poll_interval=poll_interval,
         transformation=_text(child("Transformation")),
         gateway_test=_text(child("GatewayTest")) == "1",
-        gateway_timestamp=_text(child("GatewayTimestamp")),
+        gateway_timestamp=_opt(_text(child("GatewayTimestamp"))),
     )
 
 

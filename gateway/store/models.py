@@ -109,6 +109,7 @@ class Submission(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Final GovTalk errors as [{number, text, raised_by, type, locations}] and the application name.
     errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Set ("" at least) exactly when the answer is a back office's BusinessError.
     error_application: Mapped[str | None] = mapped_column(String(128))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime())

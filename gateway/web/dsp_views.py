@@ -15,7 +15,25 @@ def endpoints_for(request: web.Request) -> Endpoints:
     public = request.app[CONFIG].server.public_url
     if public:
         return Endpoints(public.rstrip("/"))
-    return Endpoints(f"{request.scheme}://{request.host}")
+    return Endpoints(f"{request.scheme}://{_host(request)}")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _host(request: web.Request) -> str:
+    """Where the client reached the hub: its Host header, else the socket it connected to."""
+    if request.headers.get("Host"):
+        return request.host
+    # An HTTP/1.0 client may send no Host; aiohttp then gives the bare address, and a poll URL
+    # without the port would send the client's polls elsewhere.
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(sockname, tuple) or len(sockname) < 2:
+        return request.host
+    address, port = str(sockname[0]), int(sockname[1])
+    host = f"[{address}]" if ":" in address else address
+    return host if _DEFAULT_PORTS.get(request.scheme) == port else f"{host}:{port}"
 
 
 def client_certificate(request: web.Request) -> bytes | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from lxml import etree
 
 from examples.supplier_backoffice.app import STATE, make_app
@@ -212,3 +213,50 @@ async def test_http_forward_route_to_the_example_supplier(hub_factory, tmp_path:
         recovered = await cycle("10000002")
         assert recovered.qualifier == "response"
         assert supplier[STATE].requests >= 4
+
+
+async def test_a_back_offices_own_error_numbers_reach_the_client_with_its_detail(
+    hub_factory,
+) -> None:
+    # Departments number their own business rules; the client still gets the ErrorResponse
+    # detail (reference §2), as for 3001, while the hub's own 3000 carries none.
+    answers = [
+        {
+            "outcome": "business_error",
+            "application": "Revenues and Benefits",
+            "errors": [{"number": 7001, "text": "Account closed", "locations": ["/X/Ref"]}],
+        },
+        {"outcome": "failed", "reason": "the ledger is being rebuilt"},
+    ]
+
+    async def back_office(request: web.Request) -> web.Response:
+        return web.json_response(answers.pop(0))
+
+    app = web.Application()
+    app.router.add_post("/transactions", back_office)
+    async with serving(app) as url:
+        hub = await hub_factory(
+            {
+                "connectors": {"dept": {"type": "http-forward", "url": f"{url}/transactions"}},
+                "routes": [
+                    {
+                        "class": "LA-CTAX-VIEW",
+                        "organisation": "DEPT",
+                        "connector": "dept",
+                        "auth_level": 0,
+                    }
+                ],
+            }
+        )
+        replies = []
+        for _ in answers[:]:
+            xml = wire.submission("LA-CTAX-VIEW", "<X><Ref>1</Ref></X>", organisation="DEPT")
+            replies.append(
+                await poll_until_final(hub, "LA-CTAX-VIEW", await acknowledged(hub, xml))
+            )
+    business, failed = replies
+    assert business.error_number == 7001
+    assert business.body is not None and etree.QName(business.body).localname == "ErrorResponse"
+    assert "Account closed" in etree.tostring(business.body).decode()
+    assert "Revenues and Benefits" in etree.tostring(business.body).decode()
+    assert failed.error_number == 3000 and failed.body is None

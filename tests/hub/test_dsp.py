@@ -484,3 +484,62 @@ async def test_response_endpoint_follows_configuration(hub_factory) -> None:
 async def test_response_endpoint_follows_host_header(hub: Hub) -> None:
     reply = wire.read(await hub.post(view_submission(), headers={"Host": "councilhub.test:9000"}))
     assert reply.endpoint == "http://councilhub.test:9000/poll"
+
+
+async def test_empty_gateway_test_and_timestamp_mean_absent(hub: Hub) -> None:
+    # Real client software writes <GatewayTest/> and <GatewayTimestamp/> on every request, as
+    # it writes <CorrelationID/>: a live submission, and its delete, with no client time.
+    xml = view_submission().replace(
+        "<Transformation>XML</Transformation>",
+        "<Transformation>XML</Transformation><GatewayTest/><GatewayTimestamp/>",
+    )
+    ack = await submit(hub, xml)
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    async with hub.app[DB].read() as session:
+        stored = await session.get(Submission, ack.correlation_id)
+    assert stored is not None and not stored.gateway_test and stored.backdated_to is None
+    delete = wire.delete(VIEW, ack.correlation_id).replace(
+        "</MessageDetails>", "<GatewayTimestamp/></MessageDetails>"
+    )
+    deleted = wire.read(await hub.post(delete))
+    assert (deleted.qualifier, deleted.function) == ("response", "delete"), deleted.errors
+
+
+async def test_a_refused_envelope_echoes_what_the_client_matches_replies_by(hub: Hub) -> None:
+    # A delete the schema refuses still tells the client which of its messages failed.
+    invalid = wire.delete(VIEW, "a" * 32, transaction_id="0099").replace(
+        "</MessageDetails>", "<Unexpected/></MessageDetails>"
+    )
+    reply = wire.read(await hub.post(invalid))
+    assert reply.error_number == 1001
+    assert (reply.function, reply.transaction_id, reply.correlation_id) == (
+        "delete",
+        "0099",
+        "A" * 32,
+    )
+    # Values the schema forbids are not echoed: the reply itself must stay schema-valid.
+    garbled = invalid.replace("0099", "not-hex").replace("a" * 32, "short")
+    garbled = garbled.replace("<Function>delete</Function>", "<Function>erase</Function>")
+    reply = wire.read(await hub.post(garbled))
+    assert reply.error_number == 1001
+    assert (reply.function, reply.transaction_id, reply.correlation_id) == ("submit", None, None)
+
+
+async def test_an_http10_client_without_host_is_given_a_reachable_poll_url(hub: Hub) -> None:
+    host, port = hub.url.removeprefix("http://").split(":")
+    body = view_submission().encode()
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /submission HTTP/1.0\r\nContent-Type: text/xml\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split()[1] == b"200"
+    reply = wire.read(payload)
+    assert reply.qualifier == "acknowledgement", reply.errors
+    assert reply.endpoint == hub.poll_url
