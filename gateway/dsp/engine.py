@@ -315,8 +315,14 @@ class DocumentSubmission:
         announce()
         interval = route.poll_interval
         if sync:
-            final = await self._dispatcher.process(submission)
-            record = await store.get(self._db, correlation_id)
+            try:
+                final = await self._dispatcher.process(submission)
+                record = await store.get(self._db, correlation_id)
+            except Exception:
+                # Committed, so the client must get its CorrelationID whatever failed since: a
+                # refusal would have it resubmit a transaction the lease will still deliver.
+                log.exception("dsp.sync_answer_failed")
+                final = record = None
             if final is not None and record is not None:
                 return self._answer(record, interval, endpoints)
         elif direct:

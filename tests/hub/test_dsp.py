@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from gateway.demo import citizens_list
 from gateway.govtalk.credentials import md5_value
+from gateway.store import submissions as store
 from gateway.store.models import Submission
 from gateway.web.keys import DB
 from tests.conftest import Hub
@@ -460,6 +462,36 @@ async def test_sync_route_answers_the_submission_directly(hub_factory) -> None:
     assert reply.correlation_id and reply.body is not None
     deleted = wire.read(await hub.post(wire.delete(VIEW, reply.correlation_id)))
     assert deleted.function == "delete"
+
+
+async def test_a_sync_route_failing_after_the_commit_still_gives_the_correlation_id(
+    hub_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database dropping out between the commit and the answer cannot be staged for real at
+    # that instant: the first read of the answer fails, as a lost connection would.
+    _citizen, enrolment = demo()
+    route = {
+        "class": VIEW,
+        "organisation": enrolment.organisation,
+        "connector": f"council-{enrolment.organisation}",
+        "mode": "sync",
+        "timeout": 0.5,
+    }
+    hub = await hub_factory({"routes": [route], "dispatcher": {"lease_margin_seconds": 0.5}})
+    read = store.get
+    failures = [ConnectionResetError("connection to the database lost")]
+
+    async def get_failing_once(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(store, "get", get_failing_once)
+    reply = await submit(hub, view_submission())
+    # Committed, so acknowledged: refused, the client would resubmit and be served twice.
+    assert reply.qualifier == "acknowledgement", reply.errors
+    assert reply.correlation_id and not failures
+    assert (await poll_until_final(hub, VIEW, reply.correlation_id)).qualifier == "response"
 
 
 async def test_poll_interval_is_per_class(hub_factory) -> None:
