@@ -28,7 +28,6 @@ from gateway.journeys.definition import JourneyDefinition, JourneyRequestError, 
 from gateway.routing.dispatcher import Dispatcher
 from gateway.routing.outcomes import errors_from_json
 from gateway.routing.table import RouteTable
-from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.journey_models import (
     ACTIVE_LEG_STATES,
@@ -45,7 +44,7 @@ from gateway.store.journey_models import (
     Journey,
     JourneyLeg,
 )
-from gateway.store.models import ERROR, PENDING_STATES
+from gateway.store.models import ERROR, PENDING_STATES, Submission
 
 log = structlog.get_logger("gateway.journeys")
 
@@ -265,7 +264,7 @@ class Coordinator:
         return True
 
     async def _collect(self, journey: Journey, legs: list[JourneyLeg], leg: JourneyLeg) -> bool:
-        record = await store.get(self._db, leg.correlation_id) if leg.correlation_id else None
+        record = await self._leg_submission(leg.correlation_id) if leg.correlation_id else None
         if record is not None and record.state in PENDING_STATES:
             return False
         definition = DEFINITIONS[journey.kind]
@@ -278,7 +277,7 @@ class Coordinator:
                 outcome = "succeeded"
             return await self._succeeded(journey, legs, leg, outcome, record.response_body)
         if record is None:
-            error = f"the submission {leg.correlation_id} was deleted before it was answered"
+            error = f"the submission {leg.correlation_id} is no longer stored"
         else:
             errors = errors_from_json(record.errors or [])
             error = "; ".join(f"{e.number} {e.text}" for e in errors) or "no answer recorded"
@@ -292,6 +291,12 @@ class Coordinator:
                 legs=[(leg, SUBMITTED, {"state": PENDING, "history": history, "error": error})],
             )
         return await self._failed(journey, legs, leg, SUBMITTED, error, history=history)
+
+    async def _leg_submission(self, correlation_id: str) -> Submission | None:
+        """A leg's submission, deleted or not: a delete before the answer only removes the
+        client's copy, and the back office still applies it (reference §3.8)."""
+        async with self._db.read() as session:
+            return await session.get(Submission, correlation_id)
 
     async def _succeeded(
         self, journey: Journey, legs: list[JourneyLeg], leg: JourneyLeg, outcome: str, body: bytes

@@ -236,6 +236,39 @@ async def test_failing_open_compensates_the_close(start_hub: StartHub) -> None:
     assert await hub.connector("electoral-E08000024").notifications() == []
 
 
+async def test_a_leg_deleted_before_its_answer_still_counts(start_hub: StartHub) -> None:
+    # A delete before the answer only removes the client's copy; the back office still applies
+    # the leg (reference §3.8), so the journey must neither undo the close nor open twice.
+    hub = await start_hub()
+    council = hub.connector(f"council-{SUNDERLAND}")
+    opening = asyncio.Event()
+    release = asyncio.Event()
+    opens: list[str] = []
+    handle = council.handle
+
+    async def held_open(tx: Any, ctx: Any) -> Any:
+        if tx.class_ == "LA-CTAX-OPEN":
+            opens.append(tx.correlation_id)
+            opening.set()
+            await release.wait()
+        return await handle(tx, ctx)
+
+    council.handle = held_open
+    ack = await submit(hub, request())
+    assert ack.correlation_id
+    await asyncio.wait_for(opening.wait(), 10)
+    deleted = wire.read(await hub.post(wire.delete("LA-CTAX-OPEN", opens[0])))
+    assert (deleted.qualifier, deleted.function) == ("response", "delete")
+    await asyncio.sleep(1)  # the coordinator checks the journey every 0.05 s meanwhile
+    release.set()
+    reply = await final(hub, ack.correlation_id)
+    assert report_text(reply, "Status") == "completed"
+    assert legs(reply)["open"]["Status"] == "succeeded"
+    assert len(opens) == 1
+    closed = await hub.connector(f"council-{SEDGEMOOR}").store.account(old_account())
+    assert closed.closed_from is not None
+
+
 async def test_restart_mid_journey_completes(start_hub: StartHub, tmp_path: Any) -> None:
     data_dir = tmp_path / "shared"
     first = await start_hub(er={"delay_seconds": 0.5}, data_dir=data_dir)
