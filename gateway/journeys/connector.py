@@ -29,9 +29,10 @@ from gateway.journeys import report
 from gateway.journeys.change_of_address import RequestRejected, from_xml
 from gateway.journeys.coordinator import BY_CLASS, Citizen, Coordinator
 from gateway.journeys.definition import JourneyRequestError
-from gateway.store.journey_models import FINAL_JOURNEY_STATES
+from gateway.store.journey_models import CHECKED_NOT_PROCESSED, FINAL_JOURNEY_STATES
 
 APPLICATION = "Government Gateway joined-up transactions"
+TIL_EXPLANATION = "Test in live: every step was checked; nothing was sent to any council"
 
 
 class JourneyConnector:
@@ -62,20 +63,23 @@ class JourneyConnector:
         definition = BY_CLASS.get(tx.class_)
         if definition is None:
             return Failed(f"no joined-up transaction is defined for class {tx.class_}")
-        if tx.test_in_live:
-            return Failed("joined-up transactions have no test-in-live mode")
-        found = await coordinator.journey(tx.correlation_id)
+        found = None if tx.test_in_live else await coordinator.journey(tx.correlation_id)
         if found is None:
             if not tx.identity.user_id:
                 return _refused("a joined-up transaction needs a signed-on citizen", "/")
+            citizen = Citizen(tx.identity.user_id, tx.identity.auth_method, tx.identity.auth_level)
             try:
                 request = from_xml(tx.body)
+                if tx.test_in_live:
+                    # Every check a live journey makes, and the legs it would run; none is sent.
+                    journey, legs = await coordinator.plan(
+                        definition, request, citizen, tx.correlation_id, "dsp"
+                    )
+                    journey.state = CHECKED_NOT_PROCESSED
+                    journey.explanation = TIL_EXPLANATION
+                    return Response(report.as_xml(journey, legs))
                 await coordinator.start(
-                    definition,
-                    request,
-                    Citizen(tx.identity.user_id, tx.identity.auth_method, tx.identity.auth_level),
-                    correlation_id=tx.correlation_id,
-                    channel="dsp",
+                    definition, request, citizen, correlation_id=tx.correlation_id, channel="dsp"
                 )
             except RequestRejected as exc:
                 return BusinessError(exc.errors, APPLICATION)

@@ -99,6 +99,22 @@ class Coordinator:
     ) -> str:
         """Create a journey (idempotent on correlation_id); JourneyRequestError when the citizen
         may not make it. The request is already normalised."""
+        journey, legs = await self.plan(definition, request, citizen, correlation_id, channel)
+        if await records.create(self._db, journey, legs):
+            log.info("journey.started", correlation_id=journey.correlation_id, kind=definition.kind)
+        self.wake()
+        return journey.correlation_id
+
+    async def plan(
+        self,
+        definition: JourneyDefinition,
+        request: dict[str, Any],
+        citizen: Citizen,
+        correlation_id: str | None = None,
+        channel: str = "api",
+    ) -> tuple[Journey, list[JourneyLeg]]:
+        """The journey and its legs as they would start, checked but not stored (also what a
+        test-in-live submission is answered with); JourneyRequestError as for start."""
         await self._check(definition, request, citizen)
         cid = correlation_id or replies.new_correlation_id()
         now = self._clock()
@@ -131,10 +147,7 @@ class Coordinator:
             )
             for n, spec in enumerate(definition.legs)
         ]
-        if await records.create(self._db, journey, legs):
-            log.info("journey.started", correlation_id=cid, kind=definition.kind)
-        self.wake()
-        return cid
+        return journey, legs
 
     async def _check(
         self, definition: JourneyDefinition, request: Mapping[str, Any], citizen: Citizen

@@ -16,6 +16,8 @@ COMPLETED = "completed"
 COMPLETED_WITH_COMPENSATION = "completed_with_compensation"
 FAILED = "failed"
 FINAL_JOURNEY_STATES = (COMPLETED, COMPLETED_WITH_COMPENSATION, FAILED)
+# Only ever in a test-in-live answer: a journey checked, never stored or run.
+CHECKED_NOT_PROCESSED = "checked_not_processed"
 
 # Leg states. 'skipped': never started because an earlier leg failed.
 PENDING = "pending"

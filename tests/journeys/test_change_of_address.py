@@ -16,6 +16,7 @@ from gateway.demo import citizens_list
 from gateway.journeys import records
 from gateway.journeys.change_of_address import build_xml
 from gateway.store.engine import Database
+from gateway.web.keys import DB
 from tests.hub import wire
 from tests.journeys.conftest import ER, SEDGEMOOR, SUNDERLAND, JourneyHub, StartHub
 
@@ -62,10 +63,12 @@ def request(postcode: str = "SR6 9NN", uprn: str | None = None) -> dict[str, Any
     }
 
 
-async def submit(hub: JourneyHub, data: dict[str, Any], user: Any = None) -> wire.Reply:
+async def submit(
+    hub: JourneyHub, data: dict[str, Any], user: Any = None, class_: str = CLASS
+) -> wire.Reply:
     citizen = user or mover()
     xml = wire.submission(
-        CLASS,
+        class_,
         build_xml(data).decode(),
         user=citizen.user_id,
         password=citizen.password,
@@ -74,9 +77,9 @@ async def submit(hub: JourneyHub, data: dict[str, Any], user: Any = None) -> wir
     return wire.read(await hub.post(xml))
 
 
-async def final(hub: JourneyHub, cid: str, tries: int = 400) -> wire.Reply:
+async def final(hub: JourneyHub, cid: str, tries: int = 400, class_: str = CLASS) -> wire.Reply:
     for _ in range(tries):
-        reply = wire.read(await hub.post(wire.poll(CLASS, cid), path="/poll"))
+        reply = wire.read(await hub.post(wire.poll(class_, cid), path="/poll"))
         if reply.qualifier != "acknowledgement":
             return reply
         await asyncio.sleep(0.05)
@@ -267,6 +270,27 @@ async def test_a_leg_deleted_before_its_answer_still_counts(start_hub: StartHub)
     assert len(opens) == 1
     closed = await hub.connector(f"council-{SEDGEMOOR}").store.account(old_account())
     assert closed.closed_from is not None
+
+
+async def test_test_in_live_checks_every_step_and_sends_none(start_hub: StartHub) -> None:
+    hub = await start_hub()
+    ack = await submit(hub, request(), class_=f"{CLASS}-TIL")
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    reply = await final(hub, ack.correlation_id, class_=f"{CLASS}-TIL")
+    assert reply.qualifier == "response", reply.errors
+    assert report_text(reply, "Status") == "checked_not_processed"
+    assert "nothing was sent" in report_text(reply, "Explanation")
+    assert {leg["Status"] for leg in legs(reply).values()} == {"pending"}
+    assert await records.get(hub.app[DB], ack.correlation_id) is None
+    account = await hub.connector(f"council-{SEDGEMOOR}").store.account(old_account())
+    assert account.closed_from is None
+    # The checks are the live ones: a citizen not enrolled for the old account is refused.
+    stranger = citizens_list()[0]  # DEMO0SUN0001: not enrolled at Sedgemoor
+    refused = await submit(hub, request(), user=stranger, class_=f"{CLASS}-TIL")
+    assert refused.correlation_id
+    answer = await final(hub, refused.correlation_id, class_=f"{CLASS}-TIL")
+    assert answer.error_number == 3001 and "not enrolled" in answer.errors[0]["text"]
 
 
 async def test_restart_mid_journey_completes(start_hub: StartHub, tmp_path: Any) -> None:
