@@ -525,6 +525,16 @@ class DocumentSubmission:
             raise GovTalkFault.of(
                 1046, "A data request needs the same credentials as the submissions", class_=class_
             )
+        # The report hands out CorrelationIDs, each a capability to read its answer: a password
+        # alone must not reach answers that took a certificate to ask for.
+        needed = self._routes.auth_level(message.base_class)
+        if needed >= 2 and identity.auth_level < 2:
+            raise GovTalkFault.of(
+                1046,
+                f"A data request for Class '{class_}' needs a certificate, as its submissions do "
+                f"(level {needed:g}): use mutual TLS or a W3Csigned envelope",
+                class_=class_,
+            )
         filt = parse_list_filter(envelope.body)
         listing = partial(
             store.for_sender, self._db, sender_id=identity.user_id, class_=class_, end=filt.end

@@ -52,6 +52,10 @@ class RouteTable:
             )
         return route
 
+    def auth_level(self, class_: str) -> float:
+        """The strongest authentication any organisation asks for this Class (0 if unrouted)."""
+        return max((r.auth_level for r in self._by_class.get(class_, ())), default=0)
+
     def organisations(self) -> dict[str, str]:
         """Organisation code → name, as the routes declare them."""
         out: dict[str, str] = {}

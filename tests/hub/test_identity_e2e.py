@@ -164,6 +164,29 @@ async def test_level_2_route_needs_a_certificate(hub_factory) -> None:
     assert wire.read(await hub.post(signed)).qualifier == "acknowledgement"
 
 
+async def test_a_data_request_for_a_level_2_class_needs_a_certificate_too(hub_factory) -> None:
+    # Its report holds CorrelationIDs, each a capability to read an answer that took a
+    # certificate to ask for.
+    route = {
+        "class": VIEW,
+        "organisation": ENROLMENT.organisation,
+        "connector": f"council-{ENROLMENT.organisation}",
+        "auth_level": 2,
+    }
+    hub = await hub_factory({"routes": [route]}, https=True)
+    cert, key = certificate_paths(hub.config, CITIZEN.user_id)
+    ack = await https_post(hub, unsigned(), cert, key)
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    listing = wire.data_request(VIEW, CITIZEN.user_id, CITIZEN.password)
+    refused = wire.read(await hub.post(listing))
+    assert refused.error_number == 1046 and "needs a certificate" in refused.errors[0]["text"]
+    assert ack.correlation_id not in refused.raw.decode()
+    listed = await https_post(hub, listing, cert, key)
+    assert listed.qualifier == "response", listed.errors
+    assert ack.correlation_id in listed.raw.decode()
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_curl_with_a_client_certificate(tls_hub: Hub, tmp_path: Path) -> None:
     cert, key = certificate_paths(tls_hub.config, CITIZEN.user_id)
