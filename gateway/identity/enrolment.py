@@ -7,9 +7,11 @@ match the hub posts an activation PIN (single use, valid `pin_validity`) to the 
 organisation holds. Activating with the PIN makes the enrolment active: its identifiers become
 the Keys that submissions must carry. Wrong PINs count as failed attempts too.
 
-Every read-modify-write happens inside one `db.transaction()` (BEGIN IMMEDIATE on SQLite), so
-concurrent attempts cannot both slip under the attempt limit. The connector is asked, and PINs are
-hashed, *before* that transaction, so the write lock is never held across a back-office call.
+Every read-modify-write happens inside one `db.transaction()` (BEGIN IMMEDIATE on SQLite) that
+locks what it counts on (the enrolment row; for known facts the citizen's row first, as the
+enrolment may not exist yet), so concurrent attempts cannot both slip under the attempt limit on
+PostgreSQL either. The connector is asked, and PINs are hashed, *before* that transaction, so no
+lock is ever held across a back-office call.
 """
 
 from __future__ import annotations
@@ -310,7 +312,13 @@ class EnrolmentService:
         pin_hash = await asyncio.to_thread(hash_secret, pin) if result.match else None
 
         async def load(session: AsyncSession, now: datetime) -> EnrolmentRow:
-            row = await _find(session, user_id, class_, organisation)
+            # The citizen's row serialises attempts that would each create the enrolment.
+            await session.execute(
+                select(Citizen.user_id)
+                .where(Citizen.user_id == user_id)
+                .with_for_update(key_share=True)
+            )
+            row = await _find(session, user_id, class_, organisation, lock=True)
             if row is None:
                 row = EnrolmentRow(
                     user_id=user_id,
@@ -383,7 +391,7 @@ class EnrolmentService:
             return None
 
         return await self._attempt(
-            lambda session, _now: _own(session, user_id, enrolment_id),
+            lambda session, _now: _own(session, user_id, enrolment_id, lock=True),
             self._refuse_activation,
             settle,
         )
@@ -507,17 +515,21 @@ class EnrolmentService:
         return kind(f"{reason}; {remaining} attempt{plural} remaining", remaining)
 
 
-async def _own(session: AsyncSession, user_id: str, enrolment_id: int) -> EnrolmentRow:
-    row = await session.get(EnrolmentRow, enrolment_id)
+async def _own(
+    session: AsyncSession, user_id: str, enrolment_id: int, *, lock: bool = False
+) -> EnrolmentRow:
+    """The user's enrolment; `lock` holds its row until the transaction ends."""
+    row = await session.get(EnrolmentRow, enrolment_id, with_for_update=lock)
     if row is None or row.user_id != user_id:
         raise EnrolmentNotFound(f"you have no enrolment {enrolment_id}")
     return row
 
 
 async def _find(
-    session: AsyncSession, user_id: str, class_: str, organisation: str
+    session: AsyncSession, user_id: str, class_: str, organisation: str, *, lock: bool = False
 ) -> EnrolmentRow | None:
-    found = await session.scalars(
+    """The user's enrolment for (class, organisation); `lock` as for `_own`."""
+    query = (
         select(EnrolmentRow)
         .where(
             EnrolmentRow.user_id == user_id,
@@ -527,6 +539,7 @@ async def _find(
         .order_by(EnrolmentRow.id)
         .limit(1)
     )
+    found = await session.scalars(query.with_for_update() if lock else query)
     return found.first()
 
 

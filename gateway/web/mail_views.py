@@ -31,7 +31,7 @@ import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -43,7 +43,12 @@ from gateway.errors import ProblemError
 from gateway.identity.enrolment import route_lookup
 from gateway.limits import is_loopback
 from gateway.services.mail.crypto import MailCrypto
-from gateway.services.mail.service import ConnectorMail, MailService, report_json
+from gateway.services.mail.service import (
+    MAX_REPORT_ID,
+    ConnectorMail,
+    MailService,
+    report_json,
+)
 from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import json_object
 from gateway.web.identity_views import LETTERS, citizen_from_request
@@ -166,6 +171,12 @@ def _when(value: str | None) -> datetime | None:
         raise ProblemError(400, "Bad Request", "'expires_at' must be ISO 8601") from None
     if when.tzinfo is None:
         raise ProblemError(400, "Bad Request", "'expires_at' needs a time zone")
+    try:
+        when.astimezone(UTC)  # stored in UTC: an offset can carry it past the year 9999
+    except OverflowError:
+        raise ProblemError(
+            400, "Bad Request", "'expires_at' is out of range: in UTC it falls outside 0001-9999"
+        ) from None
     return when
 
 
@@ -245,8 +256,13 @@ async def council_expired_view(request: web.Request) -> web.Response:
     organisation = council_from_request(request)
     try:
         since = int(request.query.get("since", "0"))
+        # Beyond the id column's range the database refuses the number (500, not an answer).
+        if not 0 <= since <= MAX_REPORT_ID:
+            raise ValueError(since)
     except ValueError:
-        raise ProblemError(400, "Bad Request", "'since' must be a report id") from None
+        raise ProblemError(
+            400, "Bad Request", f"'since' must be a report id (0 to {MAX_REPORT_ID})"
+        ) from None
     reports = await request.app[MAIL].expiry_reports(organisation, since)
     return web.json_response({"reports": [report_json(r) for r in reports]})
 

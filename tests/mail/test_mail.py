@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from connectors.protocol import ConnectorContext
+from connectors.protocol import ConnectorContext, MailMessage
 from connectors.simcouncil.connector import SimulatedCouncilConnector
 from gateway.config import parse_config
 from gateway.demo import SEDGEMOOR, SUNDERLAND
@@ -438,3 +438,99 @@ async def test_pin_letters_stay_out_of_the_mailbox_by_default(mhub: MailHub) -> 
     assert status == 202, data
     status, data = await mhub.call("GET", "/api/mail", auth=citizen(NEW))
     assert data["messages"] == []
+
+
+@pytest.mark.postgres
+async def test_concurrent_sends_cannot_overfill_the_mailbox(
+    pg_url: str, mail_hub_factory: MailHubFactory
+) -> None:
+    # SQLite's one writer hides the race; PostgreSQL's READ COMMITTED lets every sender count
+    # the same free room unless sends to one citizen take turns.
+    hub: MailHub = await mail_hub_factory({"capacity": 3}, database={"url": pg_url})
+    results = await asyncio.gather(*(hub.council_send(account_ref(SUN)) for _ in range(12)))
+    assert sorted(status for status, _ in results) == [201] * 3 + [507] * 9, results
+    status, data = await hub.call("GET", "/api/mail", auth=citizen(SUN))
+    assert status == 200 and len(data["messages"]) == 3
+
+
+async def test_a_refused_reply_is_retried_with_backoff_past_replies_no_connector_takes(
+    mail_hub_factory: MailHubFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub: MailHub = await mail_hub_factory()
+    real_lookup = hub.mail.lookup
+    assert real_lookup is not None
+    # Sedgemoor's back office takes no pushed replies (as an http-forward supplier's): its
+    # replies are read through GET /api/council/mail/replies and are never "delivered".
+    monkeypatch.setattr(
+        hub.mail, "lookup", lambda cls, org: None if org == SEDGEMOOR else real_lookup(cls, org)
+    )
+    to_sed = await send_ok(hub, account_ref(SED, SEDGEMOOR), organisation=SEDGEMOOR)
+    for i in range(100):  # as many as a background pass takes
+        status, data = await hub.call(
+            "POST", f"/api/mail/{to_sed}/reply", json={"body": f"r{i}"}, auth=citizen(SED)
+        )
+        assert status == 201 and data["delivered"] is False
+    hub.clock.advance(timedelta(seconds=1))
+
+    # Sunderland's back office refuses twice (a blip), then takes it.
+    refusals = [ConnectionError("back office blip")] * 2
+    calls: list[str] = []
+    real_receive = SimulatedCouncilConnector.receive_mail
+
+    async def flaky(
+        self: SimulatedCouncilConnector, message: MailMessage, ctx: ConnectorContext
+    ) -> None:
+        calls.append(message.id)
+        if refusals:
+            raise refusals.pop()
+        await real_receive(self, message, ctx)
+
+    monkeypatch.setattr(SimulatedCouncilConnector, "receive_mail", flaky)
+    to_sun = await send_ok(hub, account_ref(SUN))
+    status, data = await hub.call(
+        "POST", f"/api/mail/{to_sun}/reply", json={"body": "please"}, auth=citizen(SUN)
+    )
+    assert status == 201 and data["delivered"] is False
+    reply_id = data["id"]
+
+    async def background_pass(after: timedelta) -> None:
+        hub.clock.advance(after)
+        await hub.mail.deliver_pending()
+
+    await background_pass(timedelta(seconds=5))
+    assert calls == [reply_id]  # not hammered at once
+    await background_pass(timedelta(seconds=30))
+    assert calls == [reply_id] * 2  # 30 s after the first try
+    await background_pass(timedelta(seconds=30))
+    assert len(calls) == 2  # the second refusal doubled the wait
+    await background_pass(timedelta(seconds=40))
+    assert len(calls) == 3
+    found = hub.app[CONNECTORS].get(f"council-{SUNDERLAND}")
+    assert found is not None and isinstance(found[0], SimulatedCouncilConnector)
+    assert [r["message_id"] for r in await found[0].mailbox.replies()] == [reply_id]
+    await background_pass(timedelta(hours=2))
+    assert len(calls) == 3  # delivered: never sent again
+    # Sedgemoor's replies are still there for its system to read.
+    status, data = await hub.call(
+        "GET", "/api/council/mail/replies", headers={"X-Council": SEDGEMOOR}
+    )
+    assert status == 200 and len(data["replies"]) == 100
+
+
+async def test_numbers_and_times_out_of_range_are_refused_as_problems(mhub: MailHub) -> None:
+    council = {"X-Council": SUNDERLAND}
+    async with mhub.session.get(
+        f"{mhub.url}/api/council/mail/expired?since=99999999999999999999", headers=council
+    ) as resp:
+        assert resp.status == 400 and resp.content_type == "application/problem+json"
+        problem = await resp.json(content_type=None)
+    assert problem["detail"] == "'since' must be a report id (0 to 2147483647)"
+    status, data = await mhub.call(
+        "GET", "/api/council/mail/expired?since=2147483647", headers=council
+    )
+    assert status == 200 and data["reports"] == []
+    # 9999-12-31 23:00 at UTC-5 is in the year 10000 in UTC, where the hub keeps its times.
+    status, data = await mhub.council_send(account_ref(SUN), expires_at="9999-12-31T23:00:00-05:00")
+    assert status == 400, data
+    assert data["detail"] == "'expires_at' is out of range: in UTC it falls outside 0001-9999"
+    await send_ok(mhub, account_ref(SUN), expires_at="9999-12-31T23:00:00+00:00")

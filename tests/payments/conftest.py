@@ -137,13 +137,14 @@ async def pay_hub_factory(tmp_path: Path) -> AsyncIterator[PayHubFactory]:
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(payments: dict[str, Any] | None = None) -> PayHub:
+    async def start(payments: dict[str, Any] | None = None, **raw: Any) -> PayHub:
         settings: dict[str, Any] = {
             "data_dir": str(tmp_path / "var"),
             "dispatcher": {"idle_poll_seconds": 0.05},
             "demo": True,
             "pki": {"dir": str(tmp_path / "certs")},
             "server": {"https_port": 0},
+            **raw,
             # Background passes only when woken by a change; tests run due work themselves.
             "payments": {"sender_interval_seconds": 3600, **(payments or {})},
         }

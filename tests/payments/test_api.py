@@ -3,14 +3,26 @@ refunds, tokens and the reconciliation report — over real HTTP against the dem
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.payments.conftest import GOOD_CARD, RETURN_URL, SUNDERLAND, PayHub
+from gateway.store.payment_models import PaymentRow
+from tests.payments.conftest import (
+    GOOD_CARD,
+    RETURN_URL,
+    SUNDERLAND,
+    PayHub,
+    PayHubFactory,
+    Receiver,
+    eventually,
+)
 
 
 async def test_create_answers_201_with_the_hosted_page(pay_hub: PayHub) -> None:
@@ -155,6 +167,63 @@ async def test_abandoned_payment_expires(pay_hub: PayHub) -> None:
     assert body["state"] == "expired"
 
 
+@pytest.mark.postgres
+async def test_a_payment_made_as_the_expiry_pass_runs_stays_paid(
+    pg_url: str,  # before the hub, so the hub stops before its database is dropped
+    pay_hub_factory: PayHubFactory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The citizen pays a moment before the payment would expire; the background pass, running
+    while the card step holds the payment, must not turn the committed success into expired."""
+    hub: PayHub = await pay_hub_factory(
+        {"webhooks": [{"url": receiver.url, "secret": "s"}]}, database={"url": pg_url}
+    )
+    _, body = await hub.create(amount=5000)
+    payment_id = body["payment_id"]
+    assert (await hub.page(payment_id))[0] == 200
+    hub.clock.advance(timedelta(minutes=89, seconds=59))
+
+    # The card step, in its transaction with the payment locked, takes a moment to finish.
+    service = hub.payments
+    real = service._locked_payment
+    holding = asyncio.Event()
+
+    async def slow(session: AsyncSession, wanted: str) -> PaymentRow:
+        row = await real(session, wanted)
+        holding.set()
+        await asyncio.sleep(0.5)
+        return row
+
+    monkeypatch.setattr(service, "_locked_payment", slow)
+    paying = asyncio.create_task(hub.submit(payment_id, GOOD_CARD))
+    await holding.wait()
+    monkeypatch.setattr(service, "_locked_payment", real)
+    hub.clock.advance(timedelta(seconds=2))  # now past the 90 minutes
+    await service.run_once()
+    assert (await paying).status == 303
+    await service.run_once()  # a later pass leaves the finished payment alone too
+
+    _, after = await hub.call("GET", f"/api/payments/{payment_id}")
+    assert after["state"] == "success", after
+    status, _ = await hub.call("POST", f"/api/payments/{payment_id}/refunds", json={"amount": 1})
+    assert status == 201
+    today = hub.clock().date().isoformat()
+    async with hub.session.get(
+        f"{hub.url}/api/payments/reports/{SUNDERLAND}.csv?from={today}&to={today}"
+    ) as resp:
+        rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert ("payment", payment_id) in {(r["type"], r["payment_id"]) for r in rows}
+
+    async def two_events() -> bool:
+        await hub.payments.sender.send_due()
+        return len(receiver.received) >= 2
+
+    await eventually(two_events)
+    events = [json.loads(body)["type"] for body, _ in receiver.received]
+    assert sorted(events) == ["payment.succeeded", "refund.succeeded"], events
+
+
 async def test_cancel_by_service_and_by_citizen(pay_hub: PayHub) -> None:
     _, body = await pay_hub.create()
     status, _ = await pay_hub.call("POST", f"/api/payments/{body['payment_id']}/cancel")
@@ -243,3 +312,67 @@ async def test_reconciliation_csv_lists_payments_and_refunds(pay_hub: PayHub) ->
         assert len((await resp.text()).strip().splitlines()) == 1  # the header only
     status, _ = await pay_hub.call("GET", f"/api/payments/reports/{SUNDERLAND}.csv?from=x")
     assert status == 400
+
+
+async def test_reconciliation_csv_to_the_last_representable_day_is_a_problem(
+    pay_hub: PayHub,
+) -> None:
+    async with pay_hub.session.get(
+        f"{pay_hub.url}/api/payments/reports/{SUNDERLAND}.csv?from=2024-01-01&to=9999-12-31"
+    ) as resp:
+        assert resp.status == 400
+        assert resp.content_type == "application/problem+json"
+        problem = await resp.json(content_type=None)
+    assert problem["detail"] == "'to' must be before 9999-12-31" and problem["field"] == "to"
+    async with pay_hub.session.get(
+        f"{pay_hub.url}/api/payments/reports/{SUNDERLAND}.csv?from=2024-01-01&to=9999-12-30"
+    ) as resp:
+        assert resp.status == 200
+
+
+async def test_behind_a_same_host_proxy_only_council_tokens_reach_payments(
+    pay_hub_factory: PayHubFactory,
+) -> None:
+    """With [admin] allow_loopback off, an anonymous loopback peer cannot refund or read books."""
+    hub: PayHub = await pay_hub_factory(
+        {"api_tokens": {SUNDERLAND: "sun-token"}}, admin={"allow_loopback": False}
+    )
+    sun = {"Authorization": "Bearer sun-token"}
+    status, body = await hub.create(headers=sun)
+    assert status == 201
+    payment_id = body["payment_id"]
+    assert (await hub.page(payment_id))[0] == 200
+    assert (await hub.submit(payment_id, GOOD_CARD)).status == 303  # the citizen needs no token
+    refunds = f"/api/payments/{payment_id}/refunds"
+    books = f"/api/payments/reports/{SUNDERLAND}.csv?from=2000-01-01&to=2100-01-01"
+    assert (await hub.create())[0] == 401
+    for method, path, sent in (
+        ("POST", refunds, {"amount": 5000}),
+        ("GET", f"/api/payments/{payment_id}", None),
+        ("GET", books, None),
+    ):
+        status, problem = await hub.call(method, path, json=sent)
+        assert status == 401, path
+        assert "api_tokens" in problem["detail"]
+    status, refund = await hub.call("POST", refunds, json={"amount": 5000}, headers=sun)
+    assert status == 201, refund
+
+
+async def test_a_page_rebound_to_loopback_is_not_every_council(pay_hub: PayHub) -> None:
+    """DNS rebinding: a loopback peer naming another site is refused; the hub's names are not."""
+    paid = await pay_hub.paid_payment()
+    port = pay_hub.url.rsplit(":", 1)[1]
+    for host, expected in (
+        (f"rebind.attacker.example:{port}", 401),
+        (f"localhost:{port}", 200),
+        (f"127.0.0.1:{port}", 200),
+    ):
+        status, _ = await pay_hub.call("GET", f"/api/payments/{paid}", headers={"Host": host})
+        assert status == expected, host
+    status, _ = await pay_hub.call(
+        "POST",
+        f"/api/payments/{paid}/refunds",
+        json={"amount": 1},
+        headers={"Host": f"rebind.attacker.example:{port}"},
+    )
+    assert status == 401

@@ -16,7 +16,9 @@ the council API (`GET /api/council/mail/expired`) and by connectors through `ctx
 
 Replies: stored as to_council messages (encrypted like the rest) and delivered to the connector
 serving (class, organisation) when it implements MailReceiver; undelivered replies are retried by
-`deliver_pending` (the background task), at least once, so receivers apply them by message id.
+`deliver_pending` (the background task) with backoff, at least once, so receivers apply them by
+message id. Replies to a council whose connector takes none are only listed
+(`GET /api/council/mail/replies`), never pushed.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +39,7 @@ from connectors.protocol import MailExpiryReport, MailMessage, MailReceiver
 from gateway.audit.log import audit
 from gateway.clock import utcnow
 from gateway.errors import ProblemError
-from gateway.identity.enrolment import ServiceLookup
+from gateway.identity.enrolment import ServiceLookup, ServiceTarget
 from gateway.services.letters import LetterView
 from gateway.services.mail.crypto import MailCrypto, field_aad
 from gateway.store.engine import Database
@@ -48,13 +50,19 @@ from gateway.store.mail_models import (
     MailMessageRow,
     NotificationRow,
 )
-from gateway.store.models import ACTIVE, EnrolmentRow
+from gateway.store.models import ACTIVE, Citizen, EnrolmentRow
 
 log = structlog.get_logger("gateway.mail")
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
 MAIL_NOTIFICATION = "mail"
+# A reply its council's connector refused is tried again after 30 s, then at doubling intervals
+# up to an hour apart (as payment notices are).
+REDELIVERY_FIRST = timedelta(seconds=30)
+REDELIVERY_CAP = timedelta(hours=1)
+# Expiry reports are numbered by a 32-bit column on PostgreSQL: no report has a larger id.
+MAX_REPORT_ID = 2**31 - 1
 HUB_SENDER = "Government Gateway"
 PIN_LETTER_KEY = "EnrolmentId"  # how a PIN letter copy is addressed (the hub's own enrolment)
 
@@ -346,6 +354,15 @@ class MailService:
         return users.pop()
 
     async def _check_capacity(self, session: AsyncSession, user_id: str, now: datetime) -> None:
+        """Refuse (507) a message the citizen's mailbox has no room for."""
+        # Sends to one citizen take turns from this count to their commit: on PostgreSQL (READ
+        # COMMITTED) concurrent senders all counted the same room and overfilled the mailbox.
+        # FOR NO KEY UPDATE, as other writers' foreign keys to the citizen only share its key.
+        await session.execute(
+            select(Citizen.user_id)
+            .where(Citizen.user_id == user_id)
+            .with_for_update(key_share=True)
+        )
         held = await session.scalar(
             select(func.count()).select_from(MailMessageRow).where(*self._inbox(user_id, now))
         )
@@ -495,13 +512,13 @@ class MailService:
             original = (
                 await session.get(MailMessageRow, row.in_reply_to) if row.in_reply_to else None
             )
-        target = self.lookup(row.class_, row.organisation) if self.lookup else None
-        if target is None or not isinstance(target.connector, MailReceiver):
+        target = self._receiver(row.class_, row.organisation)
+        if target is None:
             return False  # listed by GET /api/council/mail/replies instead
         message = self._to_council(row, original)
         ok = True
         try:
-            await target.connector.receive_mail(message, target.ctx)
+            await cast(MailReceiver, target.connector).receive_mail(message, target.ctx)
         except Exception:
             log.exception("mail.reply_delivery_failed", message_id=row.id)
             ok = False
@@ -514,24 +531,55 @@ class MailService:
         return ok
 
     async def deliver_pending(self, limit: int = 100) -> int:
-        """Retry replies the council's connector has not accepted yet; how many went."""
+        """Retry the replies due again that a MailReceiver has not accepted yet; how many went."""
+        undelivered = (
+            MailMessageRow.direction == TO_COUNCIL,
+            MailMessageRow.delivered_at.is_(None),
+        )
         async with self.db.read() as session:
-            ids = list(
-                await session.scalars(
-                    select(MailMessageRow.id)
-                    .where(
-                        MailMessageRow.direction == TO_COUNCIL,
-                        MailMessageRow.delivered_at.is_(None),
-                    )
-                    .order_by(MailMessageRow.created_at)
-                    .limit(limit)
+            pairs = (
+                await session.execute(
+                    select(MailMessageRow.class_, MailMessageRow.organisation)
+                    .where(*undelivered)
+                    .distinct()
                 )
-            )
+            ).all()
+            # Replies to councils whose connector takes none are never delivered (they are
+            # listed instead): left in the queue, they crowded out the ones that can be.
+            pushed = [
+                and_(MailMessageRow.class_ == class_, MailMessageRow.organisation == organisation)
+                for class_, organisation in pairs
+                if self._receiver(class_, organisation) is not None
+            ]
+            if not pushed:
+                return 0
+            waiting = (
+                await session.execute(
+                    select(
+                        MailMessageRow.id,
+                        MailMessageRow.created_at,
+                        MailMessageRow.delivery_attempts,
+                    ).where(*undelivered, or_(*pushed))
+                )
+            ).all()
+        now = self.clock()
+        due = sorted(
+            (at, message_id)
+            for message_id, created_at, attempts in waiting
+            if (at := redelivery_at(created_at, attempts)) <= now
+        )
         delivered = 0
-        for message_id in ids:
+        for _, message_id in due[:limit]:
             if await self._deliver(message_id):
                 delivered += 1
         return delivered
+
+    def _receiver(self, class_: str, organisation: str) -> ServiceTarget | None:
+        """The connector serving (class, organisation), if it takes replies (MailReceiver)."""
+        target = self.lookup(class_, organisation) if self.lookup else None
+        if target is None or not isinstance(target.connector, MailReceiver):
+            return None
+        return target
 
     async def replies(
         self, organisation: str, since: datetime | None = None
@@ -622,6 +670,14 @@ class MailService:
             moved += len(rows)
             if len(rows) < batch:
                 return moved
+
+
+def redelivery_at(created_at: datetime, attempts: int) -> datetime:
+    """When a reply that has been tried `attempts` times is due again."""
+    # Counted from when the reply was written, so no column records the last attempt: after
+    # the first try 30 s, then doubling gaps up to REDELIVERY_CAP, then one try each CAP.
+    doubling = [min(REDELIVERY_FIRST * 2**i, REDELIVERY_CAP) for i in range(min(attempts, 8))]
+    return created_at + sum(doubling, timedelta()) + REDELIVERY_CAP * max(attempts - 8, 0)
 
 
 def _duplicate(organisation: str, sender_message_id: str, earlier: str | None) -> MailError:

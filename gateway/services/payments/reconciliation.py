@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 
 from gateway.services.payments.lifecycle import SUCCESS
+from gateway.services.payments.service import PaymentError
 from gateway.store.engine import Database
 from gateway.store.payment_models import PaymentRow, RefundRow
 
@@ -29,6 +30,12 @@ def _pounds(pence: int) -> str:
 
 
 async def report(db: Database, council: str, start: date, end: date) -> str:
+    """The CSV for UTC days start to end, both included."""
+    if end >= date.max:
+        # The report runs to the midnight after `end`, which the last day has none of.
+        raise PaymentError(
+            400, "Bad Request", f"'to' must be before {date.max.isoformat()}", field="to"
+        )
     low = datetime.combine(start, time(), UTC)
     high = datetime.combine(end + timedelta(days=1), time(), UTC)
     async with db.read() as session:

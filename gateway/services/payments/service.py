@@ -446,12 +446,17 @@ class PaymentService:
         now = self.clock()
         cutoff = now - timedelta(minutes=self.config.expiry_minutes)
         async with self.db.transaction() as session:
+            # Locked, skipping rows a card step holds: on PostgreSQL an unlocked read let this
+            # pass overwrite a success committed meanwhile. A skipped row is either finished by
+            # that step or expired by the next pass (or by the step itself, if abandoned).
             rows = (
                 await session.scalars(
-                    select(PaymentRow).where(
+                    select(PaymentRow)
+                    .where(
                         PaymentRow.state.in_(lifecycle.OPEN_STATES),
                         PaymentRow.created_at <= cutoff,
                     )
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
             for row in rows:
