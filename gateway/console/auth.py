@@ -1,8 +1,9 @@
-"""Who is an admin: loopback peers (if allowed), a signed-in console session, HTTP Basic with the
-admin credentials, or a registered admin client certificate; and the console's CSRF token.
+"""Who is an admin: trusted local peers (if allowed), a signed-in console session, HTTP Basic with
+the admin credentials, or a registered admin client certificate; and the console's CSRF token.
 
 Nothing here is open by default off loopback: with no credentials and no certificates
 configured, `admin_identity` is None for every other peer, and the gate (routes.py) refuses.
+A loopback peer naming another host in its Host header (a DNS-rebound page) is one such peer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gateway.identity.passwords import dummy_hash, verify_secret
 from gateway.identity.revocation import RevocationChecker
 from gateway.limits import is_loopback
 from gateway.web.keys import AUTH_GUARD, CONFIG
+from gateway.web.local_peers import is_trusted_local_peer
 
 if TYPE_CHECKING:
     from gateway.config import AdminConfig
@@ -119,7 +121,9 @@ async def admin_identity(request: web.Request) -> AdminIdentity | None:
     if basic is not None:
         return basic
     if config.allow_loopback and is_loopback(request.remote):
-        return AdminIdentity("loopback", "loopback")
+        if is_trusted_local_peer(request):
+            return AdminIdentity("loopback", "loopback")
+        request[_REASON_KEY] = "loopback peers are admins only at the hub's own host names"
     return None
 
 
@@ -354,11 +358,22 @@ def check_csrf(request: web.Request, form: Any) -> None:
     a page on another port of the same host is "same-site" and could plant the cookie.
     """
     refuse_cross_site(request)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    sent = form.get(CSRF_FIELD, "") if form is not None else ""
-    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(cookie, sent):
+    sent = form.get(CSRF_FIELD) if form is not None else None
+    if not double_submitted(request.cookies.get(CSRF_COOKIE), sent):
         raise ProblemError(
             403,
             "Forbidden",
             "the form's security token is missing or out of date: reload the page and try again",
         )
+
+
+def double_submitted(cookie: str | None, sent: object) -> bool:
+    """Whether a form's token is the browser's CSRF cookie; a missing or empty cookie never is."""
+    if not cookie or not isinstance(sent, str):
+        return False
+    # As bytes: compare_digest refuses str that is not ASCII (a 500 instead of a refusal).
+    return hmac.compare_digest(_raw(cookie), _raw(sent))
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")

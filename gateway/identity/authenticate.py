@@ -21,7 +21,7 @@ from gateway.govtalk.errors import GovTalkFault
 from gateway.govtalk.model import Authentication, AuthMethod, Envelope
 from gateway.identity import citizens
 from gateway.identity.certificates import CertificateRefused, CertificateValidator, registered_user
-from gateway.identity.passwords import verify_secret
+from gateway.identity.passwords import dummy_hash, verify_secret
 from gateway.identity.single_flight import SingleFlight
 from gateway.store.engine import Database
 
@@ -91,7 +91,7 @@ class PasswordBackend:
         stored = None
         if known is not None:
             stored = known.md5_hash if auth.method == AuthMethod.MD5 else known.password_hash
-        if known is None or stored is None or not await self._verify(sender_id, auth, stored):
+        if not await self._verify(sender_id, auth, stored) or known is None:
             raise GovTalkFault.of(
                 1046,
                 "Authentication failure: the user ID or password was not recognised",
@@ -104,10 +104,15 @@ class PasswordBackend:
             enrolments=known.enrolments,
         )
 
-    async def _verify(self, sender_id: str, auth: Authentication, stored: str) -> bool:
+    async def _verify(self, sender_id: str, auth: Authentication, stored: str | None) -> bool:
         value = auth.value or ""
         if auth.method == AuthMethod.MD5:
             value = value.strip()
+        if stored is None:
+            # No such User ID, or no password of this form: the same scrypt as a wrong password,
+            # so the time a 1046 takes does not tell which User IDs exist.
+            await asyncio.to_thread(lambda: verify_secret(value, dummy_hash()))
+            return False
         parts = (sender_id, str(auth.method), value, stored)
         if self._cache.hit(*parts):
             return True

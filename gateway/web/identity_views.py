@@ -32,7 +32,6 @@ from gateway.identity.enrolment import (
 )
 from gateway.identity.http_basic import decode_basic
 from gateway.identity.passwords import dummy_hash, verify_secret
-from gateway.limits import is_loopback
 from gateway.services.letters import LetterService
 from gateway.sso.errors import InvalidToken
 from gateway.store.engine import Database
@@ -40,6 +39,7 @@ from gateway.store.models import INDIVIDUAL, Citizen
 from gateway.web.bodies import json_object
 from gateway.web.dsp_views import client_certificate
 from gateway.web.keys import AUTH_GUARD, CLIENT_CERTIFICATES, CONFIG, CONNECTORS, DB, ROUTES, SSO
+from gateway.web.local_peers import is_trusted_local_peer
 
 ENROLMENTS = web.AppKey("enrolments", EnrolmentService)
 LETTERS = web.AppKey("letters", LetterService)
@@ -169,7 +169,7 @@ def require_admin(request: web.Request) -> None:
 
     if auth.ADMIN in request:
         return
-    if auth.installed(request.app) or not is_loopback(request.remote):
+    if auth.installed(request.app) or not is_trusted_local_peer(request):
         raise ProblemError(403, "Forbidden", "the admin API answers only admins")
 
 

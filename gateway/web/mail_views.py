@@ -18,8 +18,9 @@ Council systems (as one organisation):
     GET  /api/council/mail/replies                          → 200 {replies: [...]}
 
 A council authenticates with `Authorization: Bearer <token>` from `[mail] council_tokens`
-(organisation code → token). With no tokens configured (development), only loopback peers are
-answered and they name their organisation in an `X-Council` header.
+(organisation code → token). With no tokens configured (development), only trusted local peers
+(web/local_peers.py, while [admin] allow_loopback holds) are answered, and they name their
+organisation in an `X-Council` header.
 
 Refusals are problem+json: 401/403 authentication, 404, 409 duplicate sender_message_id,
 410 expired, 422 nobody (or several citizens) enrolled for the identifier, 507 mailbox full.
@@ -41,7 +42,6 @@ from connectors.protocol import ConnectorContext, MailMessage
 from gateway.audit.log import audit
 from gateway.errors import ProblemError
 from gateway.identity.enrolment import route_lookup
-from gateway.limits import is_loopback
 from gateway.services.mail.crypto import MailCrypto
 from gateway.services.mail.service import (
     MAX_REPORT_ID,
@@ -53,6 +53,7 @@ from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import json_object
 from gateway.web.identity_views import LETTERS, citizen_from_request
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
+from gateway.web.local_peers import is_trusted_local_peer
 
 log = structlog.get_logger("gateway.mail")
 
@@ -141,9 +142,11 @@ def council_from_request(request: web.Request) -> str:
             "a council bearer token is required",
             headers={"WWW-Authenticate": challenge},
         )
-    if not is_loopback(request.remote):
+    # As at the payments API: a loopback peer speaks for councils only at the hub's own names (not
+    # a DNS-rebound page) and only while [admin] allow_loopback holds (off behind a local proxy).
+    if not (request.app[CONFIG].admin.allow_loopback and is_trusted_local_peer(request)):
         raise ProblemError(
-            403, "Forbidden", "with no council tokens configured, only loopback peers"
+            403, "Forbidden", "with no council tokens configured, only trusted local peers"
         )
     organisation = request.headers.get("X-Council", "").strip()
     if organisation not in request.app[ROUTES].organisations():

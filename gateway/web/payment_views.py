@@ -13,10 +13,11 @@
     POST /pay/{id}                            citizen   → 303 to return_url?payment_id=… once
                                                           decided; 422 HTML with the error otherwise
 
-"council" means a loopback peer, or `Authorization: Bearer <token>` with a token from
-`[payments] api_tokens` (council code → token); a token reaches only its own council's payments
-(others are 404). The hosted page needs no credentials: its unguessable payment id is the
-capability, as GOV.UK Pay's next_url is. API failures are problem+json.
+"council" means `Authorization: Bearer <token>` with a token from `[payments] api_tokens`
+(council code → token), or a trusted local peer (web/local_peers.py) while `[admin]
+allow_loopback` is true; a token reaches only its own council's payments (others are 404).
+The hosted page needs no credentials: its unguessable payment id is the capability, as GOV.UK
+Pay's next_url is. API failures are problem+json.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from yarl import URL
 
 from gateway.audit.log import audit
 from gateway.errors import ProblemError
-from gateway.limits import is_loopback
 from gateway.services.payments import lifecycle, reconciliation, webhooks
 from gateway.services.payments.cards import CardInvalid, read_card
 from gateway.services.payments.service import (
@@ -48,6 +48,7 @@ from gateway.web.bodies import json_object
 from gateway.web.html import html_response, origin, page
 from gateway.web.identity_views import require_admin
 from gateway.web.keys import CONFIG, CONNECTORS, DB, ROUTES
+from gateway.web.local_peers import is_trusted_local_peer
 
 PAYMENTS = web.AppKey("payments", PaymentService)
 _PAYMENTS_TASK = web.AppKey("payments_task", object)
@@ -96,7 +97,9 @@ def caller_of(request: web.Request) -> tuple[str, str | None]:
             if hmac.compare_digest(expected.encode(), token.strip().encode()):
                 return f"council:{council}", council
         raise _unauthorised("the bearer token is not one of [payments] api_tokens")
-    if is_loopback(request.remote):
+    # Behind a reverse proxy on the same host every peer is loopback: the operator turns
+    # allow_loopback off there, and then only tokens speak for councils.
+    if request.app[CONFIG].admin.allow_loopback and is_trusted_local_peer(request):
         return LOOPBACK_CALLER, None
     raise _unauthorised("use a council's bearer token ([payments] api_tokens)")
 

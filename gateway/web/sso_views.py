@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
@@ -29,11 +28,12 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from gateway.audit.log import audit
+from gateway.console.auth import double_submitted
 from gateway.errors import ProblemError
 from gateway.identity.certificates import CertificateRefused
 from gateway.identity.replay import ReplayStore
 from gateway.sso import backchannel
-from gateway.sso.clients import ClientRegistry
+from gateway.sso.clients import Client, ClientRegistry
 from gateway.sso.errors import OAuthError, RedirectableError
 from gateway.sso.keyring import Keyring, b64url
 from gateway.sso.provider import AuthorizationRequest, Provider
@@ -216,8 +216,7 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
         return _redirect_error(provider, exc, status=303)
     except OAuthError as exc:
         return _error_page(exc)
-    csrf = request.cookies.get(CSRF_COOKIE, "")
-    if not csrf or not hmac.compare_digest(csrf, form.get("csrf", "")):
+    if not double_submitted(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
         return _sign_in_page(
             request,
             authz,
@@ -443,18 +442,18 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     except OAuthError as exc:
         return _error_page(exc)
     cookie_sid = request.cookies.get(SESSION_COOKIE)
-    confirmed = hint_sid is not None or (
-        request.method == "POST"
-        and hmac.compare_digest(request.cookies.get(CSRF_COOKIE, "-"), params.get("csrf", ""))
+    confirmed = request.method == "POST" and double_submitted(
+        request.cookies.get(CSRF_COOKIE), params.get("csrf")
     )
-    if not confirmed:
-        # Without proof the portal asked, a sign-out link alone must not sign anyone out.
-        return _confirm_sign_out(request, params)
-    ended = []
-    for sid in dict.fromkeys(s for s in (cookie_sid, hint_sid) if s):
-        notices = await provider.end_session(sid)
-        ended.extend(await backchannel.deliver(request.app[BACKCHANNEL_HTTP], provider, notices))
-        audit("sso.signed_out", sid_prefix=sid[:8], portals=len(notices))
+    # A hint proves only that its own session is to end: anyone's id_token (even a spent one)
+    # can be put in a link, so the sign-on in this browser ends unasked only if it is that one.
+    ending = [hint_sid] if hint_sid else []
+    if cookie_sid and (confirmed or cookie_sid == hint_sid):
+        ending.append(cookie_sid)
+    ended = await _end_sessions(request, ending)
+    if not confirmed and (hint_sid is None or cookie_sid not in (None, hint_sid)):
+        # Without proof the citizen or their portal asked, a link alone signs nobody out.
+        return _confirm_sign_out(request, params, client)
     if target:
         back = {"state": params["state"]} if params.get("state") else {}
         response = _redirect(target, back, 303)
@@ -471,15 +470,31 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _confirm_sign_out(request: web.Request, params: Mapping[str, str]) -> web.Response:
+async def _end_sessions(request: web.Request, sids: list[str]) -> list[backchannel.Delivery]:
+    """End each sign-on and tell its portals over the back channel; what they were told."""
+    provider = request.app[SSO]
+    ended = []
+    for sid in dict.fromkeys(sids):
+        notices = await provider.end_session(sid)
+        ended.extend(await backchannel.deliver(request.app[BACKCHANNEL_HTTP], provider, notices))
+        audit("sso.signed_out", sid_prefix=sid[:8], portals=len(notices))
+    return ended
+
+
+def _confirm_sign_out(
+    request: web.Request, params: Mapping[str, str], client: Client | None
+) -> web.Response:
     csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
     keep = {
         k: v for k, v in params.items() if k in ("client_id", "post_logout_redirect_uri", "state")
     }
+    if client is not None:  # named by an id_token_hint, which the form does not carry
+        keep["client_id"] = client.client_id
     main = (
         "<h1>Sign out of the Government Gateway?</h1>"
         "<p>You will be signed out of every council service you used with this sign-in.</p>"
-        f'<form method="post" action="/sso/logout">{_hidden({**keep, "csrf": csrf})}'
+        '<form method="post" action="/sso/logout" id="sign-out">'
+        f"{_hidden({**keep, 'csrf': csrf})}"
         '<button type="submit">Sign out</button></form>'
     )
     target = params.get("post_logout_redirect_uri")

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -273,3 +274,51 @@ async def test_another_site_cannot_post_to_the_loopback_admin_api(hub: Hub) -> N
         assert COUNCIL in json.dumps(await resp.json())
     async with hub.session.delete(url) as resp:
         assert resp.status == 204
+
+
+def rebound(hub: Hub, name: str) -> dict[str, str]:
+    """The headers a browser sends from a page at `name` once its DNS points at the hub."""
+    host = f"{name}:{urlsplit(hub.url).port}"
+    return {"Host": host, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}
+
+
+async def test_a_page_rebound_to_loopback_is_not_an_admin(hub: Hub) -> None:
+    """DNS rebinding: a loopback peer naming another site gets no keys, PINs or console pages."""
+    attacker = rebound(hub, "rebind.attacker.example")
+    async with hub.session.post(
+        f"{hub.url}/admin/certificates", json={"user_id": "DEMO0SUN0001"}, headers=attacker
+    ) as resp:
+        assert resp.status == 403
+        assert "PRIVATE KEY" not in await resp.text()
+    async with hub.session.get(f"{hub.url}/admin/letters", headers=attacker) as resp:
+        assert resp.status == 403
+    async with hub.session.get(f"{hub.url}/console/transactions", headers=attacker) as resp:
+        assert resp.status == 403
+        assert "own host names" in await resp.text()
+    refused = await audit_records(hub, "api.refused", at_least=2)
+    assert all("own host names" in r.detail["reason"] for r in refused)
+    [console_refused] = await audit_records(hub, "console.refused")
+    assert "own host names" in console_refused.detail["reason"]
+    # The hub's own names, from the same loopback peer, are still an admin's.
+    for name in ("localhost", "127.0.0.1", "[::1]"):
+        async with hub.session.get(f"{hub.url}/admin/letters", headers=rebound(hub, name)) as resp:
+            assert resp.status == 200, name
+
+
+async def test_the_hubs_configured_names_count_as_its_own(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    """The public URL's host and the server certificate's names are the hub's, as localhost is."""
+    hub: Hub = await hub_factory(
+        {
+            "server": {"public_url": "https://Gateway.Council.example/"},
+            "pki": {"dir": str(tmp_path / "certs"), "hosts": ["hub.internal"]},
+        }
+    )
+    for name, status in (
+        ("gateway.council.example", 200),
+        ("hub.internal", 200),
+        ("council.example", 403),
+    ):
+        async with hub.session.get(f"{hub.url}/admin/letters", headers=rebound(hub, name)) as resp:
+            assert resp.status == status, name

@@ -391,6 +391,26 @@ async def test_council_bearer_tokens(mail_hub_factory: MailHubFactory) -> None:
     assert status == 201 and data["organisation"] == SUNDERLAND
 
 
+async def test_without_tokens_only_a_trusted_local_peer_speaks_for_a_council(
+    mail_hub_factory: MailHubFactory,
+) -> None:
+    hub: MailHub = await mail_hub_factory()
+    port = hub.url.rsplit(":", 1)[1]
+    # A page on another site re-pointed at 127.0.0.1 (DNS rebinding) names its own host.
+    status, _ = await hub.council_send(
+        account_ref(SUN), headers={"X-Council": SUNDERLAND, "Host": f"rebound.example:{port}"}
+    )
+    assert status == 403
+    status, _ = await hub.council_send(
+        account_ref(SUN), headers={"X-Council": SUNDERLAND, "Host": f"localhost:{port}"}
+    )
+    assert status == 201
+    # Behind a reverse proxy on this host every peer is loopback: allow_loopback off closes it.
+    proxied: MailHub = await mail_hub_factory(admin={"allow_loopback": False})
+    status, _ = await proxied.council_send(account_ref(SUN))
+    assert status == 403
+
+
 async def test_pin_letter_goes_to_the_mailbox_too(mail_hub_factory: MailHubFactory) -> None:
     from connectors.simcouncil.dataset import generate
 

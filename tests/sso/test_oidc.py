@@ -27,6 +27,7 @@ from tests.conftest import Hub
 from tests.sso.conftest import SEDGEMOOR, SUNDERLAND, Browser, Portal, hub_ca
 
 MOVER = next(c for c in citizens_list() if c.user_id == "DEMO0MOV0001")
+SUN = next(c for c in citizens_list() if c.user_id == "DEMO0SUN0001")
 
 
 def b64url(data: bytes) -> str:
@@ -505,3 +506,72 @@ async def test_a_portal_starts_a_joined_up_journey_under_the_citizens_sign_on(
         ) as resp:
             assert resp.status == 401
             assert "'gateway' scope" in (await resp.json())["error_description"]
+
+
+async def sign_in(browser: Browser, portal: Portal, who: Any) -> dict[str, Any]:
+    """Sign in at the portal with a password; the tokens the portal got for this sign-in."""
+    before = set(portal.tokens)
+    _, url, page = await browser.get(f"{portal.url}/login")
+    _, url, page = await browser.submit(
+        url, page, "password-form", user_id=who.user_id, password=who.password
+    )
+    assert url == f"{portal.url}/", page
+    [new] = set(portal.tokens) - before
+    return portal.tokens[new]
+
+
+async def signed_in(browser: Browser, portal: Portal) -> bool:
+    """Whether the browser still has a sign-on at the hub (the portal lets it straight in)."""
+    _, url, _ = await browser.get(f"{portal.url}/login")
+    return url == f"{portal.url}/"
+
+
+async def test_a_sign_out_link_with_someone_elses_id_token_asks_this_browser_first(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """Anyone's id_token in a link ends that token's sign-on only; the citizen is asked."""
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    attacker, victim = browser_factory(), browser_factory()
+    hint = (await sign_in(attacker, portal, SUN))["id_token"]
+    attacker_sid = jwt.decode(hint, options={"verify_signature": False})["sid"]
+    await sign_in(victim, portal, MOVER)
+
+    link = f"{portal.metadata['end_session_endpoint']}?" + urlencode(
+        {
+            "id_token_hint": hint,
+            "post_logout_redirect_uri": f"{portal.url}/signed-out",
+            "state": "s1",
+        }
+    )
+    status, url, page = await victim.get(link)
+    assert status == 200 and "Sign out of the Government Gateway?" in page
+    assert [t["sid"] for t in portal.logout_tokens] == [attacker_sid]
+    assert not await signed_in(attacker, portal)
+    assert await signed_in(victim, portal)
+
+    # The spent token keeps being no more than a link: still asked, still signed in.
+    status, url, page = await victim.get(link)
+    assert "Sign out of the Government Gateway?" in page
+    assert await signed_in(victim, portal)
+
+    # Confirming signs the citizen out, back to the portal the link named.
+    status, url, page = await victim.submit(url, page, "sign-out")
+    assert url == f"{portal.url}/signed-out?state=s1", (url, page)
+    assert not await signed_in(victim, portal)
+
+
+async def test_a_sign_out_form_without_the_browsers_csrf_cookie_signs_nobody_out(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """A forged sign-out POST (csrf "-" or empty, no gw_csrf cookie or an empty one) is asked."""
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    victim = browser_factory()
+    await sign_in(victim, portal, MOVER)
+    sid = next(c.value for c in victim.session.cookie_jar if c.key == "gw_sso")
+    endpoint = portal.metadata["end_session_endpoint"]
+    for cookies, csrf in (({}, "-"), ({}, ""), ({"gw_csrf": ""}, "")):
+        async with aiohttp.ClientSession(cookies={"gw_sso": sid, **cookies}) as forged:
+            async with forged.post(endpoint, data={"csrf": csrf}, ssl=victim.ssl_context) as resp:
+                assert "Sign out of the Government Gateway?" in await resp.text(), (cookies, csrf)
+        assert await signed_in(victim, portal), (cookies, csrf)
+    assert portal.logout_tokens == []
