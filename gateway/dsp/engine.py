@@ -199,7 +199,13 @@ class DocumentSubmission:
         except Exception:
             log.exception("dsp.internal_error")
             reply = self._error(GovTalkFault.of(1000), envelope, endpoints)
-        return serialise(reply)
+        try:
+            return serialise(reply)
+        except ValueError:
+            # A stored text XML cannot carry (written before the dispatcher cleaned them, or by
+            # another writer): still a GovTalk answer, not an HTTP 500.
+            log.exception("dsp.reply_not_serialisable")
+            return serialise(self._error(GovTalkFault.of(1000), envelope, endpoints))
 
     def too_large(self, size: int | None, endpoints: Endpoints) -> bytes:
         """The 2001 reply for a body over the cap, built without parsing anything."""

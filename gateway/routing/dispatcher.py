@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from gateway.routing.fault_injector import FaultInjector
 from gateway.routing.outcomes import errors_to_json
 from gateway.routing.pacing import Pacing
 from gateway.routing.registry import ConnectorSet
+from gateway.routing.storable import APPLICATION_LENGTH, storable
 from gateway.routing.table import RouteTable
 from gateway.store import submissions as store
 from gateway.store.engine import Database
@@ -44,6 +45,13 @@ from gateway.store.submissions import FinalAnswer
 log = structlog.get_logger("gateway.dispatcher")
 
 MAX_BACKOFF = 60.0
+# Attempts whose end was never recorded (a process killed mid-delivery) are made beyond a
+# route's retries this many times before the transaction is given up on: a crash must not cost
+# a transaction its delivery (on a route with no retries too), nor may an answer no database
+# will store be delivered for ever.
+UNRECORDED_ALLOWANCE = 2
+# The dead letter's reason when the database refused a transaction's real answer.
+ANSWER_REFUSED = "the back office's answer could not be recorded"
 # How often the queue heads are read for PollInterval: it is given in whole seconds.
 PACE_SECONDS = 1.0
 
@@ -75,12 +83,18 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        # CorrelationIDs of the attempts running here. A claim leaves them out: a lease that
+        # seems to have run out (the movable clock moved on, an attempt overran) is still ours.
+        self._working: set[str] = set()
         # In flight per connector: one slow back office may hold at most
         # [dispatcher] per_connector of the slots, so the others keep being served.
         self._per_connector: dict[str, int] = {}
         # Slots promised to submissions being stored leased to this dispatcher (`reserve`).
         self._reserved = 0
         self._running = False
+        # The hub's time at the last claim pass: what was due then and not claimed is not
+        # looked for again at once (`_sleep_until_due`).
+        self._looked_at: datetime | None = None
         longest = max((r.timeout for r in routes), default=10.0)
         self.lease = timedelta(seconds=longest + config.dispatcher.lease_margin_seconds)
         # Faults set through the admin API or the CLI, applied around each connector call.
@@ -178,7 +192,7 @@ class Dispatcher:
                 await asyncio.sleep(0.005)
             return 1
         cap = self._config.dispatcher.per_connector
-        now = self._clock()
+        now = self._looked_at = self._clock()
         claimed, blocked = 0, False
         for name, _ in await store.due_connectors(self._db, now):
             room = min(free - claimed, cap - self._per_connector.get(name, 0))
@@ -186,7 +200,13 @@ class Dispatcher:
                 blocked = True
                 continue
             batch = await store.claim(
-                self._db, owner=self.owner, limit=room, now=now, lease=self.lease, connector=name
+                self._db,
+                owner=self.owner,
+                limit=room,
+                now=now,
+                lease=self.lease,
+                connector=name,
+                busy=self._working,
             )
             for submission in batch:
                 self._start(submission)
@@ -204,11 +224,13 @@ class Dispatcher:
         return claimed
 
     def _start(self, submission: Submission) -> None:
-        name = submission.connector
+        name, cid = submission.connector, submission.correlation_id
         self._per_connector[name] = self._per_connector.get(name, 0) + 1
+        self._working.add(cid)  # now, not when the task first runs: the next claim may be sooner
 
         def done(task: asyncio.Task[None]) -> None:
             self._inflight.discard(task)
+            self._working.discard(cid)
             self._per_connector[name] -= 1
 
         task = asyncio.create_task(self._guarded(submission))
@@ -222,7 +244,13 @@ class Dispatcher:
         except Exception:
             due = None
         if due is not None:
-            timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
+            wait = (due - self._clock()).total_seconds()
+            if self._working and self._looked_at is not None and due <= self._looked_at:
+                # Due at the last pass yet not claimed: most likely leases of attempts still
+                # running here (the clock was moved on, an attempt overran), which the claim
+                # leaves out. Looking again at once would spin until they end.
+                wait = timeout
+            timeout = min(timeout, max(0.0, wait))
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
@@ -236,46 +264,64 @@ class Dispatcher:
         try:
             await self.process(submission)
         except Exception:
-            # The lease runs out and the work is claimed again: nothing is stuck.
+            # The lease runs out and the work is claimed again, or given up on once it has had
+            # its attempts (`_process`): nothing is stuck.
             log.exception("dispatcher.process_failed", correlation_id=submission.correlation_id)
 
     # -- one attempt ------------------------------------------------------------------------
 
     async def process(self, submission: Submission) -> FinalAnswer | None:
         """Run one attempt on a submission this dispatcher leased; the final answer, if any."""
-        with structlog.contextvars.bound_contextvars(correlation_id=submission.correlation_id):
-            route = self._routes.get(submission.base_class, submission.organisation)
-            owed = _Owed()
-            result = await self._attempt(submission, route, owed)
-            if isinstance(result, FinalAnswer):
-                await self._finish(submission, result, owed)
-                return result
-            retries = route.retries if route else 0
-            if not result.permanent and submission.attempts <= retries:
-                delay = result.retry_after
-                if delay is None:
-                    backoff = route.backoff if route else 1.0
-                    delay = min(MAX_BACKOFF, backoff * 2 ** (submission.attempts - 1))
-                at = self._clock() + timedelta(seconds=delay)
-                owed.add(
-                    "dispatch.retry",
-                    outcome="retry",
-                    correlation_id=submission.correlation_id,
-                    attempt=submission.attempts,
-                    after=delay,
-                    reason=result.reason,
-                )
-                await store.reschedule(
-                    self._db,
-                    submission.correlation_id,
-                    owner=self.owner,
-                    at=at,
-                    reason=result.reason,
-                    audited=owed.events,
-                )
-                owed.committed()
-                return None
-            return await self._exhausted(submission, result, owed)
+        cid = submission.correlation_id
+        self._working.add(cid)  # the sync path comes here without `_start`
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=cid):
+                return await self._process(submission)
+        finally:
+            self._working.discard(cid)
+
+    async def _process(self, submission: Submission) -> FinalAnswer | None:
+        route = self._routes.get(submission.base_class, submission.organisation)
+        owed = _Owed()
+        retries = route.retries if route else 0
+        if submission.attempts > retries + 1 + UNRECORDED_ALLOWANCE:
+            # Claimed again and again after its last allowed attempt, whose end was never
+            # recorded (its process died, its answer could not be written): delivering it again
+            # could go on for ever. Given up on, as any transaction out of attempts.
+            unrecorded = _Failure(_unrecorded(submission.last_error), never_answered=True)
+            return await self._exhausted(
+                submission, unrecorded, owed, attempts=submission.attempts - 1
+            )
+        result = await self._attempt(submission, route, owed)
+        if isinstance(result, FinalAnswer):
+            await self._finish(submission, result, owed)
+            return result
+        if not result.permanent and submission.attempts <= retries:
+            delay = result.retry_after
+            if delay is None:
+                backoff = route.backoff if route else 1.0
+                delay = min(MAX_BACKOFF, backoff * 2 ** (submission.attempts - 1))
+            at = self._clock() + timedelta(seconds=delay)
+            owed.add(
+                "dispatch.retry",
+                outcome="retry",
+                correlation_id=submission.correlation_id,
+                attempt=submission.attempts,
+                after=delay,
+                reason=result.reason,
+            )
+            await store.reschedule(
+                self._db,
+                submission.correlation_id,
+                owner=self.owner,
+                attempt=submission.attempts,
+                at=at,
+                reason=result.reason,
+                audited=owed.events,
+            )
+            owed.committed()
+            return None
+        return await self._exhausted(submission, result, owed)
 
     async def _attempt(
         self, submission: Submission, route: RouteConfig | None, owed: _Owed
@@ -315,7 +361,7 @@ class Dispatcher:
                 error=repr(exc),
                 **_timing(submission, started),
             )
-            return _Failure(f"{ctx.name} failed: {exc!r}", False)
+            return _Failure(storable(f"{ctx.name} failed: {exc!r}"), False)
         owed.add(
             "dispatch.answered",
             correlation_id=submission.correlation_id,
@@ -354,19 +400,30 @@ class Dispatcher:
         )
 
     async def _exhausted(
-        self, submission: Submission, failure: _Failure, owed: _Owed
+        self,
+        submission: Submission,
+        failure: _Failure,
+        owed: _Owed,
+        *,
+        attempts: int | None = None,
     ) -> FinalAnswer:
         number = 2005 if failure.never_answered else 3000
-        error = GovTalkError.of(
-            number, _exhausted_text(number, submission.attempts, failure.reason)
-        )
-        final = FinalAnswer(ERROR, errors=errors_to_json([error]))
+        made = submission.attempts if attempts is None else attempts
+        final, letter = self._given_up(submission, number, made, failure.reason, owed)
+        await self._finish(submission, final, owed, dead_letter=letter)
+        return final
+
+    def _given_up(
+        self, submission: Submission, number: int, attempts: int, reason: str, owed: _Owed
+    ) -> tuple[FinalAnswer, DeadLetter]:
+        """The 2005/3000 answer and dead letter of a transaction given up on (its event owed)."""
+        error = GovTalkError.of(number, _exhausted_text(number, attempts, reason))
         owed.add(
             "dispatch.dead_letter",
             outcome="dead_letter",
             correlation_id=submission.correlation_id,
             number=number,
-            attempts=submission.attempts,
+            attempts=attempts,
         )
         letter = DeadLetter(
             correlation_id=submission.correlation_id,
@@ -374,12 +431,11 @@ class Dispatcher:
             class_=submission.base_class,
             organisation=submission.organisation,
             error_number=number,
-            reason=failure.reason,
-            attempts=submission.attempts,
+            reason=reason,
+            attempts=attempts,
             created_at=self._clock(),
         )
-        await self._finish(submission, final, owed, dead_letter=letter)
-        return final
+        return FinalAnswer(ERROR, errors=errors_to_json([error])), letter
 
     async def _finish(
         self,
@@ -388,22 +444,43 @@ class Dispatcher:
         owed: _Owed,
         dead_letter: DeadLetter | None = None,
     ) -> bool:
+        try:
+            done = await self._answer(submission, final, owed, dead_letter)
+        except Exception:
+            # The database refused this answer. Unrecorded, the lease would run out and the
+            # transaction be delivered again and refused again; a plain 3000 any database
+            # stores ends it instead. (If that fails too, the database itself is failing: the
+            # lease runs out and the next claim tries again, within the route's attempts.)
+            log.exception("dispatch.answer_refused")
+            final, dead_letter = self._given_up(
+                submission, 3000, submission.attempts, ANSWER_REFUSED, owed
+            )
+            done = await self._answer(submission, final, owed, dead_letter)
+        owed.committed()
+        if not done:
+            log.warning("dispatch.lease_lost")
+        return done
+
+    async def _answer(
+        self,
+        submission: Submission,
+        final: FinalAnswer,
+        owed: _Owed,
+        dead_letter: DeadLetter | None,
+    ) -> bool:
         retention = self._config.retention
         days = retention.response_days if final.state == RESPONSE else retention.error_days
-        done = await store.answer(
+        return await store.answer(
             self._db,
             submission.correlation_id,
             owner=self.owner,
+            attempt=submission.attempts,
             final=final,
             now=self._clock(),
             keep_for=timedelta(days=days),
             dead_letter=dead_letter,
             audited=owed.events,
         )
-        owed.committed()
-        if not done:
-            log.warning("dispatch.lease_lost")
-        return done
 
 
 @dataclass(slots=True)
@@ -437,12 +514,27 @@ def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:
     if isinstance(outcome, BusinessError):
         if not outcome.errors:
             return _failed(f"{connector} returned a business error with no errors")
+        # Stored now, served on every poll: what the column or a reply cannot hold would make
+        # the answer unrecordable (redelivered) or every poll a 1000.
+        errors = [
+            replace(
+                e,
+                text=storable(e.text),
+                raised_by=storable(e.raised_by),
+                locations=tuple(storable(loc) for loc in e.locations),
+            )
+            for e in outcome.errors
+        ]
         return FinalAnswer(
-            ERROR, errors=errors_to_json(outcome.errors), application=outcome.application
+            ERROR,
+            errors=errors_to_json(errors),
+            application=storable(outcome.application, APPLICATION_LENGTH),
         )
     if isinstance(outcome, Retry):
         return _Failure(
-            outcome.reason or f"{connector} asked to retry", True, max(0.0, outcome.after)
+            storable(outcome.reason or f"{connector} asked to retry"),
+            True,
+            max(0.0, outcome.after),
         )
     if isinstance(outcome, Failed):
         return _failed(outcome.reason)
@@ -450,7 +542,15 @@ def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:
 
 
 def _failed(reason: str) -> _Failure:
-    return _Failure(reason, never_answered=False, permanent=True)
+    # Reasons quote back offices (a 4xx body, an exception) and end up in answers and dead
+    # letters: made storable here, once for every permanent failure.
+    return _Failure(storable(reason), never_answered=False, permanent=True)
+
+
+def _unrecorded(last_error: str | None) -> str:
+    """Why a transaction claimed past its attempts is given up on."""
+    reason = "the outcome of its last attempt could not be recorded"
+    return reason if not last_error else f"{reason} (before it: {storable(last_error)})"
 
 
 def _timing(submission: Submission, started: float) -> dict[str, Any]:

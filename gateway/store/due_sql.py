@@ -52,10 +52,18 @@ SELECT (SELECT MIN(first) FROM heads) AS queued_first,
        (SELECT MIN(lease_until) FROM submissions WHERE state = '{LEASED}') AS lease_first"""
 
 
-def claim_statement(due: str, *, one_connector: bool, skip_locked: bool, returning: str) -> str:
+def claim_statement(
+    due: str, *, one_connector: bool, skip_locked: bool, returning: str, not_busy: str
+) -> str:
     """Lease the first `:room` rows of one of CLAIM_ORDER's ranges (for `:connector` only, if
-    one_connector), returning `returning`; named parameters as `claim_values` gives them."""
+    one_connector), returning `returning`; named parameters as `claim_values` gives them, and
+    `:busy`, the CorrelationIDs `not_busy` (the backend's test of that list) leaves out."""
     only = " AND connector = :connector" if one_connector else ""
+    if due == LEASE_EXPIRED:
+        # The claiming dispatcher's own attempts still running: their leases look expired when
+        # the hub's movable clock is moved on or an attempt overruns, but taking them again
+        # would deliver the same transaction twice at once.
+        only += f" AND {not_busy}"
     # SKIP LOCKED (PostgreSQL): hubs claiming at once each take different rows, none waits.
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     return (
@@ -74,7 +82,7 @@ def claim_values(
     until: datetime,
     connector: str | None,
 ) -> dict[str, Any]:
-    """`claim_statement`'s parameters but `room`, times as the backend stores them."""
+    """`claim_statement`'s parameters but `room` and `busy`, times as the backend stores them."""
     return {
         "at": encode_time(now),
         "leased": LEASED,

@@ -7,7 +7,7 @@ backend's lane: gateway/store/submissions_sqlite.py and submissions_pg.py. The r
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -74,9 +74,11 @@ async def claim(
     now: datetime,
     lease: timedelta,
     connector: str | None = None,
+    busy: Collection[str] = (),
 ) -> Sequence[Submission]:
     """Lease up to limit due submissions (for one connector, if named), including ones whose
-    lease a crashed process left."""
+    lease a crashed process left, but not those of `busy` (the CorrelationIDs the claiming
+    dispatcher is still working on)."""
     until = now + lease
     if db.direct is not None:
         return await db.direct.write(
@@ -87,10 +89,19 @@ async def claim(
                 now=now,
                 until=until,
                 connector=connector,
+                busy=busy,
             )
         )
     return await db.pg_lane.write(
-        partial(on_pg.claim, owner=owner, limit=limit, now=now, until=until, connector=connector)
+        partial(
+            on_pg.claim,
+            owner=owner,
+            limit=limit,
+            now=now,
+            until=until,
+            connector=connector,
+            busy=busy,
+        )
     )
 
 
@@ -109,10 +120,13 @@ async def answer(
     final: FinalAnswer,
     now: datetime,
     keep_for: timedelta,
+    attempt: int | None = None,
     dead_letter: DeadLetter | None = None,
     audited: Sequence[Event] = (),
 ) -> bool:
-    """Record the final answer if this owner still holds the lease; False if it lost it.
+    """Record the final answer if this owner still holds the lease (for `attempt`, the number
+    the claim gave, if given: an attempt superseded by a later one of the same owner has lost
+    it too); False if it lost it.
 
     A transaction given up on gets its dead letter in the same transaction, so no poll ever sees
     the 2005/3000 answer of a transaction that is missing from the dead letters; `audited` are
@@ -129,7 +143,7 @@ async def answer(
     if db.direct is not None:
 
         def on_file(conn: sqlite3.Connection) -> bool:
-            done = on_sqlite.update_leased(conn, correlation_id, owner, values)
+            done = on_sqlite.update_leased(conn, correlation_id, owner, values, attempt)
             if done and dead_letter is not None:
                 on_sqlite.insert(conn, dead_letter)
             return done
@@ -137,7 +151,7 @@ async def answer(
         return await db.direct.write(on_file, audited=audited)
 
     async def on_server(conn: PgConnection) -> bool:
-        done = await on_pg.update_leased(conn, correlation_id, owner, values)
+        done = await on_pg.update_leased(conn, correlation_id, owner, values, attempt)
         if done and dead_letter is not None:
             await on_pg.insert(conn, dead_letter)
         return done
@@ -152,20 +166,31 @@ async def reschedule(
     owner: str,
     at: datetime,
     reason: str,
+    attempt: int | None = None,
     audited: Sequence[Event] = (),
 ) -> bool:
     """Put a leased submission back in the queue for another attempt at `at` (with the
-    attempt's audit events, in the same transaction)."""
+    attempt's audit events, in the same transaction), guarded as `answer` is."""
     values = {"state": QUEUED, "next_attempt_at": at, "last_error": reason}
     if db.direct is not None:
         return await db.direct.write(
             partial(
-                on_sqlite.update_leased, correlation_id=correlation_id, owner=owner, values=values
+                on_sqlite.update_leased,
+                correlation_id=correlation_id,
+                owner=owner,
+                values=values,
+                attempt=attempt,
             ),
             audited=audited,
         )
     return await db.pg_lane.write(
-        partial(on_pg.update_leased, correlation_id=correlation_id, owner=owner, values=values),
+        partial(
+            on_pg.update_leased,
+            correlation_id=correlation_id,
+            owner=owner,
+            values=values,
+            attempt=attempt,
+        ),
         audited=audited,
     )
 

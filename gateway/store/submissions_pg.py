@@ -3,6 +3,7 @@ PostgreSQL. Coroutine functions of an asyncpg connection (gateway/store/pg_lane.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,13 @@ _DUE_CONNECTORS, _ = numbered(DUE_CONNECTORS)
 
 _CLAIMS = {
     (due, one): numbered(
-        claim_statement(due, one_connector=one, skip_locked=True, returning=SUBMISSIONS.column_list)
+        claim_statement(
+            due,
+            one_connector=one,
+            skip_locked=True,
+            returning=SUBMISSIONS.column_list,
+            not_busy="correlation_id <> ALL(:busy)",
+        )
     )
     for due in CLAIM_ORDER
     for one in (False, True)
@@ -55,23 +62,26 @@ async def get(conn: PgConnection, correlation_id: str) -> Submission | None:
 
 
 async def update_leased(
-    conn: PgConnection, correlation_id: str, owner: str, values: dict[str, Any]
+    conn: PgConnection,
+    correlation_id: str,
+    owner: str,
+    values: dict[str, Any],
+    attempt: int | None = None,
 ) -> bool:
-    """Set `values` (attribute names) and release the lease, where `owner` still holds it."""
+    """Set `values` (attribute names) and release the lease, where `owner` still holds it (for
+    `attempt`, if given)."""
     values = {**values, "lease_owner": None, "lease_until": None}
     assignments = ", ".join(
         f"{SUBMISSIONS.column(key)} = ${n}" for n, key in enumerate(values, start=1)
     )
     params = [SUBMISSIONS.encode(key, value) for key, value in values.items()]
     n = len(params)
-    status = await conn.execute(
-        f"UPDATE submissions SET {assignments} "
-        f"WHERE correlation_id = ${n + 1} AND state = ${n + 2} AND lease_owner = ${n + 3}",
-        *params,
-        correlation_id,
-        LEASED,
-        owner,
-    )
+    where = f"correlation_id = ${n + 1} AND state = ${n + 2} AND lease_owner = ${n + 3}"
+    params += [correlation_id, LEASED, owner]
+    if attempt is not None:
+        where += f" AND attempts = ${n + 4}"
+        params.append(attempt)
+    status = await conn.execute(f"UPDATE submissions SET {assignments} WHERE {where}", *params)
     return _count(status) == 1
 
 
@@ -96,8 +106,10 @@ async def claim(
     now: datetime,
     until: datetime,
     connector: str | None,
+    busy: Collection[str] = (),
 ) -> list[Submission]:
     params = claim_values(_time, owner=owner, now=now, until=until, connector=connector)
+    params["busy"] = list(busy)
     claimed: list[Submission] = []
     for due in CLAIM_ORDER:
         room = limit - len(claimed)

@@ -3,7 +3,9 @@ on a SQLite file. Functions of a `sqlite3.Connection`, run on a lane's thread.""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +35,11 @@ _MARK_DELETED = (
 
 _CLAIMS = {
     (due, one): claim_statement(
-        due, one_connector=one, skip_locked=False, returning=SUBMISSIONS.column_list
+        due,
+        one_connector=one,
+        skip_locked=False,
+        returning=SUBMISSIONS.column_list,
+        not_busy="correlation_id NOT IN (SELECT value FROM json_each(:busy))",
     )
     for due in CLAIM_ORDER
     for one in (False, True)
@@ -54,17 +60,23 @@ def get(conn: sqlite3.Connection, correlation_id: str) -> Submission | None:
 
 
 def update_leased(
-    conn: sqlite3.Connection, correlation_id: str, owner: str, values: dict[str, Any]
+    conn: sqlite3.Connection,
+    correlation_id: str,
+    owner: str,
+    values: dict[str, Any],
+    attempt: int | None = None,
 ) -> bool:
-    """Set `values` (attribute names) and release the lease, where `owner` still holds it."""
+    """Set `values` (attribute names) and release the lease, where `owner` still holds it (for
+    `attempt`, if given)."""
     values = {**values, "lease_owner": None, "lease_until": None}
     assignments = ", ".join(f"{SUBMISSIONS.column(key)} = ?" for key in values)
     params = [SUBMISSIONS.encode(key, value) for key, value in values.items()]
-    cursor = conn.execute(
-        f"UPDATE submissions SET {assignments} "
-        "WHERE correlation_id = ? AND state = ? AND lease_owner = ?",
-        [*params, correlation_id, LEASED, owner],
-    )
+    where = "correlation_id = ? AND state = ? AND lease_owner = ?"
+    params += [correlation_id, LEASED, owner]
+    if attempt is not None:
+        where += " AND attempts = ?"
+        params.append(attempt)
+    cursor = conn.execute(f"UPDATE submissions SET {assignments} WHERE {where}", params)
     return cursor.rowcount == 1
 
 
@@ -88,8 +100,10 @@ def claim(
     now: datetime,
     until: datetime,
     connector: str | None,
+    busy: Collection[str] = (),
 ) -> list[Submission]:
     params = claim_values(to_db_time, owner=owner, now=now, until=until, connector=connector)
+    params["busy"] = json.dumps(list(busy))
     claimed: list[Submission] = []
     for due in CLAIM_ORDER:
         room = limit - len(claimed)

@@ -494,6 +494,32 @@ async def test_a_sync_route_failing_after_the_commit_still_gives_the_correlation
     assert (await poll_until_final(hub, VIEW, reply.correlation_id)).qualifier == "response"
 
 
+async def test_a_stored_answer_xml_cannot_carry_is_a_1000_not_a_500(hub: Hub) -> None:
+    # A row stored before the dispatcher cleaned back offices' texts, or by another writer.
+    cid = "D" * 32
+    async with hub.app[DB].transaction() as session:
+        session.add(
+            rows.submission(
+                cid,
+                class_=VIEW,
+                base_class=VIEW,
+                state="error",
+                errors=[
+                    {
+                        "number": 3000,
+                        "text": "Processing failed: ledger \x01 offline",
+                        "raised_by": "Department",
+                        "type": "fatal",
+                        "locations": [],
+                    }
+                ],
+            )
+        )
+    reply = wire.read(await hub.post(wire.poll(VIEW, cid), path="/poll"))
+    assert reply.error_number == 1000
+    assert reply.correlation_id == cid
+
+
 async def test_poll_interval_is_per_class(hub_factory) -> None:
     _, enrolment = demo()
     route = {

@@ -15,7 +15,7 @@ import pytest
 from gateway.store import submissions as store
 from gateway.store.due_sql import DUE_CONNECTORS, NEXT_DUE, QUEUED_DUE
 from gateway.store.engine import Database
-from gateway.store.models import LEASED, QUEUED, Submission
+from gateway.store.models import ERROR, LEASED, QUEUED, RESPONSE, DeadLetter, Submission
 from tests.hub.rows import submission
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -97,6 +97,71 @@ async def test_claim_takes_expired_leases_then_the_queue_in_order_for_one_connec
     assert [s.correlation_id[:2] for s in rest] == ["A3"]
     assert await store.claim(db, owner="me", limit=10, now=NOW, lease=LEASE, connector="a") == []
     assert await store.due_connectors(db, NOW) == [("b", at(-9))]
+
+
+async def test_claim_leaves_out_the_claiming_dispatchers_own_work_in_progress(
+    db: Database,
+) -> None:
+    # Its leases look expired once the hub's movable clock is moved on (or an attempt overruns),
+    # but the dispatcher is still delivering them: taking them again would deliver twice at once.
+    await fill(
+        db,
+        row("A0", "a", LEASED, -9, lease_until=at(-1)),
+        row("A1", "a", LEASED, -8, lease_until=at(-1)),
+        row("A2", "a", QUEUED, -7),
+    )
+    mine = {"A0".ljust(32, "0")}
+    taken = await store.claim(db, owner="me", limit=5, now=NOW, lease=LEASE, busy=mine)
+    assert [s.correlation_id[:2] for s in taken] == ["A1", "A2"]
+    # Another dispatcher (or this one, once the attempt has ended) takes it as before.
+    [later] = await store.claim(db, owner="other", limit=5, now=NOW, lease=LEASE)
+    assert later.correlation_id[:2] == "A0" and later.attempts == 1
+
+
+async def test_only_the_attempt_that_claimed_a_row_may_end_it(db: Database) -> None:
+    # The same dispatcher may hold a row again for a later attempt (its lease had run out):
+    # the owner alone cannot tell the superseded attempt's answer from the later one's.
+    await fill(db, row("S1", "a", QUEUED, -1))
+    cid = "S1".ljust(32, "0")
+    [first] = await store.claim(db, owner="me", limit=1, now=NOW, lease=LEASE)
+    [second] = await store.claim(db, owner="me", limit=1, now=at(60), lease=LEASE)
+    assert (first.attempts, second.attempts) == (1, 2)
+    letter = DeadLetter(
+        correlation_id=cid,
+        connector="a",
+        class_="T",
+        organisation="O",
+        error_number=2005,
+        reason="attempt 1 timed out",
+        attempts=1,
+        created_at=NOW,
+    )
+    stale = await store.answer(
+        db,
+        cid,
+        owner="me",
+        attempt=first.attempts,
+        final=store.FinalAnswer(ERROR, errors=[{"number": 2005, "text": "late"}]),
+        now=at(61),
+        keep_for=LEASE,
+        dead_letter=letter,
+    )
+    assert stale is False
+    assert not await store.reschedule(
+        db, cid, owner="me", attempt=first.attempts, at=at(62), reason="late"
+    )
+    assert await store.answer(
+        db,
+        cid,
+        owner="me",
+        attempt=second.attempts,
+        final=store.FinalAnswer(RESPONSE, b"<applied/>"),
+        now=at(62),
+        keep_for=LEASE,
+    )
+    record = await store.get(db, cid)
+    assert record is not None and (record.state, record.response_body) == (RESPONSE, b"<applied/>")
+    assert await store.dead_letters(db) == []
 
 
 @pytest.mark.sqlite
