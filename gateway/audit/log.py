@@ -20,18 +20,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import delete, select
+from sqlalchemy import String, delete, select
 
 from gateway import observability
 from gateway.audit.append import Event
 from gateway.audit.chain import checkpoint_message
+from gateway.routing.storable import storable
 from gateway.store.audit_models import AuditBody, AuditCheckpoint, AuditHead, AuditRecord
 from gateway.store.engine import Database
 
@@ -39,6 +40,16 @@ log = structlog.get_logger("gateway.audit")
 
 MAX_BATCH = 500
 MAX_QUEUE = 100_000
+# What the record's columns hold: an event cut to fit is kept, one that does not fit is not.
+_EVENT_LENGTH, _OUTCOME_LENGTH, _ACTOR_LENGTH, _CID_LENGTH = (
+    cast(String, column.type).length
+    for column in (
+        AuditRecord.__table__.c.event,
+        AuditRecord.__table__.c.outcome,
+        AuditRecord.__table__.c.actor,
+        AuditRecord.__table__.c.correlation_id,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +133,12 @@ class AuditLog:
         """One event as this trail records it (its time now, its body kept or only digested)."""
         return Event(
             at=self._clock(),
-            event=event,
-            outcome=outcome,
-            actor=actor,
-            correlation_id=correlation_id,
+            event=storable(event, _EVENT_LENGTH),
+            outcome=storable(outcome, _OUTCOME_LENGTH),
+            actor=None if actor is None else storable(actor, _ACTOR_LENGTH),
+            correlation_id=(
+                None if correlation_id is None else storable(correlation_id, _CID_LENGTH)
+            ),
             detail={k: _plain(v) for k, v in detail.items() if v is not None},
             body_digest=hashlib.sha256(body).hexdigest() if body is not None else None,
             body=body if self._keep_bodies else None,
@@ -165,14 +178,47 @@ class AuditLog:
                 await self._append(batch)
             except Exception:
                 log.exception("audit.append_failed", events=len(batch))
-                self._queue = batch + self._queue
-                raise
+                await self._one_by_one(batch)
         self._idle.set()
+
+    async def _one_by_one(self, batch: list[Event]) -> None:
+        """Append a failed batch's events alone, so that one the database will not take cannot
+        hold up every event behind it: it is replaced by a record saying so. If that record
+        fails too, the database itself is failing: what is left stays queued for the retry."""
+        for n, event in enumerate(batch):
+            try:
+                await self._append([event])
+                continue
+            except Exception as exc:
+                stand_in = self.event(
+                    "audit.unwritable",
+                    outcome="error",
+                    unwritable=event.event,
+                    at_time=event.at,
+                    error=type(exc).__name__,
+                )
+            try:
+                await self._append([stand_in])
+            except Exception:
+                self._queue = batch[n:] + self._queue
+                raise
 
     async def drained(self) -> None:
         """Wait until everything recorded so far is written (tests, shutdown, export)."""
         self._wake.set()
         await self._idle.wait()
+
+    async def drained_unless_stopped(self) -> bool:
+        """`drained`, unless the trail is stopped first (False): a trail the database will not
+        take must not keep the hub from stopping."""
+        waits = {
+            asyncio.ensure_future(self.drained()),
+            asyncio.ensure_future(self._stopping.wait()),
+        }
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in pending:
+            wait.cancel()
+        return not self._stopping.is_set()
 
     async def _append(self, batch: list[Event]) -> None:
         await append_events(self._db, batch)
@@ -209,6 +255,19 @@ class AuditLog:
 async def read_chain(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every record and checkpoint, as plain mappings (the same shape an export holds)."""
     async with db.read() as session:
+        # Checkpoints first: each query may see a later moment (PostgreSQL, READ COMMITTED), and
+        # records are append-only, so every checkpoint read now finds its record read after it.
+        # The other way round, one signed meanwhile named a record not read: "removed".
+        checkpoints = [
+            {
+                "seq": c.seq,
+                "hash": c.hash,
+                "at": c.at.isoformat(),
+                "signature": c.signature,
+                "certificate_pem": c.certificate_pem,
+            }
+            for c in await session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))
+        ]
         records = [
             {
                 "seq": r.seq,
@@ -224,22 +283,16 @@ async def read_chain(db: Database) -> tuple[list[dict[str, Any]], list[dict[str,
             }
             for r in await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))
         ]
-        checkpoints = [
-            {
-                "seq": c.seq,
-                "hash": c.hash,
-                "at": c.at.isoformat(),
-                "signature": c.signature,
-                "certificate_pem": c.certificate_pem,
-            }
-            for c in await session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))
-        ]
     return records, checkpoints
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe detail values (the hash is over their JSON)."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    """JSON-safe detail values (the hash is over their JSON, as UTF-8)."""
+    if isinstance(value, str):
+        # A header's undecodable bytes arrive as lone surrogates, which UTF-8 cannot carry: one
+        # such event would fail every append of the batches behind it.
+        return storable(value)
+    if isinstance(value, (int, float, bool)) or value is None:
         return value
     if isinstance(value, datetime):
         return value.isoformat()

@@ -34,7 +34,8 @@ async def audit_service(app: web.Application) -> AsyncIterator[None]:
     async def checkpoints() -> None:
         while await trail.sleep_unless_stopped(config.checkpoint_seconds):
             try:
-                await trail.drained()
+                if not await trail.drained_unless_stopped():
+                    break  # the final checkpoint below signs what was written
                 await trail.checkpoint(signer)
                 await trail.purge_bodies(timedelta(days=config.body_days))
             except Exception:

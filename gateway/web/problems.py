@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,14 +30,23 @@ def problem(status: int, title: str, detail: str = "", **extensions: Any) -> web
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
+# A client's own request id is kept only when it is a plain token: it goes into every log line
+# and audit record of the request (and back in the answer's header).
+_CLIENT_REQUEST_ID = re.compile(r"[\w.:-]{1,64}", re.ASCII)
+
+
+def _request_id(given: str) -> str:
+    return given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id for every log line; answer refusals and HTTP exceptions as problem+json."""
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    request_id = _request_id(request.headers.get("X-Request-ID", ""))
     structlog.contextvars.clear_contextvars()
     # The peer goes into every log line and audit record of the request: who sent what was refused.
     structlog.contextvars.bind_contextvars(
-        request_id=request_id[:64], path=request.path, peer=request.remote
+        request_id=request_id, path=request.path, peer=request.remote
     )
     if AUDIT in request.app:
         audit_log.current.set(request.app[AUDIT])

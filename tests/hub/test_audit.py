@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.chain import GENESIS, record_hash, verify
-from gateway.audit.log import read_chain, signature_problem
+from gateway.audit.export import verify_chain
+from gateway.audit.log import Signer, read_chain, signature_problem
 from gateway.cli import main
+from gateway.pki.ca import Pki
 from gateway.store.engine import Database
 from gateway.web.keys import AUDIT, DB
 from tests.conftest import Hub, HubFactory
@@ -241,3 +246,81 @@ async def test_a_submissions_receipt_and_answer_records_commit_with_them(
     assert [event for event, _, _ in await recorded()] == ["dsp.received", "dispatch.answered"]
     records, checkpoints = await read_chain(db)
     assert verify(records, checkpoints, signature_problem).ok
+
+
+async def _raw_get(port: int, path: str, header: bytes) -> bytes:
+    """A GET with a header line as raw bytes (clients can send any)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+        + header
+        + b"\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return data
+
+
+async def test_a_request_id_of_undecodable_bytes_does_not_stop_the_trail(
+    hub_factory: HubFactory,
+) -> None:
+    # Its bytes reached every audit record of the request as text UTF-8 cannot carry, and the
+    # writer retried that batch for ever: no event after it was written.
+    hub = await hub_factory({"audit": {"flush_seconds": 0.01}})
+    trail = hub.app[AUDIT]
+    reply = await _raw_get(hub.config.server.port, "/api/nothing-here", b"X-Request-ID: \xff\xfe")
+    assert b" 404 " in reply.split(b"\r\n")[0]
+    assert b"\xff\xfe" not in reply  # a fresh id instead of the client's
+    async with hub.session.get(f"{hub.url}/api/nothing-either") as resp:
+        assert resp.status == 404
+    await asyncio.wait_for(trail.drained(), 10)
+    async with hub.app[DB].read() as session:
+        refused = await session.scalar(
+            text("SELECT count(*) FROM audit_records WHERE event = 'api.refused'")
+        )
+    assert refused == 2
+
+
+async def test_a_trail_the_database_refuses_does_not_keep_the_hub_from_stopping(
+    hub_factory: HubFactory,
+) -> None:
+    hub = await hub_factory({"audit": {"flush_seconds": 0.01, "checkpoint_seconds": 0.1}})
+    async with hub.app[DB].transaction() as session:
+        await session.execute(text("ALTER TABLE audit_records RENAME TO audit_records_away"))
+    async with hub.session.get(f"{hub.url}/api/nothing-here") as resp:
+        assert resp.status == 404  # its event cannot be written: it stays queued
+    await asyncio.sleep(0.5)  # the checkpoint task is waiting for the trail to drain
+    await asyncio.wait_for(hub.app.cleanup(), 20)
+
+
+async def test_a_checkpoint_signed_while_the_chain_is_read_is_no_tampering(
+    hub_factory: HubFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL each query of a read sees its own moment: a checkpoint another hub signs
+    # between reading the records and the checkpoints named a record the reader never saw.
+    hub = await hub_factory({"pki": {"dir": str(tmp_path / "certs")}})
+    trail = hub.app[AUDIT]
+    pki = Pki.load(tmp_path / "certs")
+    signer = Signer.from_files(pki.server_cert_path, pki.server_key_path)
+    trail.record("test.before")
+    await trail.drained()
+    await trail.checkpoint(signer)
+    scalars = AsyncSession.scalars
+    queries = 0
+
+    async def meanwhile(self: AsyncSession, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        if queries == 2:  # between the read's two queries, whichever comes first
+            trail.record("test.meanwhile")
+            await trail.drained()
+            await trail.checkpoint(signer)
+        return await scalars(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncSession, "scalars", meanwhile)
+    records, checkpoints = await read_chain(hub.app[DB])
+    monkeypatch.setattr(AsyncSession, "scalars", scalars)
+    assert queries == 2
+    verdict = verify_chain(records, checkpoints, pki.root_path.read_text())
+    assert verdict.ok, verdict.problem
