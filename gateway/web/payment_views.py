@@ -5,7 +5,8 @@
     GET  /api/payments/{id}                   council   → 200 the payment
     POST /api/payments/{id}/cancel            council   → 204
     GET  /api/payments/{id}/refunds           council   → 200 {refunds: [...]}
-    POST /api/payments/{id}/refunds           council   → 201 the refund  ({amount} in pence)
+    POST /api/payments/{id}/refunds           council   → 201 the refund  ({amount} in pence,
+                                                          optional refund_amount_available)
     GET  /api/payments/reports/{council}.csv?from=YYYY-MM-DD&to=YYYY-MM-DD
                                               council   → 200 text/csv (payments and refunds)
     GET  /api/payments/webhooks/attempts      admin     → 200 {attempts: [...]}
@@ -187,7 +188,9 @@ async def list_refunds_view(request: web.Request) -> web.StreamResponse:
 async def refund_view(request: web.Request) -> web.StreamResponse:
     row, caller = await _payment_for(request)
     data = await json_object(request)
-    refund = await request.app[PAYMENTS].refund(row.id, data.get("amount"), caller)
+    refund = await request.app[PAYMENTS].refund(
+        row.id, data.get("amount"), caller, data.get("refund_amount_available")
+    )
     return web.json_response(refund_json(refund), status=201)
 
 

@@ -265,6 +265,26 @@ async def test_refunds_up_to_the_amount_paid(pay_hub: PayHub) -> None:
     assert status == 409
 
 
+async def test_a_retried_refund_naming_the_amount_available_is_not_made_twice(
+    pay_hub: PayHub,
+) -> None:
+    # A council whose refund request timed out retries it: with GOV.UK Pay's
+    # refund_amount_available the retry is refused once the first went through.
+    payment_id = await pay_hub.paid_payment(amount=1000)
+    path = f"/api/payments/{payment_id}/refunds"
+    request = {"amount": 300, "refund_amount_available": 1000}
+    status, refund = await pay_hub.call("POST", path, json=request)
+    assert status == 201, refund
+    status, problem = await pay_hub.call("POST", path, json=request)
+    assert status == 412 and problem["amount_available"] == 700
+    status, _ = await pay_hub.call("POST", path, json={**request, "refund_amount_available": 0})
+    assert status == 422
+    _, listed = await pay_hub.call("GET", path)
+    assert [r["amount"] for r in listed["refunds"]] == [300]
+    status, _ = await pay_hub.call("POST", path, json={**request, "refund_amount_available": 700})
+    assert status == 201
+
+
 async def test_council_token_reaches_only_its_own_payments(pay_hub_factory) -> None:
     hub: PayHub = await pay_hub_factory({"api_tokens": {SUNDERLAND: "sun-token"}})
     sun = {"Authorization": "Bearer sun-token"}

@@ -389,11 +389,15 @@ class PaymentService:
             raise PaymentError(409, "Conflict", f"the payment is {row.state}", state=row.state)
         return row
 
-    async def refund(self, payment_id: str, amount: Any, caller: str) -> RefundRow:
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise PaymentError(
-                422, "Invalid refund", "'amount' must be a positive whole number of pence"
-            )
+    async def refund(
+        self, payment_id: str, amount: Any, caller: str, expected_available: Any = None
+    ) -> RefundRow:
+        """Refund `amount` pence; with `expected_available` (GOV.UK Pay's
+        refund_amount_available) only while that much is still refundable, so a council's retry
+        of a refund that was made after all is refused rather than refunded twice."""
+        _refund_pence("amount", amount)
+        if expected_available is not None:
+            _refund_pence("refund_amount_available", expected_available)
         now = self.clock()
         async with self.db.transaction() as session:
             row = await self._locked_payment(session, payment_id)
@@ -402,6 +406,14 @@ class PaymentService:
                     409, "Conflict", f"only a successful payment can be refunded ({row.state})"
                 )
             available = row.amount_pence - row.refunded_pence
+            if expected_available is not None and expected_available != available:
+                raise PaymentError(
+                    412,
+                    "Refund amount available mismatch",
+                    f"{available} pence can still be refunded, not {expected_available}: "
+                    "a refund was made meanwhile (a retry of one that went through?)",
+                    amount_available=available,
+                )
             if amount > available:
                 raise PaymentError(
                     422,
@@ -631,3 +643,10 @@ class PaymentService:
 
     async def aclose(self) -> None:
         await self.sender.aclose()
+
+
+def _refund_pence(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PaymentError(
+            422, "Invalid refund", f"'{name}' must be a positive whole number of pence"
+        )
