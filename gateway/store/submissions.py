@@ -79,30 +79,17 @@ async def claim(
     """Lease up to limit due submissions (for one connector, if named), including ones whose
     lease a crashed process left, but not those of `busy` (the CorrelationIDs the claiming
     dispatcher is still working on)."""
-    until = now + lease
+    args: dict[str, Any] = {
+        "owner": owner,
+        "limit": limit,
+        "now": now,
+        "until": now + lease,
+        "connector": connector,
+        "busy": busy,
+    }
     if db.direct is not None:
-        return await db.direct.write(
-            partial(
-                on_sqlite.claim,
-                owner=owner,
-                limit=limit,
-                now=now,
-                until=until,
-                connector=connector,
-                busy=busy,
-            )
-        )
-    return await db.pg_lane.write(
-        partial(
-            on_pg.claim,
-            owner=owner,
-            limit=limit,
-            now=now,
-            until=until,
-            connector=connector,
-            busy=busy,
-        )
-    )
+        return await db.direct.write(partial(on_sqlite.claim, **args))
+    return await db.pg_lane.write(partial(on_pg.claim, **args))
 
 
 async def next_due(db: Database) -> datetime | None:
@@ -171,28 +158,15 @@ async def reschedule(
 ) -> bool:
     """Put a leased submission back in the queue for another attempt at `at` (with the
     attempt's audit events, in the same transaction), guarded as `answer` is."""
-    values = {"state": QUEUED, "next_attempt_at": at, "last_error": reason}
+    args: dict[str, Any] = {
+        "correlation_id": correlation_id,
+        "owner": owner,
+        "values": {"state": QUEUED, "next_attempt_at": at, "last_error": reason},
+        "attempt": attempt,
+    }
     if db.direct is not None:
-        return await db.direct.write(
-            partial(
-                on_sqlite.update_leased,
-                correlation_id=correlation_id,
-                owner=owner,
-                values=values,
-                attempt=attempt,
-            ),
-            audited=audited,
-        )
-    return await db.pg_lane.write(
-        partial(
-            on_pg.update_leased,
-            correlation_id=correlation_id,
-            owner=owner,
-            values=values,
-            attempt=attempt,
-        ),
-        audited=audited,
-    )
+        return await db.direct.write(partial(on_sqlite.update_leased, **args), audited=audited)
+    return await db.pg_lane.write(partial(on_pg.update_leased, **args), audited=audited)
 
 
 async def mark_deleted(db: Database, correlation_id: str, now: datetime) -> bool:

@@ -448,15 +448,20 @@ async def test_test_in_live_is_checked_not_processed(hub: Hub) -> None:
     assert (await poll_until_final(hub, "LA-CTAX-SPD", ack.correlation_id)).qualifier == "response"
 
 
-async def test_sync_route_answers_the_submission_directly(hub_factory) -> None:
+def sync_view_route(**extra: Any) -> dict[str, Any]:
+    """The demo citizen's View Council Tax route, answered synchronously."""
     _citizen, enrolment = demo()
-    route = {
+    return {
         "class": VIEW,
         "organisation": enrolment.organisation,
         "connector": f"council-{enrolment.organisation}",
         "mode": "sync",
+        **extra,
     }
-    hub = await hub_factory({"routes": [route]})
+
+
+async def test_sync_route_answers_the_submission_directly(hub_factory) -> None:
+    hub = await hub_factory({"routes": [sync_view_route()]})
     reply = await submit(hub, view_submission())
     assert reply.qualifier == "response", reply.errors
     assert reply.correlation_id and reply.body is not None
@@ -469,14 +474,7 @@ async def test_a_sync_route_failing_after_the_commit_still_gives_the_correlation
 ) -> None:
     # The database dropping out between the commit and the answer cannot be staged for real at
     # that instant: the first read of the answer fails, as a lost connection would.
-    _citizen, enrolment = demo()
-    route = {
-        "class": VIEW,
-        "organisation": enrolment.organisation,
-        "connector": f"council-{enrolment.organisation}",
-        "mode": "sync",
-        "timeout": 0.5,
-    }
+    route = sync_view_route(timeout=0.5)
     hub = await hub_factory({"routes": [route], "dispatcher": {"lease_margin_seconds": 0.5}})
     read = store.get
     failures = [ConnectionResetError("connection to the database lost")]

@@ -146,14 +146,19 @@ async def test_signed_envelope_with_a_value_is_1040(hub: Hub) -> None:
     assert reply.error_number == 1040
 
 
-async def test_level_2_route_needs_a_certificate(hub_factory) -> None:
+async def level_2_hub(hub_factory) -> Hub:
+    """The demo hub with View Council Tax at level 2 (a certificate required)."""
     route = {
         "class": VIEW,
         "organisation": ENROLMENT.organisation,
         "connector": f"council-{ENROLMENT.organisation}",
         "auth_level": 2,
     }
-    hub = await hub_factory({"routes": [route]}, https=True)
+    return await hub_factory({"routes": [route]}, https=True)
+
+
+async def test_level_2_route_needs_a_certificate(hub_factory) -> None:
+    hub = await level_2_hub(hub_factory)
     with_password = unsigned(user=CITIZEN.user_id, password=CITIZEN.password)
     refused = wire.read(await hub.post(with_password))
     assert refused.error_number == 1046 and "requires a certificate" in refused.errors[0]["text"]
@@ -167,13 +172,7 @@ async def test_level_2_route_needs_a_certificate(hub_factory) -> None:
 async def test_a_data_request_for_a_level_2_class_needs_a_certificate_too(hub_factory) -> None:
     # Its report holds CorrelationIDs, each a capability to read an answer that took a
     # certificate to ask for.
-    route = {
-        "class": VIEW,
-        "organisation": ENROLMENT.organisation,
-        "connector": f"council-{ENROLMENT.organisation}",
-        "auth_level": 2,
-    }
-    hub = await hub_factory({"routes": [route]}, https=True)
+    hub = await level_2_hub(hub_factory)
     cert, key = certificate_paths(hub.config, CITIZEN.user_id)
     ack = await https_post(hub, unsigned(), cert, key)
     assert ack.qualifier == "acknowledgement", ack.errors
