@@ -159,7 +159,12 @@ def run_command(
 @click.option("--p95", "gate_p95", default=1.0, show_default=True, help="Gate: p95 seconds.")
 @click.option("--p99", "gate_p99", default=2.5, show_default=True, help="Gate: p99 seconds.")
 @click.option(
-    "--max-errors", "gate_errors", default=0.05, show_default=True, help="Gate: error rate below."
+    "--max-errors",
+    "gate_errors",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Gate: the share of iterations that may fail (0.05: at most 5 %; 0: none).",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 def load_command(
@@ -221,9 +226,8 @@ def load_command(
     for _, ok, detail in report.gate_results(gates):
         failed = failed or not ok
         click.echo(("  pass  " if ok else click.style("  FAIL  ", fg="red", bold=True)) + detail)
-    overall = report.overall
-    if overall.first_error:
-        click.echo(f"\nfirst error: {overall.first_error}")
+    if report.runs.first_error:
+        click.echo(f"\nfirst error: {report.runs.first_error}")
     if json_path is not None:
         reports.write_json(json_path, report.as_json(gates))
     if failed:

@@ -8,7 +8,6 @@ colour (each result is a word), with a results table and the evidence of every e
 from __future__ import annotations
 
 import json
-import re
 from html import escape
 from typing import Any
 
@@ -16,9 +15,8 @@ from lxml import etree
 
 from gateway.kit.render import ms
 from gateway.kit.results import CheckResult, Report, Status
+from gateway.routing.storable import storable
 
-# Characters XML 1.0 cannot carry; exception texts from a connector may contain them.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _WORD = {Status.PASS: "Pass", Status.FAIL: "Fail", Status.SKIP: "Skipped", Status.ERROR: "Error"}
 _MARK = {Status.PASS: "✓", Status.FAIL: "✗", Status.SKIP: "–", Status.ERROR: "!"}
 CONSOLE_EVIDENCE_LINES = 30
@@ -88,9 +86,10 @@ def _indented(head: str, text: str, width: int) -> list[str]:
 
 def junit_xml(report: Report) -> bytes:
     """One testsuite, one testcase per check: failure, error or skipped as JUnit readers expect."""
+    # Texts go through storable(): a connector's exception text may hold what XML cannot carry.
     suite = etree.Element(
         "testsuite",
-        name=_xml(f"connector conformance: {report.subject}"),
+        name=storable(f"connector conformance: {report.subject}"),
         tests=str(len(report.results)),
         failures=str(report.count(Status.FAIL)),
         errors=str(report.count(Status.ERROR)),
@@ -100,7 +99,7 @@ def junit_xml(report: Report) -> bytes:
     )
     properties = etree.SubElement(suite, "properties")
     for name, value in _facts(report):
-        etree.SubElement(properties, "property", name=name, value=_xml(value))
+        etree.SubElement(properties, "property", name=name, value=storable(value))
     for r in report.results:
         case = etree.SubElement(
             suite,
@@ -111,12 +110,12 @@ def junit_xml(report: Report) -> bytes:
         )
         if r.status != Status.PASS:
             tag = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}[r.status]
-            node = etree.SubElement(case, tag, message=_xml(r.message))
+            node = etree.SubElement(case, tag, message=storable(r.message))
             if r.status != Status.SKIP:
                 node.set("type", r.status.value)
-                node.text = _xml("\n".join([r.message, *(f"- {d}" for d in r.details)]))
+                node.text = storable("\n".join([r.message, *(f"- {d}" for d in r.details)]))
         out = etree.SubElement(case, "system-out")
-        out.text = _xml(_evidence_text(r))
+        out.text = storable(_evidence_text(r))
     root = etree.Element(
         "testsuites",
         tests=suite.get("tests", "0"),
@@ -134,10 +133,6 @@ def _evidence_text(r: CheckResult) -> str:
         seconds = f" ({ms(item.seconds)})" if item.seconds is not None else ""
         parts += [f"--- {item.label}{seconds}", "sent:", item.sent, "received:", item.received]
     return "\n".join(parts)
-
-
-def _xml(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
 
 
 def _facts(report: Report) -> list[tuple[str, str]]:
@@ -294,4 +289,4 @@ def _section(r: CheckResult) -> str:
 
 def _h(text: str) -> str:
     """Escaped for HTML text and attributes, with characters no document may carry replaced."""
-    return escape(_xml(text), quote=True)
+    return escape(storable(text), quote=True)

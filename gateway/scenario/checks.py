@@ -71,13 +71,28 @@ def json_path(document: Any, path: str, label: str | None = None) -> Any:
     return current
 
 
-def xpath_values(root: etree._Element | None, expression: str) -> list[str]:
+def xpath_result(root: etree._Element | None, expression: str) -> Any:
+    """What the expression evaluates to: a node-set (list), boolean, number or string."""
     if root is None:
         raise StepFailed(f"xpath {expression!r}: the reply has no XML")
     try:
-        found = root.xpath(expression, namespaces=XPATH_NAMESPACES)
+        return root.xpath(expression, namespaces=XPATH_NAMESPACES)
     except etree.XPathError as exc:
         raise StepFailed(f"xpath {expression!r}: {exc}") from None
+
+
+def _xpath_true(found: Any) -> bool:
+    """XPath's own boolean(): a non-empty node-set, true, a non-zero number, a non-empty string."""
+    if isinstance(found, float):
+        return found == found and found != 0  # NaN is false
+    return bool(found)
+
+
+def xpath_values(root: etree._Element | None, expression: str) -> list[str]:
+    return _values(xpath_result(root, expression))
+
+
+def _values(found: Any) -> list[str]:
     if isinstance(found, bool):
         # A test like `count(//Error) = 0`: true is one match, false none.
         return ["true"] if found else []
@@ -104,21 +119,20 @@ def check(expect: Mapping[str, Any], seen: Observed) -> None:
     for name in ("status", "qualifier", "error_number"):
         if name in expect and not _same(seen.facts.get(name), expect[name]):
             raise StepFailed(f"expected {name} {expect[name]!r}, got {seen.facts.get(name)!r}")
-    for name, wanted in (expect.get("facts") or {}).items():
+    for name, wanted in _mapping(expect, "facts").items():
         if not _same(seen.facts.get(name), wanted):
             known = ", ".join(sorted(seen.facts))
             raise StepFailed(f"expected {name} {wanted!r}, got {seen.facts.get(name)!r} ({known})")
-    for expression, wanted in (expect.get("xpath") or {}).items():
-        values = xpath_values(seen.xml, expression)
-        if wanted is True:
-            ok = bool(values)
-        elif wanted is False:
-            ok = not values
+    for expression, wanted in _mapping(expect, "xpath").items():
+        found = xpath_result(seen.xml, expression)
+        values = _values(found)
+        if isinstance(wanted, bool):
+            ok = _xpath_true(found) is wanted
         else:
             ok = any(_same(v, wanted) for v in values)
         if not ok:
             raise StepFailed(f"xpath {expression!r}: expected {wanted!r}, found {values!r}")
-    for path, wanted in (expect.get("json") or {}).items():
+    for path, wanted in _mapping(expect, "json").items():
         if seen.json is None:
             raise StepFailed(f"json {path!r}: the reply is not JSON")
         actual = json_path(seen.json, path)
@@ -130,6 +144,14 @@ def check(expect: Mapping[str, Any], seen: Observed) -> None:
     for text in _list(expect.get("not_contains")):
         if str(text) in seen.received:
             raise StepFailed(f"expected the reply not to contain {text!r}")
+
+
+def _mapping(expect: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    # The loader refuses a literal non-mapping; this is one a variable supplied.
+    value = expect.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise StepFailed(f"expect: {name} must be a mapping, not {value!r}")
+    return value
 
 
 def _list(value: Any) -> list[Any]:
@@ -153,6 +175,9 @@ def capture(spec: Mapping[str, str], seen: Observed) -> dict[str, Any]:
                 raise StepFailed(f"capture {variable}: xpath {expression!r} found nothing")
             captured[variable] = values[0]
         elif source in seen.facts:
+            if seen.facts[source] is None or seen.facts[source] == "":
+                # As an XPath that finds nothing: a later ${variable} would otherwise be "None".
+                raise StepFailed(f"capture {variable}: the reply has no {source}")
             captured[variable] = seen.facts[source]
         else:
             known = ", ".join(sorted(seen.facts)) or "none"

@@ -18,6 +18,7 @@ No I/O beyond reading the scenario's own files; no aiohttp, no database.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,22 @@ STEP_KINDS: dict[str, set[str]] = {
 EXPECT_KEYS = {
     "qualifier", "error_number", "status", "facts", "xpath", "json", "contains", "not_contains",
 }  # fmt: skip
+# Parameters of one type, wherever they appear. The loader keeps `no`, `False` and `30s` as text,
+# and text is truthy or unparsable when run: these are refused at load instead.
+FLAGS = {"until_final", "gateway_test", "clear"}
+NUMBERS = {"timeout"}
+WHOLE_NUMBERS = {"amount_pence"}
+DURATIONS = {"seconds", "advance"}
+MAPPINGS = {"keys", "facts", "headers", "params"}
+NUMBER = re.compile(r"^\s*[0-9]+(?:\.[0-9]+)?\s*$")
+WHOLE = re.compile(r"^\s*[0-9]+\s*$")
+DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
+_SCALAR = (str, int, float)
+_SHAPES = {
+    "facts": "{fact: value}",
+    "xpath": "{EXPR: value | true | false}",
+    "json": "{path: value}",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +96,7 @@ class Actor:
     name: str
     kind: str
     fields: Mapping[str, Any]
+    where: str = ""  # file:line, for a demo citizen only the hub's own list can check
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +131,7 @@ def inside(directory: Path, relative: str, where: str) -> Path:
     if Path(relative).is_absolute() or not candidate.is_relative_to(base):
         raise ScenarioError(where, f"{relative!r} is outside the scenario's directory")
     if not candidate.is_file():
-        raise ScenarioError(where, f"{relative!r} does not exist")
+        raise ScenarioError(where, f"{relative!r} does not exist (no file {candidate})")
     return candidate
 
 
@@ -205,7 +223,7 @@ def _actors(document: Located, path: Path) -> dict[str, Actor]:
             )
         if kind in ("council", "portal") and not isinstance(spec.get("organisation"), str):
             raise ScenarioError(where, f"actor '{name}': organisation is required")
-        actors[name] = Actor(name, kind, dict(spec))
+        actors[name] = Actor(name, kind, dict(spec), where)
     return actors
 
 
@@ -235,6 +253,11 @@ def _step(raw: Any, where: str, index: int, actors: Mapping[str, Actor]) -> Step
         named = params.get(role)
         if isinstance(named, str) and "${" not in named and named not in actors:
             raise ScenarioError(here, f"{kind}: no actor named '{named}'")
+    for key, value in params.items():
+        problem = _parameter_problem(key, value)
+        if problem:
+            line = params.line_of(key) if isinstance(params, Located) else raw.line_of(kind)
+            raise ScenarioError(f"{where.rsplit(':', 1)[0]}:{line}", f"{kind}: {key} {problem}")
     expect = raw.get("expect", {})
     if not isinstance(expect, dict) or set(expect) - EXPECT_KEYS:
         bad = sorted(set(expect) - EXPECT_KEYS) if isinstance(expect, dict) else ["(not a mapping)"]
@@ -242,6 +265,11 @@ def _step(raw: Any, where: str, index: int, actors: Mapping[str, Actor]) -> Step
             f"{where.rsplit(':', 1)[0]}:{raw.line_of('expect')}",
             f"expect: unknown check '{bad[0]}' (one of {', '.join(sorted(EXPECT_KEYS))})",
         )
+    for check, wanted in expect.items():
+        problem = _expectation_problem(check, wanted)
+        if problem:
+            line = expect.line_of(check) if isinstance(expect, Located) else raw.line_of("expect")
+            raise ScenarioError(f"{where.rsplit(':', 1)[0]}:{line}", f"expect: {check} {problem}")
     capture = raw.get("capture", {})
     if not isinstance(capture, dict) or not all(isinstance(v, str) for v in capture.values()):
         raise ScenarioError(
@@ -250,6 +278,52 @@ def _step(raw: Any, where: str, index: int, actors: Mapping[str, Actor]) -> Step
         )
     name = raw.get("name") or f"{index + 1}. {kind}"
     return Step(kind, str(name), dict(params), dict(expect), dict(capture), here)
+
+
+def _variable(value: Any) -> bool:
+    """Text naming a variable: its type is known only when the step runs, and checked then."""
+    return isinstance(value, str) and "${" in value
+
+
+def _parameter_problem(key: str, value: Any) -> str:
+    """What is wrong with a typed parameter's value, or "" if nothing (or not yet knowable)."""
+    if _variable(value):
+        return ""
+    if key in FLAGS and not isinstance(value, bool):
+        return f"must be true or false, not {value!r}"
+    numeric = isinstance(value, int) and not isinstance(value, bool)
+    if key in NUMBERS and not (numeric or (isinstance(value, str) and NUMBER.match(value))):
+        return f"must be a number of seconds (e.g. 30 or 0.5), not {value!r}"
+    if key in WHOLE_NUMBERS and not (numeric or (isinstance(value, str) and WHOLE.match(value))):
+        return f"must be a whole number (e.g. 10000), not {value!r}"
+    if key in DURATIONS and not (numeric or (isinstance(value, str) and DURATION.match(value))):
+        return f"must be a duration (e.g. 30, 90s, 15m, 2h, 29d), not {value!r}"
+    if key in MAPPINGS and not isinstance(value, dict):
+        return f"must be a mapping, not {value!r}"
+    return ""
+
+
+def _expectation_problem(check: str, wanted: Any) -> str:
+    """What is wrong with an expectation's shape, or "" if nothing (or not yet knowable)."""
+    if _variable(wanted):
+        return ""
+    if check in ("status", "error_number") and (
+        isinstance(wanted, bool) or not isinstance(wanted, (int, str))
+    ):
+        return f"must be a number, not {wanted!r}"
+    if check == "qualifier" and not isinstance(wanted, str):
+        return f"must be a word (e.g. response), not {wanted!r}"
+    if check in ("facts", "xpath", "json") and not isinstance(wanted, dict):
+        return f"must be a mapping ({_SHAPES[check]}), not {wanted!r}"
+    if check == "xpath":
+        bad = [v for v in wanted.values() if not isinstance(v, _SCALAR)]
+        if bad:
+            return f"values are text, a number, true or false, not {bad[0]!r}"
+    if check in ("contains", "not_contains"):
+        texts = wanted if isinstance(wanted, list) else [wanted]
+        if not all(isinstance(t, _SCALAR) and not isinstance(t, bool) for t in texts):
+            return f"is text or a list of texts, not {wanted!r}"
+    return ""
 
 
 __all__ = ["Actor", "Scenario", "ScenarioError", "Step", "inside", "load"]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from lxml import etree
 
+from gateway.routing.storable import storable
 from gateway.scenario.runner import ScenarioResult, StepResult
 
 
@@ -48,13 +49,13 @@ def summary(results: Sequence[ScenarioResult]) -> str:
             out.append("  ".join("-" * w for w in widths))
     failed = sum(not r.ok for r in results)
     out.append(f"\n{len(results)} scenarios, {len(results) - failed} passed, {failed} failed")
-    for r in results:
-        if r.error:
-            out.append(f"{r.path}: {r.error}")
+    # A scenario's own error already starts with its file:line.
+    out.extend(r.error for r in results if r.error)
     return "\n".join(out)
 
 
 def junit_xml(results: Sequence[ScenarioResult]) -> bytes:
+    """JUnit XML; every text through storable(), as a reply may be binary (a DER CRL, say)."""
     suite = etree.Element(
         "testsuite",
         name="gateway scenarios",
@@ -64,17 +65,23 @@ def junit_xml(results: Sequence[ScenarioResult]) -> bytes:
     )
     for r in results:
         case = etree.SubElement(
-            suite, "testcase", classname=Path(r.path).stem, name=r.name, time=f"{r.seconds:.3f}"
+            suite,
+            "testcase",
+            classname=storable(Path(r.path).stem),
+            name=storable(r.name),
+            time=f"{r.seconds:.3f}",
         )
         failed = next((s for s in r.steps if not s.ok and not s.skipped), None)
         if r.error or failed is not None:
             message = r.error or f"{failed.name}: {failed.error}" if failed else r.error
-            node = etree.SubElement(case, "failure", message=message)
-            node.text = failure_text(failed) if failed is not None else r.error
+            node = etree.SubElement(case, "failure", message=storable(message))
+            node.text = storable(failure_text(failed) if failed is not None else r.error)
         out = etree.SubElement(case, "system-out")
-        out.text = "\n".join(
-            f"{'skip' if s.skipped else 'ok' if s.ok else 'FAIL'} {s.name} {s.seconds * 1000:.0f} ms"
-            for s in r.steps
+        out.text = storable(
+            "\n".join(
+                f"{'skip' if s.skipped else 'ok' if s.ok else 'FAIL'} {s.name} {s.seconds * 1000:.0f} ms"
+                for s in r.steps
+            )
         )
     root = etree.Element("testsuites")
     root.append(suite)

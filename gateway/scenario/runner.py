@@ -79,7 +79,9 @@ def _actors(scenario: Scenario, target: Target) -> dict[str, dict[str, Any]]:
         if demo_id is not None:
             citizen = demo.get(str(demo_id))
             if citizen is None:
-                raise ScenarioError(str(scenario.path), f"actor {name}: no demo citizen {demo_id}")
+                raise ScenarioError(
+                    actor.where or str(scenario.path), f"actor {name}: no demo citizen {demo_id}"
+                )
             state.update(user_id=citizen.user_id, password=citizen.password)
             state["demo_enrolments"] = citizen.enrolments
             state["accounts"] = {e.organisation: e.account_ref for e in citizen.enrolments}
@@ -145,6 +147,7 @@ async def run_step(run: Run, step: Step) -> StepResult:
     """One step: substitute, act, check, capture; failures carry what was sent and received."""
     started = time.perf_counter()
     seen: Observed | None = None
+    run.where = step.where
     try:
         scope = {**run.actors, **run.variables}
         params = substitute(dict(step.params), scope)
@@ -159,6 +162,10 @@ async def run_step(run: Run, step: Step) -> StepResult:
     except StepFailed as exc:
         return _result(step, started, str(exc), seen)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return _result(step, started, f"{type(exc).__name__}: {exc}", seen)
+    except (ValueError, TypeError) as exc:
+        # A parameter of the wrong type that no check caught (its value came from a variable, say):
+        # this step fails, at its file:line, rather than the whole run ending in a traceback.
         return _result(step, started, f"{type(exc).__name__}: {exc}", seen)
     return _result(step, started, "", seen)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -25,7 +26,7 @@ from gateway.govtalk.parse import parse
 from gateway.govtalk.serialise import serialise
 from gateway.pki.tls import client_ssl_context
 from gateway.scenario.checks import Observed, StepFailed
-from gateway.scenario.model import Scenario, inside
+from gateway.scenario.model import DURATION, WHOLE, Scenario, inside
 from gateway.scenario.target import Target
 
 PIN = re.compile(r"activation PIN is:\s*(\S+)")
@@ -49,6 +50,7 @@ class Run:
     session: aiohttp.ClientSession
     browsers: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     polling: Polling = "eager"
+    where: str = ""  # the running step's file:line, for errors found only when it runs
     # interval polling: per CorrelationID, when the last acknowledgement said to poll again
     poll_due: dict[str, float] = field(default_factory=dict)
 
@@ -147,6 +149,41 @@ async def _http(
                 pass
     seen.received = text
     return seen
+
+
+def flag(p: Mapping[str, Any], name: str, default: bool) -> bool:
+    """A true/false parameter; text such as "false" (a variable's value) is not taken as true."""
+    value = p.get(name, default)
+    if not isinstance(value, bool):
+        raise StepFailed(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def number(p: Mapping[str, Any], name: str, default: float) -> float:
+    """A numeric parameter; its value may come from a variable, so it is checked here too."""
+    value = p.get(name, default)
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError, ValueError):
+            return float(value)
+    raise StepFailed(f"{name} must be a number, not {value!r}")
+
+
+def whole(p: Mapping[str, Any], name: str, default: int) -> int:
+    """A whole-number parameter (amounts in pence), checked here as its value may be a variable's."""
+    value = p.get(name, default)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and WHOLE.match(value):
+        return int(value)
+    raise StepFailed(f"{name} must be a whole number, not {value!r}")
+
+
+def mapping(p: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A mapping parameter (keys, headers), empty if not given."""
+    value = p.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise StepFailed(f"{name} must be a mapping, not {value!r}")
+    return value
 
 
 def _must(seen: Observed, *statuses: int) -> Observed:
@@ -373,10 +410,11 @@ def _demo_enrolment(actor: Mapping[str, Any], class_: str, organisation: str | N
     return None
 
 
-def _body(run: Run, p: Mapping[str, Any], actor: Mapping[str, Any] | None, class_: str) -> bytes:
+def _body(
+    run: Run, p: Mapping[str, Any], actor: Mapping[str, Any] | None, class_: str, where: str
+) -> bytes:
     from gateway.scenario.checks import substitute
 
-    where = run.scenario.path.name
     if p.get("body") is not None:
         return str(p["body"]).encode("utf-8")
     if p.get("body_file"):
@@ -466,17 +504,17 @@ async def submit(run: Run, p: Mapping[str, Any]) -> Observed:
         raise StepFailed("submit needs a class")
     organisation = p.get("organisation")
     demo = _demo_enrolment(actor or {}, class_, organisation)
-    keys = p.get("keys") or (demo.keys if demo is not None else {})
+    keys = mapping(p, "keys") or (demo.keys if demo is not None else {})
     auth, base, tls = _auth(run, p, actor)
     envelope = requests.submission(
         class_,
-        _body(run, p, actor, class_),
+        _body(run, p, actor, class_, run.where),
         sender_id=actor.get("user_id") if actor and auth != "none" else None,
         password=actor.get("password") if actor and auth == "password" else None,
         keys={str(k): str(v) for k, v in keys.items()},
         organisation=str(organisation or (demo.organisation if demo is not None else "")) or None,
         transaction_id=str(p.get("transaction_id", "1")),
-        gateway_test=bool(p.get("gateway_test", False)),
+        gateway_test=flag(p, "gateway_test", False),
         gateway_timestamp=str(p["gateway_timestamp"]) if p.get("gateway_timestamp") else None,
     )
     data = serialise(envelope)
@@ -491,8 +529,8 @@ async def submit(run: Run, p: Mapping[str, Any]) -> Observed:
             lambda: sign_envelope(data, cert.read_bytes(), key.read_bytes())
         )
     seen = await _post_envelope(run, f"{base}/submission", data, tls)
-    if p.get("until_final"):
-        final = await _until_final(run, seen, class_, base, tls, float(p.get("timeout", 30)))
+    if flag(p, "until_final", False):
+        final = await _until_final(run, seen, class_, base, tls, number(p, "timeout", 30))
         final.sent = seen.sent
         final.facts.setdefault("correlation_id", seen.facts.get("correlation_id"))
         return final
@@ -505,8 +543,8 @@ async def poll(run: Run, p: Mapping[str, Any]) -> Observed:
     class_, cid = str(p.get("class")), str(p.get("correlation_id"))
     await asyncio.sleep(run.poll_wait(cid, again=False))
     seen = await _post_envelope(run, f"{base}/poll", serialise(requests.poll(class_, cid)), tls)
-    if p.get("until_final", True):
-        return await _until_final(run, seen, class_, base, tls, float(p.get("timeout", 30)))
+    if flag(p, "until_final", True):
+        return await _until_final(run, seen, class_, base, tls, number(p, "timeout", 30))
     return seen
 
 
@@ -588,7 +626,7 @@ async def pay(run: Run, p: Mapping[str, Any]) -> Observed:
     """Create a payment as the council, then pay on the hosted page as a person would."""
     council = run.actor(p, "council")
     body = {
-        "amount": int(p.get("amount_pence", 1000)),
+        "amount": whole(p, "amount_pence", 1000),
         "reference": str(p.get("reference", "")),
         "council": council["organisation"],
         "description": str(p.get("description", "Council Tax")),
@@ -630,12 +668,9 @@ async def pay(run: Run, p: Mapping[str, Any]) -> Observed:
 # --- the hub itself --------------------------------------------------------------------------------
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
-
 def seconds(value: Any) -> float:
     """A duration: a number of seconds, or text like 90s, 15m, 2h, 29d."""
-    match = _DURATION.match(str(value))
+    match = DURATION.match(str(value))
     if match is None:
         raise StepFailed(f"{value!r} is not a duration (e.g. 30, 15m, 2h, 29d)")
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
@@ -648,7 +683,7 @@ async def clock(run: Run, p: Mapping[str, Any]) -> Observed:
 
 async def fault(run: Run, p: Mapping[str, Any]) -> Observed:
     url = f"{run.target.url}/admin/faults/{p.get('connector')}"
-    if p.get("clear"):
+    if flag(p, "clear", False):
         return await _http(run, "DELETE", url)
     return await _http(
         run, "PUT", url, json_body={"fault": p.get("set"), "params": p.get("params", {})}
@@ -658,7 +693,7 @@ async def fault(run: Run, p: Mapping[str, Any]) -> Observed:
 async def http_call(run: Run, p: Mapping[str, Any]) -> Observed:
     method = str(p.get("method", "GET")).upper()
     path = str(p.get("path", "/"))
-    headers = {str(k): str(v) for k, v in (p.get("headers") or {}).items()}
+    headers = {str(k): str(v) for k, v in mapping(p, "headers").items()}
     auth = p.get("auth")
     tls = None
     base = run.target.url

@@ -52,6 +52,30 @@ def test_duplicate_keys_are_errors_at_their_line(tmp_path: Path) -> None:
         ("version: 2\nname: t\nsteps: [{sleep: {seconds: 1}}]\n", 1, "version must be 1"),
         (GOOD_HEAD + "actors:\n  a: {kind: robot}\nsteps: [{sleep: {}}]\n", 4, "kind must be one of"),
         (GOOD_HEAD + "steps:\n  - submit: {class: [unclosed\n", 5, "expected"),
+        # Values of the wrong shape: refused here, not a traceback halfway through a run.
+        (GOOD_HEAD + "steps:\n  - sleep: {seconds: 0}\n    expect: {xpath: '//x'}\n", 5,
+         "expect: xpath must be a mapping"),
+        (GOOD_HEAD + "steps:\n  - sleep: {seconds: 0}\n    expect: {facts: [state]}\n", 5,
+         "expect: facts must be a mapping"),
+        (GOOD_HEAD + "steps:\n  - sleep: {seconds: 0}\n    expect:\n      status: 200\n"
+         "      json: a.b\n", 7, "expect: json must be a mapping"),
+        (GOOD_HEAD + "steps:\n  - sleep: {seconds: 0}\n    expect: {xpath: {'//x': [a]}}\n", 5,
+         "expect: xpath values are text, a number, true or false"),
+        (GOOD_HEAD + "actors:\n  c: {kind: council, organisation: E08000024}\n"
+         "steps:\n  - pay: {council: c, reference: X, amount_pence: £100}\n", 6,
+         "pay: amount_pence must be a whole number"),
+        (GOOD_HEAD + "steps:\n  - poll:\n      class: X\n      correlation_id: Y\n"
+         "      timeout: 30s\n", 7, "poll: timeout must be a number of seconds"),
+        (GOOD_HEAD + "steps:\n  - sleep: {seconds: soon}\n", 4, "sleep: seconds must be a duration"),
+        (GOOD_HEAD + "steps:\n  - submit: {class: X, keys: CTaxAccountRef}\n", 4,
+         "submit: keys must be a mapping"),
+        # YAML 1.1's spellings of false stay text under this loader, and text is true.
+        (GOOD_HEAD + "steps:\n  - submit:\n      class: X\n      until_final: False\n", 6,
+         "submit: until_final must be true or false, not 'False'"),
+        (GOOD_HEAD + "steps:\n  - submit: {class: X, gateway_test: no}\n", 4,
+         "submit: gateway_test must be true or false, not 'no'"),
+        (GOOD_HEAD + "steps:\n  - fault: {connector: c, clear: 'false'}\n", 4,
+         "fault: clear must be true or false, not 'false'"),
     ],
 )  # fmt: skip
 def test_mistakes_are_named_at_file_and_line(

@@ -152,3 +152,144 @@ def test_a_timeout_shorter_than_the_poll_interval_fails_at_once_and_says_why(
     assert "no final answer within 0.5 s (the hub asked to poll again after" in output
     [result] = json.loads(report.read_text())["scenarios"]
     assert result["steps"][0]["seconds"] < 0.5  # not waited out
+
+
+def test_a_missing_file_or_demo_citizen_is_named_at_its_file_and_line(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.scenario.yaml"
+    missing.write_text(
+        "version: 1\n"
+        "name: Names a payload that is not there\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0SUN0001}\n"
+        "variables: {payload: missing.xml}\n"
+        "steps:\n"
+        "  - submit: {actor: sun, class: LA-CTAX-VIEW, body_file: '${payload}'}\n"
+    )
+    nobody = tmp_path / "nobody.scenario.yaml"
+    nobody.write_text(
+        "version: 1\n"
+        "name: Names a demo citizen there is not\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0NOPE001}\n"
+        "steps:\n"
+        "  - sleep: {seconds: 0}\n"
+    )
+    code, output = gateway("scenario", "run", str(tmp_path))
+    assert code == 1
+    assert f"{missing}:7: 'missing.xml' does not exist (no file {tmp_path / 'missing.xml'})" in (
+        output
+    )
+    assert f"{nobody}:4: actor sun: no demo citizen DEMO0NOPE001" in output
+
+
+def test_a_value_a_variable_gives_the_wrong_type_fails_its_step_at_file_and_line(
+    tmp_path: Path,
+) -> None:
+    # The loader checks what is written; a variable's value is known only when the step runs.
+    folder = tmp_path / "typed"
+    folder.mkdir()
+    amount = folder / "amount.scenario.yaml"
+    amount.write_text(
+        "version: 1\n"
+        "name: Pays an amount that is no number\n"
+        "actors:\n"
+        "  sed: {kind: council, organisation: E07000188}\n"
+        "variables: {amount: £100}\n"
+        "steps:\n"
+        "  - pay: {council: sed, reference: '123', amount_pence: '${amount}'}\n"
+    )
+    wait = folder / "wait.scenario.yaml"
+    wait.write_text(
+        "version: 1\n"
+        "name: Waits for an answer by a word\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0SUN0001}\n"
+        "variables: {wait: 'false', limit: 30s}\n"
+        "steps:\n"
+        "  - submit: {actor: sun, class: LA-CTAX-VIEW, until_final: '${wait}'}\n"
+        "  - submit: {actor: sun, class: LA-CTAX-VIEW, until_final: true, timeout: '${limit}'}\n"
+    )
+    code, output = gateway("scenario", "run", str(folder))
+    assert code == 1
+    assert f"{amount}:7: amount_pence must be a whole number, not '£100'" in output
+    assert f"{wait}:7: until_final must be true or false, not 'false'" in output
+
+
+def test_capturing_a_fact_the_reply_lacks_fails_the_step(tmp_path: Path) -> None:
+    path = tmp_path / "capture.scenario.yaml"
+    path.write_text(
+        "version: 1\n"
+        "name: Follows a redirect that is not there\n"
+        "steps:\n"
+        "  - http: {method: GET, path: /pki/ca-bundle.pem}\n"
+        "    capture: {next: location}\n"
+        "  - name: never reached\n"
+        "    http: {method: GET, path: '${next}'}\n"
+    )
+    code, output = gateway("scenario", "run", str(path))
+    assert code == 1
+    assert f"{path}:4: capture next: the reply has no location" in output
+    assert "never reached (skipped)" in output
+
+
+def test_an_xpath_expected_true_needs_a_true_result(tmp_path: Path) -> None:
+    # XPath's boolean(): a count of 0 and an empty string are false, as an empty node-set is.
+    head = (
+        "version: 1\n"
+        "actors:\n"
+        "  sun: {kind: citizen, demo: DEMO0SUN0001}\n"
+        "steps:\n"
+        "  - submit: {actor: sun, class: LA-CTAX-VIEW, until_final: true}\n"
+        "    expect:\n"
+        "      xpath:\n"
+    )
+    holds = tmp_path / "holds.scenario.yaml"
+    holds.write_text(
+        f"name: What the reply has\n{head}"
+        "        \"count(//*[local-name()='AccountRef'])\": true\n"
+        "        \"string(//*[local-name()='AccountRef'])\": true\n"
+        "        \"count(//*[local-name()='NoSuchThing'])\": false\n"
+        "        \"string(//*[local-name()='NoSuchThing'])\": false\n"
+    )
+    none = tmp_path / "none.scenario.yaml"
+    none.write_text(
+        f"name: Counts what the reply lacks\n{head}"
+        "        \"count(//*[local-name()='NoSuchThing'])\": true\n"
+    )
+    empty = tmp_path / "empty.scenario.yaml"
+    empty.write_text(
+        f"name: Reads what the reply lacks\n{head}"
+        "        \"string(//*[local-name()='NoSuchThing'])\": true\n"
+    )
+    report = tmp_path / "report.json"
+    code, output = gateway("scenario", "run", str(tmp_path), "--json", str(report))
+    assert code == 1
+    outcomes = {r["name"]: r["ok"] for r in json.loads(report.read_text())["scenarios"]}
+    assert outcomes == {
+        "What the reply has": True,
+        "Counts what the reply lacks": False,
+        "Reads what the reply lacks": False,
+    }
+    assert f"{none}:6: xpath \"count(//*[local-name()='NoSuchThing'])\": expected True" in output
+    assert f"{empty}:6: xpath \"string(//*[local-name()='NoSuchThing'])\": expected True" in output
+
+
+def test_junit_xml_carries_a_binary_reply(tmp_path: Path) -> None:
+    # The CRL is DER: its bytes include control characters XML 1.0 cannot carry.
+    path = tmp_path / "crl.scenario.yaml"
+    path.write_text(
+        "version: 1\n"
+        "name: Expects a PEM CRL\n"
+        "steps:\n"
+        "  - http: {method: GET, path: /pki/crl}\n"
+        "    expect: {contains: BEGIN X509 CRL}\n"
+    )
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    code, _ = gateway(
+        "scenario", "run", str(path), "--junit-xml", str(junit), "--json", str(report)
+    )
+    assert code == 1
+    failure = etree.parse(str(junit)).find(".//failure")
+    assert failure is not None and "BEGIN X509 CRL" in failure.get("message", "")
+    assert failure.text is not None and "\ufffd" in failure.text  # what XML cannot carry, marked
+    assert json.loads(report.read_text())["failed"] == 1
