@@ -149,6 +149,9 @@ class RevocationChecker:
         self._crl_cache: dict[str, x509.CertificateRevocationList] = {}
         self._crl_locks: dict[str, asyncio.Lock] = {}
 
+    def _current_revocations(self) -> object:
+        return self._revocations_changed() if self._revocations_changed is not None else None
+
     def _forget_if_revocations_changed(self) -> None:
         if self._revocations_changed is None:
             return
@@ -157,6 +160,12 @@ class RevocationChecker:
             self._revocations_token = token
             self._ocsp_cache.clear()
             self._crl_cache.clear()
+
+    def _still_current(self, asked_at: object) -> bool:
+        """Whether an answer sought when the revocations were `asked_at` may be kept."""
+        # One obtained before a revocation may arrive after the cache was cleared for it:
+        # kept, it would vouch for a revoked certificate until its nextUpdate.
+        return self._current_revocations() == asked_at
 
     async def aclose(self) -> None:
         """Close the HTTP session this checker opened, if any."""
@@ -174,6 +183,7 @@ class RevocationChecker:
             return cached
         self._ocsp_cache.pop(key, None)
 
+        asked_at = self._current_revocations()
         failures: list[str] = []
         sources = (
             ("OCSP responder", ocsp_urls, self._ocsp, "no OCSP responder"),
@@ -187,7 +197,8 @@ class RevocationChecker:
                 except _Unavailable as exc:
                     failures.append(f"{label} {url} {exc}")
                     continue
-                self._remember(key, answer)
+                if self._still_current(asked_at):
+                    self._remember(key, answer)
                 return answer
             if not urls:
                 failures.append(f"{none_named} named in the certificate")
@@ -363,6 +374,7 @@ class RevocationChecker:
             if cached is not None and _crl_fresh(cached, now):
                 return cached
             self._crl_cache.pop(url, None)
+            asked_at = self._current_revocations()
             body = await self._fetch("GET", url, None, MAX_CRL_BYTES)
             try:
                 crl = (
@@ -385,7 +397,8 @@ class RevocationChecker:
                 raise _Unavailable("has no nextUpdate")
             if crl.next_update_utc < now:
                 raise _Unavailable(f"stale since {_fmt(crl.next_update_utc)}")
-            self._crl_cache[url] = crl
+            if self._still_current(asked_at):
+                self._crl_cache[url] = crl
             return crl
 
 

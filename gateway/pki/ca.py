@@ -41,7 +41,8 @@ ISSUED = "issued"
 # Keys must never be committed wherever the directory lives; the README may be.
 GITIGNORE_TEXT = "# Generated PKI material: private keys must never be committed.\n*\n!README.md\n"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_LENGTH = 64
+_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_LENGTH - 1}}}$")
 DEFAULT_STATUS_VALIDITY = timedelta(hours=1)
 
 
@@ -69,6 +70,20 @@ def parse_reason(reason: str) -> x509.ReasonFlags:
             return flag
     names = ", ".join(f.name for f in x509.ReasonFlags if f is not x509.ReasonFlags.remove_from_crl)
     raise PkiError(f"unknown revocation reason {reason!r}; use one of: {names}")
+
+
+def name_rule(length: int = NAME_LENGTH) -> str:
+    """What an issued certificate's name may be (at most `length` characters), for messages."""
+    return (
+        "letters, digits, '.', '_' and '-', starting with a letter or digit; "
+        f"at most {length} characters"
+    )
+
+
+def check_name(name: str) -> None:
+    """PkiError unless `name` may name an issued certificate (and its files under issued/)."""
+    if not _NAME.match(name):
+        raise PkiError(f"invalid name {name!r}: {name_rule()}")
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -197,23 +212,38 @@ class Pki:
             atomic_write(gitignore, GITIGNORE_TEXT.encode())
         new_entries: list[IndexEntry] = []
 
-        root = _read_signer(directory, ROOT_CERT, ROOT_KEY)
-        renewed = root is None
-        if root is None:
+        root: Signer | None = _read_signer(directory, ROOT_CERT, ROOT_KEY)
+        renewed = False
+        if root is None and not (directory / ROOT_CERT).exists():
+            renewed = True
             key = builders.new_key()
             root = Signer(builders.build_root(key, now), key)
             _write_signer(directory, ROOT_CERT, ROOT_KEY, root)
+        # Without its key (kept offline, or lost) the root still anchors everything issued, so
+        # it is kept; only work that needs the root to sign stops, and says what to do.
+        root_cert = root.cert if root is not None else _read_cert(directory / ROOT_CERT)
+
+        def root_signer(needed_for: str) -> Signer:
+            if root is None:
+                raise PkiError(
+                    f"{directory / ROOT_KEY} is missing, and {needed_for} needs it: restore the "
+                    f"key beside {ROOT_CERT} (every certificate this PKI issued chains to it), "
+                    "or start over with `gateway certs init --force`, which replaces them all"
+                )
+            return root
 
         # Anything signed by a regenerated CA must be regenerated too, or it would not chain.
         citizen = None if renewed else _read_signer(directory, CITIZEN_CERT, CITIZEN_KEY)
         if citizen is None:
             renewed = True
             key = builders.new_key()
-            cert = builders.build_issuing_ca("Gateway Development Citizen CA", key, root, now)
+            cert = builders.build_issuing_ca(
+                "Gateway Development Citizen CA", key, root_signer("a new citizen CA"), now
+            )
             citizen = Signer(cert, key)
             _write_signer(directory, CITIZEN_CERT, CITIZEN_KEY, citizen)
         if renewed or not (directory / CA_BUNDLE).exists():
-            atomic_write(directory / CA_BUNDLE, _pem(root.cert) + _pem(citizen.cert))
+            atomic_write(directory / CA_BUNDLE, _pem(root_cert) + _pem(citizen.cert))
 
         server = _read_signer(directory, SERVER_CERT, SERVER_KEY)
         if (
@@ -225,7 +255,8 @@ class Pki:
             key = builders.new_key()
             # The root issues the server certificate directly: one fewer CA to manage, and
             # ca-bundle.pem (root + citizen CA) remains the single trust file for both sides.
-            server = Signer(builders.build_server(key, root, hosts, now), key)
+            signer = root_signer("a new server certificate")
+            server = Signer(builders.build_server(key, signer, hosts, now), key)
             _write_signer(directory, SERVER_CERT, SERVER_KEY, server)
             # What the server presents: the leaf plus any intermediates (none: the root signs).
             atomic_write(directory / SERVER_CHAIN, _pem(server.cert))
@@ -382,10 +413,7 @@ class Pki:
         not_after: datetime | None = None,
     ) -> IssuedCertificate:
         """Issue a client certificate signed by the citizen CA; files go under issued/."""
-        if not _NAME.match(name):
-            raise PkiError(
-                f"invalid name {name!r}: letters, digits, '.', '_', '-'; at most 64 characters"
-            )
+        check_name(name)
         if kind not in CLIENT_KINDS:
             raise PkiError(f"invalid kind {kind!r}; use one of: {', '.join(CLIENT_KINDS)}")
         if not common_name.strip():

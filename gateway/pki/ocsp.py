@@ -16,6 +16,8 @@ from gateway.pki.builders import Signer
 Status = Literal["good", "revoked", "unknown"]
 # A real request holds one CertID and perhaps a nonce: anything much bigger is not one.
 MAX_REQUEST_BYTES = 16 * 1024
+# RFC 8954 §2.1: a responder refuses nonces shorter or longer than this as malformed.
+NONCE_LENGTHS = range(1, 33)
 
 _STATUS = {
     "good": ocsp.OCSPCertStatus.GOOD,
@@ -79,6 +81,10 @@ def respond(
     except Exception:
         # Any parse failure is the client's: bad DER, several CertIDs (we do not batch), an
         # unsupported hash algorithm or extension.
+        return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+    # DER parses a negative serial, which no certificate has (RFC 5280 §4.1.2.2) and no
+    # response can carry.
+    if serial < 0 or (nonce is not None and len(nonce) not in NONCE_LENGTHS):
         return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     if not issued_by(request, issuer):
         return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)

@@ -17,6 +17,7 @@ import jwt
 from sqlalchemy import delete, update
 
 from gateway.config import SsoConfig
+from gateway.identity.certificates import CertificateRefused
 from gateway.identity.enrolment import EnrolmentView
 from gateway.sso.clients import ASSERTION_ALGORITHMS, AUTH_METHODS, Client, ClientRegistry
 from gateway.sso.errors import InvalidToken, OAuthError, RedirectableError
@@ -41,6 +42,21 @@ ACR = {1: "urn:gateway:level:1", 2: "urn:gateway:level:2"}
 _PKCE_VERIFIER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 Enrolments = Callable[[str], Awaitable[Sequence[EnrolmentView]]]
+# The user a TLS client certificate (DER) is registered to, once validated (chain, dates,
+# revocation); CertificateRefused says why not.
+CertificateUser = Callable[[bytes], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedCertificate:
+    """The TLS client certificate a request arrived with."""
+
+    der: bytes
+
+    @property
+    def thumbprint(self) -> str:
+        """x5t#S256, as certificate-bound tokens (cnf) and certificate sign-ons name it."""
+        return b64url(hashlib.sha256(self.der).digest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +110,7 @@ class Provider:
         clients: ClientRegistry,
         sessions: SessionStore,
         enrolments: Enrolments,
+        certificate_user: CertificateUser,
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
@@ -103,6 +120,7 @@ class Provider:
         self.sessions = sessions
         self._db = db
         self._enrolments = enrolments
+        self._certificate_user = certificate_user
         self._clock = clock
 
     # -- discovery ---------------------------------------------------------------------------
@@ -193,6 +211,20 @@ class Provider:
         if request.max_age is not None:
             return (self._clock() - session.auth_time).total_seconds() <= request.max_age
         return True
+
+    async def certificate_refusal(
+        self, session: Session, presented: PresentedCertificate
+    ) -> str | None:
+        """Why the certificate a sign-on was made with no longer holds for it; None if it does."""
+        # Level 2 is only as good as the certificate behind it, so it is checked again (chain,
+        # dates, revocation, registration) on every use; the checker caches revocation answers.
+        try:
+            user_id = await self._certificate_user(presented.der)
+        except CertificateRefused as exc:
+            return exc.reason
+        if user_id != session.user_id:
+            return "certificate no longer registered to the signed-in citizen"
+        return None
 
     async def issue_code(self, request: AuthorizationRequest, session: Session) -> str:
         code = secrets.token_urlsafe(32)
@@ -291,12 +323,12 @@ class Provider:
         }
 
     async def access(
-        self, token: str, certificate_thumbprint: str | None
+        self, token: str, presented: PresentedCertificate | None
     ) -> tuple[dict[str, Any], Session]:
         """The claims and live session behind an access token, or InvalidToken.
 
         A certificate-bound token (cnf) is honoured only over a TLS connection presenting
-        that same certificate (RFC 8705).
+        that same certificate (RFC 8705), and only while the certificate is still accepted.
         """
         claims = self.keyring.verify(
             token,
@@ -306,19 +338,21 @@ class Provider:
             typ=ACCESS_TOKEN_TYPE,
         )
         bound = (claims.get("cnf") or {}).get("x5t#S256")
-        if bound and not (
-            certificate_thumbprint and hmac.compare_digest(bound, certificate_thumbprint)
-        ):
+        if bound and not (presented and hmac.compare_digest(bound, presented.thumbprint)):
             raise InvalidToken(
                 "the token is bound to a certificate this connection did not present"
             )
         session = await self.sessions.active(str(claims["sid"]))
         if session is None:
             raise InvalidToken("the sign-in behind this token has ended")
+        if bound and presented is not None:
+            refusal = await self.certificate_refusal(session, presented)
+            if refusal is not None:
+                raise InvalidToken(f"the token's certificate is no longer accepted: {refusal}")
         return claims, session
 
-    async def userinfo(self, token: str, certificate_thumbprint: str | None) -> dict[str, Any]:
-        claims, session = await self.access(token, certificate_thumbprint)
+    async def userinfo(self, token: str, presented: PresentedCertificate | None) -> dict[str, Any]:
+        claims, session = await self.access(token, presented)
         client = await self.clients.get(str(claims["client_id"]))
         if client is None:
             raise InvalidToken("the portal this token was issued to is no longer registered")

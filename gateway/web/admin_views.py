@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.audit.log import audit
 from gateway.clock import MovableClock
 from gateway.errors import ProblemError
-from gateway.identity.registration import add_certificate
+from gateway.identity import citizens
+from gateway.identity.registration import UnknownUser, add_certificate
+from gateway.pki.ca import NAME_LENGTH, check_name, name_rule
 from gateway.pki.errors import PkiError
 from gateway.web.bodies import json_object
 from gateway.web.identity_views import require_admin
@@ -46,22 +48,35 @@ async def issue_view(request: web.Request) -> web.Response:
     if not isinstance(user_id, str) or not user_id:
         raise ProblemError(400, "Bad Request", "'user_id' is required")
     common_name = data.get("common_name") or user_id
-    if not isinstance(common_name, str) or len(common_name) > 64:
-        raise ProblemError(
-            400, "Bad Request", "'common_name' must be text of 64 characters or fewer"
-        )
+    if not isinstance(common_name, str) or not common_name.strip() or len(common_name) > 64:
+        raise ProblemError(400, "Bad Request", "'common_name' must be text of 1 to 64 characters")
+    # The certificate's name is the User ID and a suffix, so the User ID must fit the PKI's rule.
+    suffix = f"-{secrets.token_hex(4)}"
+    try:
+        check_name(user_id + suffix)
+    except PkiError:
+        rule = name_rule(NAME_LENGTH - len(suffix))
+        raise ProblemError(400, "Bad Request", f"'user_id' must be {rule}") from None
+    # Before issuing: a refusal must not leave a certificate and its key behind.
+    if await citizens.find(request.app[DB], user_id) is None:
+        raise UnknownUser(f"no user {user_id}")
     pki = await asyncio.to_thread(request.app[PKI])
     now = request.app[CLOCK]()
     issued = await asyncio.to_thread(
         pki.issue,
-        f"{user_id}-{secrets.token_hex(4)}",
+        user_id + suffix,
         common_name=common_name,
         # Valid from the hub's (perhaps moved) now, so a scenario that moved the clock still works.
         not_before=now - timedelta(minutes=5),
         not_after=now + timedelta(days=365),
     )
     pem = issued.cert.public_bytes(Encoding.PEM)
-    await add_certificate(request.app[DB], user_id, pem, clock=request.app[CLOCK])
+    try:
+        await add_certificate(request.app[DB], user_id, pem, clock=request.app[CLOCK])
+    except ProblemError:
+        # The user was removed since the check: their certificate must not stay usable.
+        await asyncio.to_thread(pki.revoke, issued.serial, "cessation_of_operation", now)
+        raise
     audit("admin.certificate_issued", actor=user_id, serial=format(issued.serial, "x"))
     return web.json_response(
         {

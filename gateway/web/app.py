@@ -251,7 +251,7 @@ def create_app(
     app.router.add_get("/ready", ready_view)
     app.router.add_get("/", index)
     app[PKI] = pki_provider(config)
-    add_pki_routes(app, app[PKI])
+    add_pki_routes(app, app[PKI], clock)
     add_identity_routes(app)
     add_sso_routes(app)
     add_admin_routes(app)

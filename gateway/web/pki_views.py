@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -20,36 +20,40 @@ from gateway.pki.ocsp import MAX_REQUEST_BYTES, unsuccessful
 CRL_TYPE = "application/pkix-crl"
 OCSP_RESPONSE_TYPE = "application/ocsp-response"
 PEM_TYPE = "application/x-pem-file"
-CRL_CACHE_SECONDS = 60.0
+CRL_CACHE = timedelta(seconds=60)
 OCSP_GET_PREFIX = "/pki/ocsp/"
 
 
 @dataclass
 class _CachedCrl:
     key: tuple[object, ...]
-    made: float
+    made: datetime  # on the hub's clock
     der: bytes
 
 
 class _PkiViews:
     """The handlers, sharing one CRL cache."""
 
-    def __init__(self, pki: Callable[[], Pki]) -> None:
+    def __init__(self, pki: Callable[[], Pki], clock: Callable[[], datetime]) -> None:
         self._pki = pki
+        # The hub's clock, which checks these answers: on real time, a hub clock moved on would
+        # find every answer stale (or not yet valid) and refuse every certificate.
+        self._clock = clock
         self._crl: _CachedCrl | None = None
 
     async def crl(self, request: web.Request) -> web.Response:
         pki = self._pki()
         # Reissued at most once a minute, and at once after any revocation (index change).
         key = (pki.dir, pki.citizen_ca.serial_number, pki.index_version())
+        now = self._clock()
         cached = self._crl
         if (
             cached is None
             or cached.key != key
-            or time.monotonic() - cached.made > CRL_CACHE_SECONDS
+            or not timedelta(0) <= now - cached.made <= CRL_CACHE
         ):
-            der = await asyncio.to_thread(pki.crl, utcnow())
-            cached = self._crl = _CachedCrl(key, time.monotonic(), der)
+            der = await asyncio.to_thread(pki.crl, now)
+            cached = self._crl = _CachedCrl(key, now, der)
         return web.Response(body=cached.der, content_type=CRL_TYPE)
 
     async def ocsp_post(self, request: web.Request) -> web.Response:
@@ -70,7 +74,7 @@ class _PkiViews:
 
     async def _answer(self, der: bytes) -> web.Response:
         pki = self._pki()
-        return _ocsp(await asyncio.to_thread(pki.ocsp_response, der, utcnow()))
+        return _ocsp(await asyncio.to_thread(pki.ocsp_response, der, self._clock()))
 
     async def root_pem(self, request: web.Request) -> web.Response:
         return _pem(self._pki().root_path.read_bytes())
@@ -93,9 +97,11 @@ def _pem(data: bytes) -> web.Response:
     return web.Response(body=data, content_type=PEM_TYPE)
 
 
-def add_pki_routes(app: web.Application, pki: Callable[[], Pki]) -> None:
+def add_pki_routes(
+    app: web.Application, pki: Callable[[], Pki], clock: Callable[[], datetime] = utcnow
+) -> None:
     """Register /pki/crl, /pki/ocsp (POST and GET) and the CA certificate downloads."""
-    views = _PkiViews(pki)
+    views = _PkiViews(pki, clock)
     app.router.add_get("/pki/crl", views.crl)
     app.router.add_post("/pki/ocsp", views.ocsp_post)
     app.router.add_get("/pki/ocsp/{b64request:.+}", views.ocsp_get)

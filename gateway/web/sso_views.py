@@ -13,7 +13,6 @@ GET|POST /admin/sso/clients, DELETE /admin/sso/clients/{id}, POST /admin/sso/key
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
@@ -35,8 +34,8 @@ from gateway.identity.replay import ReplayStore
 from gateway.sso import backchannel
 from gateway.sso.clients import Client, ClientRegistry
 from gateway.sso.errors import OAuthError, RedirectableError
-from gateway.sso.keyring import Keyring, b64url
-from gateway.sso.provider import AuthorizationRequest, Provider
+from gateway.sso.keyring import Keyring
+from gateway.sso.provider import AuthorizationRequest, PresentedCertificate, Provider
 from gateway.sso.sessions import CERTIFICATE, PASSWORD, Session, SessionStore
 from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import form as read_form
@@ -109,14 +108,20 @@ async def build_provider(app: web.Application) -> Provider:
         clients=ClientRegistry(db, replay, clock, routes.organisations),
         sessions=SessionStore(db, clock, timedelta(minutes=config.sso.session_minutes)),
         enrolments=app[ENROLMENTS].list,
+        certificate_user=app[CLIENT_CERTIFICATES].user_for,
         clock=clock,
     )
 
 
-def certificate_thumbprint(request: web.Request) -> str | None:
-    """x5t#S256 of the TLS client certificate, as certificate-bound tokens name it."""
+def presented_certificate(request: web.Request) -> PresentedCertificate | None:
+    """The TLS client certificate of the request, which certificate-bound tokens need."""
     der = client_certificate(request)
-    return b64url(hashlib.sha256(der).digest()) if der is not None else None
+    return PresentedCertificate(der) if der is not None else None
+
+
+# The name identity_views (the JSON API's Bearer tokens) imports it by; it passes the value on
+# to Provider.access unexamined.
+certificate_thumbprint = presented_certificate
 
 
 # --- discovery and tokens ------------------------------------------------------------------------
@@ -157,7 +162,7 @@ async def userinfo_view(request: web.Request) -> web.Response:
             401,
             headers={"WWW-Authenticate": 'Bearer realm="Government Gateway"'},
         )
-    info = await provider.userinfo(token, certificate_thumbprint(request))
+    info = await provider.userinfo(token, presented_certificate(request))
     return web.json_response(info, headers={"Cache-Control": "no-store"})
 
 
@@ -195,6 +200,9 @@ async def authorize_view(request: web.Request) -> web.StreamResponse:
     except OAuthError as exc:
         return _error_page(exc)
     session = await provider.sessions.active(request.cookies.get(SESSION_COOKIE))
+    error: tuple[str, str] | None = None
+    if session is not None and session.auth_method == CERTIFICATE:
+        session, error = await _certificate_still_holds(request, session)
     if provider.satisfies(authz, session):
         assert session is not None
         return await _signed_in(provider, authz, session, status=302)
@@ -203,7 +211,25 @@ async def authorize_view(request: web.Request) -> web.StreamResponse:
             "login_required", "the citizen is not signed in", authz.redirect_uri, authz.state
         )
         return _redirect_error(provider, refusal, status=302)
-    return _sign_in_page(request, authz)
+    return _sign_in_page(request, authz, error=error)
+
+
+async def _certificate_still_holds(
+    request: web.Request, session: Session
+) -> tuple[Session | None, tuple[str, str] | None]:
+    """The certificate sign-on, if this browser presents its certificate and it still holds."""
+    # Reused only over a connection presenting that certificate, so that it can be checked:
+    # a level-2 sign-on must not outlive the certificate's revocation. A refused certificate
+    # ends the sign-on everywhere, its portals told over the back channel.
+    presented = presented_certificate(request)
+    if presented is None or presented.thumbprint != session.cert_thumbprint:
+        return None, None
+    refusal = await request.app[SSO].certificate_refusal(session, presented)
+    if refusal is None:
+        return session, None
+    audit("sso.sign_in_refused", outcome="refused", method=CERTIFICATE, reason=refusal)
+    await _end_sessions(request, [session.sid])
+    return None, ("#certificate", f"Your certificate was not accepted: {refusal}.")
 
 
 async def sign_in_view(request: web.Request) -> web.StreamResponse:
@@ -244,7 +270,7 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
                 status=403,
             )
         session = await provider.sessions.start(
-            user_id, CERTIFICATE, certificate_thumbprint(request)
+            user_id, CERTIFICATE, PresentedCertificate(der).thumbprint
         )
     elif method == PASSWORD:
         user_id = form.get("user_id", "").strip()

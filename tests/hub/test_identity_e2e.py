@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.clock import utcnow
+from gateway.clock import MovableClock, utcnow
 from gateway.demo import certificate_paths, citizens_list
 from gateway.identity.signing import sign_envelope
 from gateway.pki.ca import Pki
@@ -118,6 +118,17 @@ async def test_certificate_revoked_mid_session_is_refused_on_next_use(tls_hub: H
     # A password cannot ride along with a revoked certificate either.
     with_password = unsigned(user=CITIZEN.user_id, password=CITIZEN.password)
     assert (await https_post(tls_hub, with_password, cert, key)).error_number == 1046
+
+
+async def test_mutual_tls_still_works_with_the_hubs_clock_moved_on(hub_factory) -> None:
+    # The hub checks its own OCSP and CRL answers by its movable clock: they must be dated by it.
+    clock = MovableClock()
+    hub = await hub_factory(https=True, clock=clock)
+    cert, key = certificate_paths(hub.config, CITIZEN.user_id)
+    assert (await https_post(hub, unsigned(), cert, key)).qualifier == "acknowledgement"
+    clock.advance(timedelta(hours=2))  # past the answers' hour of validity
+    reply = await https_post(hub, unsigned(transaction_id="0002"), cert, key)
+    assert reply.qualifier == "acknowledgement", reply.errors
 
 
 async def test_signed_envelope_accepted_then_replay_and_tampering_refused(hub: Hub) -> None:

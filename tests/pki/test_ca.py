@@ -65,6 +65,36 @@ def test_missing_issuing_ca_is_recreated_with_what_it_signed(tmp_path: Path) -> 
     assert second.ocsp_responder != first.ocsp_responder
 
 
+def test_init_without_the_root_key_keeps_the_pki_and_refuses_what_needs_it(
+    tmp_path: Path,
+) -> None:
+    first = Pki.init(tmp_path, base_url=BASE_URL)
+    alice = first.issue("alice", common_name="Alice")
+    kept = [n for n in LAYOUT if n not in ("root-ca.key", "pki.json")]
+    before = {n: (tmp_path / n).read_bytes() for n in kept}
+    # An operator may keep the root key offline: loading and serving never need it.
+    (tmp_path / "root-ca.key").unlink()
+    again = Pki.init(tmp_path, base_url=BASE_URL)
+    assert {n: (tmp_path / n).read_bytes() for n in kept} == before
+    assert not (tmp_path / "root-ca.key").exists()
+    verified = _verifier(again).verify(alice.cert, [again.citizen_ca])  # type: ignore[attr-defined]
+    assert verified.chain[-1] == first.root
+    assert Pki.ensure(tmp_path, base_url=BASE_URL).citizen_ca == first.citizen_ca
+
+    # What needs the root to sign is refused, saying how to go on; nothing is replaced.
+    with pytest.raises(PkiError, match=r"root-ca\.key is missing, and a new server certificate"):
+        Pki.ensure(tmp_path, base_url=BASE_URL, hosts=["gw.example.test"])
+    (tmp_path / "citizen-ca.key").unlink()
+    with pytest.raises(PkiError, match="a new citizen CA needs it: restore") as refused:
+        Pki.init(tmp_path, base_url=BASE_URL)
+    assert "gateway certs init --force" in str(refused.value)
+    assert {n: (tmp_path / n).read_bytes() for n in kept if n != "citizen-ca.key"} == {
+        n: data for n, data in before.items() if n != "citizen-ca.key"
+    }
+    forced = Pki.init(tmp_path, base_url=BASE_URL, force=True)
+    assert forced.root != first.root and (tmp_path / "root-ca.key").exists()
+
+
 def test_load_without_init_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(PkiError, match="certs init"):
         Pki.load(tmp_path)

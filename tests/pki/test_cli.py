@@ -56,6 +56,21 @@ def test_init_issue_list_revoke(tmp_path: Path) -> None:
     assert next(e for e in listed if e["name"] == "kate")["status"] == "revoked (superseded)"
 
 
+def test_init_keeps_a_pki_whose_root_key_is_elsewhere(tmp_path: Path) -> None:
+    runner = CliRunner()
+    d = tmp_path / "pki"
+    _ok(runner.invoke(certs, ["init", "--dir", str(d)]))
+    citizen_ca = (d / "citizen-ca.pem").read_bytes()
+    (d / "root-ca.key").unlink()
+    assert "PKI ready" in _ok(runner.invoke(certs, ["init", "--dir", str(d)]))
+    assert (d / "citizen-ca.pem").read_bytes() == citizen_ca
+    (d / "citizen-ca.key").unlink()  # now the root would have to sign a new citizen CA
+    refused = runner.invoke(certs, ["init", "--dir", str(d)])
+    assert refused.exit_code != 0 and "root-ca.key is missing" in refused.output
+    assert "restore" in refused.output and "--force" in refused.output
+    assert (d / "citizen-ca.pem").read_bytes() == citizen_ca
+
+
 def test_commands_before_init_fail_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(certs, ["list", "--dir", str(tmp_path)])
     assert result.exit_code != 0 and "certs init" in result.output

@@ -5,20 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from gateway.clock import utcnow
+from gateway.clock import MovableClock, utcnow
+from gateway.identity.revocation import RevocationChecker
 from gateway.pki import Pki, PkiError
+from gateway.web.pki_views import add_pki_routes
 from tests.pki.conftest import Run
+from tests.serving import serving
 
 pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
@@ -189,3 +195,166 @@ def _request_hashes(pki: Pki) -> tuple[bytes, bytes]:
     """SHA-1 issuer name and key hashes of the citizen CA, as a client computes them."""
     probe = ocsp.load_der_ocsp_request(_request(pki.ocsp_responder, pki.citizen_ca))
     return probe.issuer_name_hash, probe.issuer_key_hash
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 128:
+        return bytes([tag, length]) + content
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _request_for_serial(pki: Pki, serial: bytes) -> bytes:
+    """A one-CertID request for the citizen CA whose serial INTEGER holds these content bytes."""
+    # cryptography will not build a negative serial, but parses one: the DER is put together here.
+    name_hash, key_hash = _request_hashes(pki)
+    sha1 = _tlv(0x30, _tlv(0x06, bytes.fromhex("2b0e03021a")) + b"\x05\x00")
+    cert_id = _tlv(0x30, sha1 + _tlv(0x04, name_hash) + _tlv(0x04, key_hash) + _tlv(0x02, serial))
+    return _tlv(0x30, _tlv(0x30, _tlv(0x30, _tlv(0x30, cert_id))))
+
+
+async def test_ocsp_requests_no_answer_can_carry_are_malformed(pki: Pki, pki_url: str) -> None:
+    issued = pki.issue("ivy", common_name="Ivy")
+    negative = _request_for_serial(pki, b"\xff\x01")  # -255
+    assert ocsp.load_der_ocsp_request(negative).serial_number == -255
+    malformed = [
+        negative,
+        _request_for_serial(pki, b"\x80"),
+        # RFC 8954: a nonce is 1 to 32 octets.
+        _request(issued.cert, pki.citizen_ca, nonce=b""),
+        _request(issued.cert, pki.citizen_ca, nonce=os.urandom(33)),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for body in malformed:
+            async with session.post(f"{pki_url}/pki/ocsp", data=body) as resp:
+                assert resp.status == 200
+                status = ocsp.load_der_ocsp_response(await resp.read()).response_status
+                assert status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        encoded = quote(base64.b64encode(negative).decode(), safe="")
+        async with session.get(f"{pki_url}/pki/ocsp/{encoded}") as resp:
+            assert resp.status == 200
+            status = ocsp.load_der_ocsp_response(await resp.read()).response_status
+            assert status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        # The largest nonce allowed, and a serial far longer than any issued, are answered.
+        for body in (
+            _request(issued.cert, pki.citizen_ca, nonce=os.urandom(32)),
+            _request_for_serial(pki, b"\x01" * 40),
+        ):
+            async with session.post(f"{pki_url}/pki/ocsp", data=body) as resp:
+                _check_signed(pki, await resp.read())
+
+
+async def test_the_crl_and_ocsp_answers_are_dated_by_the_hubs_clock(pki: Pki) -> None:
+    # The hub checks these answers by its own (movable) clock: dated by real time, they would
+    # look stale once it is moved on an hour, and every certificate would be refused.
+    clock = MovableClock()
+    clock.advance(timedelta(hours=2))
+    issued = pki.issue("jack", common_name="Jack")
+    app = web.Application()
+    add_pki_routes(app, lambda: pki, clock)
+    async with serving(app) as url, aiohttp.ClientSession() as session:
+
+        async def crl_issued() -> x509.CertificateRevocationList:
+            async with session.get(f"{url}/pki/crl") as resp:
+                return x509.load_der_x509_crl(await resp.read())
+
+        first = await crl_issued()
+        assert abs(first.last_update_utc - clock()) < timedelta(minutes=1)
+        async with session.post(
+            f"{url}/pki/ocsp", data=_request(issued.cert, pki.citizen_ca)
+        ) as resp:
+            answer = _check_signed(pki, await resp.read())
+        assert abs(answer.this_update_utc - clock()) < timedelta(minutes=1)
+        # With no revocation since, a CRL is reused for a minute of the hub's time, no longer.
+        assert await crl_issued() == first
+        clock.advance(timedelta(hours=2))
+        later = await crl_issued()
+        assert abs(later.last_update_utc - clock()) < timedelta(minutes=1)
+
+
+class _HeldResponder:
+    """The hub's OCSP and CRL endpoints, holding back the first answer of one kind."""
+
+    # That answer is made at once (before the test revokes anything) and sent only once
+    # `release` is set: an answer in flight while the certificate is revoked.
+
+    def __init__(self, held: str, *, ocsp_down: bool) -> None:
+        self.held = held
+        self.ocsp_down = ocsp_down
+        self.made = asyncio.Event()
+        self.release = asyncio.Event()
+        self.ocsp_asked: asyncio.Queue[None] = asyncio.Queue()
+        self.pki: Pki | None = None
+
+    async def _hold(self, kind: str) -> None:
+        if kind == self.held and not self.made.is_set():
+            self.made.set()
+            await self.release.wait()
+
+    async def ocsp(self, request: web.Request) -> web.Response:
+        assert self.pki is not None
+        self.ocsp_asked.put_nowait(None)
+        if self.ocsp_down:
+            return web.Response(status=503)
+        der = self.pki.ocsp_response(await request.read(), utcnow())
+        await self._hold("ocsp")
+        return web.Response(body=der, content_type="application/ocsp-response")
+
+    async def crl(self, request: web.Request) -> web.Response:
+        assert self.pki is not None
+        der = self.pki.crl(utcnow())
+        await self._hold("crl")
+        return web.Response(body=der, content_type="application/pkix-crl")
+
+
+@asynccontextmanager
+async def _held(
+    directory: Path, held: str, *, ocsp_down: bool = False
+) -> AsyncIterator[tuple[_HeldResponder, Pki, RevocationChecker]]:
+    """A PKI served by a _HeldResponder, and a checker that forgets when its index changes."""
+    responder = _HeldResponder(held, ocsp_down=ocsp_down)
+    app = web.Application()
+    app.router.add_post("/pki/ocsp", responder.ocsp)
+    app.router.add_get("/pki/crl", responder.crl)
+    async with serving(app) as url:
+        pki = responder.pki = Pki.init(directory, base_url=url)
+        checker = RevocationChecker(revocations_changed=pki.index_version)
+        try:
+            yield responder, pki, checker
+        finally:
+            responder.release.set()
+            await checker.aclose()
+
+
+async def test_an_ocsp_answer_in_flight_across_a_revocation_is_not_kept(tmp_path: Path) -> None:
+    async with _held(tmp_path, "ocsp") as (responder, pki, checker):
+        ivan = pki.issue("ivan", common_name="Ivan")
+        asked_before = asyncio.create_task(checker.status(ivan.cert, pki.citizen_ca))
+        await responder.made.wait()
+        pki.revoke(ivan.serial, "key_compromise")
+        assert not (await checker.status(ivan.cert, pki.citizen_ca)).good
+        responder.release.set()
+        # Its caller asked before the revocation; the answer must not be kept for later ones.
+        assert (await asked_before).good
+        later = await checker.status(ivan.cert, pki.citizen_ca)
+        assert not later.good and "revoked (keyCompromise)" in later.reason
+
+
+async def test_a_crl_fetched_before_a_revocation_is_not_reused_after_it(tmp_path: Path) -> None:
+    async with _held(tmp_path, "crl", ocsp_down=True) as (responder, pki, checker):
+        ivan = pki.issue("ivan", common_name="Ivan")
+        asked_before = asyncio.create_task(checker.status(ivan.cert, pki.citizen_ca))
+        await responder.made.wait()
+        pki.revoke(ivan.serial, "key_compromise")
+        asked_after = asyncio.create_task(checker.status(ivan.cert, pki.citizen_ca))
+        # Both have asked OCSP (in vain), so both are past their check for a revocation: the
+        # second is to take the CRL after the first, which fetched it before the revocation.
+        for _ in range(2):
+            await responder.ocsp_asked.get()
+        responder.release.set()
+        assert (await asked_before).good
+        refused = await asked_after
+        assert not refused.good and refused.source == "crl", refused
+        assert "revoked (keyCompromise)" in refused.reason
+        assert not (await checker.status(ivan.cert, pki.citizen_ca)).good

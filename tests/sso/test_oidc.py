@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import html
 
 from gateway.demo import certificate_paths, citizens_list
+from gateway.pki import Pki
 from gateway.pki.tls import client_ssl_context
 from gateway.web.app import CLOCK
 from gateway.web.keys import SSO
@@ -171,6 +172,48 @@ async def test_certificate_sign_in_is_one_click_and_binds_the_tokens(
     # The token is bound to the certificate: stolen and replayed without it, it is refused.
     status, info, _ = await userinfo(sso_hub, access, aiohttp_ssl(sso_hub))
     assert status == 401 and "bound to a certificate" in info["error_description"]
+
+
+async def test_a_revoked_certificate_ends_what_was_signed_on_with_it(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    sunderland = await portals("Sunderland portal", SUNDERLAND, "client_secret_post")
+    sedgemoor = await portals("Sedgemoor portal", SEDGEMOOR, "client_secret_post")
+    browser = browser_factory(MOVER.user_id)
+    status, url, page = await browser.get(f"{sunderland.url}/login")
+    status, url, page = await browser.submit(url, page, "certificate")
+    assert status == 200 and url == f"{sunderland.url}/", page
+    # While the certificate holds, the sign-on serves another portal at level 2 unasked.
+    status, url, page = await browser.get(f"{sedgemoor.url}/login")
+    assert url == f"{sedgemoor.url}/" and portal_user(sedgemoor)["acr"] == "urn:gateway:level:2"
+    access = portal_token(sunderland)["access_token"]
+    with_certificate = aiohttp_ssl(sso_hub, MOVER.user_id)
+    assert (await userinfo(sso_hub, access, with_certificate))[0] == 200
+
+    pki = Pki.load(sso_hub.config.pki_dir)
+    serial = next(e.serial for e in pki.entries() if e.name == MOVER.user_id)
+    async with sso_hub.session.post(
+        f"{sso_hub.url}/admin/certificates/{serial:x}/revoke", json={"reason": "keyCompromise"}
+    ) as resp:
+        assert resp.status == 200
+
+    # A token bound to the certificate is only as good as the certificate, here and at the API.
+    status, info, challenge = await userinfo(sso_hub, access, with_certificate)
+    assert status == 401 and 'error="invalid_token"' in challenge
+    assert "revoked (keyCompromise)" in info["error_description"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{sso_hub.config.sso_issuer}/api/enrolments",
+            headers={"Authorization": f"Bearer {access}"},
+            ssl=with_certificate,
+        ) as resp:
+            assert resp.status == 401
+    # The sign-on gives no more level-2 sign-ins: it ends, and its portals are told.
+    status, url, page = await browser.get(f"{sedgemoor.url}/login")
+    assert url.startswith(f"{sso_hub.config.sso_issuer}/sso/authorize?"), url
+    assert "Your certificate was not accepted" in page and "revoked" in page
+    assert sunderland.users == {} and sedgemoor.users == {}
+    assert len(sunderland.logout_tokens) == len(sedgemoor.logout_tokens) == 1
 
 
 async def test_access_token_acts_for_the_citizen_at_the_hub_api(
