@@ -142,11 +142,11 @@ async def guarded_password_check(request: web.Request, user_id: str, password: s
 
 async def _citizen_by_token(request: web.Request, token: str) -> SignedIn:
     from gateway.sso.provider import API_SCOPE
-    from gateway.web.sso_views import certificate_thumbprint
+    from gateway.web.sso_views import presented_certificate
 
     provider = request.app[SSO]
     await provider.keyring.refresh()
-    claims, session = await provider.access(token, certificate_thumbprint(request))
+    claims, session = await provider.access(token, presented_certificate(request))
     if API_SCOPE not in str(claims["scope"]).split():
         raise InvalidToken(f"the token was not granted the '{API_SCOPE}' scope")
     return SignedIn(session.user_id, "sso", session.level)

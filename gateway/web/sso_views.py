@@ -119,11 +119,6 @@ def presented_certificate(request: web.Request) -> PresentedCertificate | None:
     return PresentedCertificate(der) if der is not None else None
 
 
-# The name identity_views (the JSON API's Bearer tokens) imports it by; it passes the value on
-# to Provider.access unexamined.
-certificate_thumbprint = presented_certificate
-
-
 # --- discovery and tokens ------------------------------------------------------------------------
 
 
