@@ -115,7 +115,8 @@ def poll_step_seconds(report: Path, *options: str) -> float:
 def test_interval_polling_waits_the_poll_interval_the_hub_asked_for(tmp_path: Path) -> None:
     # The embedded hub acknowledges View Council Tax with its route's PollInterval, 1 s; the
     # simulated council answers within milliseconds, so only the client's waiting takes longer.
-    assert poll_step_seconds(tmp_path / "interval.json", "--poll", "interval") >= 1.0
+    # (0.95: the event loop's timers may fire a clock tick early — 0.9995 s was seen.)
+    assert poll_step_seconds(tmp_path / "interval.json", "--poll", "interval") >= 0.95
     assert poll_step_seconds(tmp_path / "eager.json") < 1.0  # the default: polled at once
 
     report = tmp_path / "load.json"
@@ -127,7 +128,7 @@ def test_interval_polling_waits_the_poll_interval_the_hub_asked_for(tmp_path: Pa
     assert "interval polling" in output
     steps = json.loads(report.read_text())["steps"]
     poll = next(s for s in steps if s["step"] == "poll until answered")
-    assert poll["errors"] == 0 and poll["p50_s"] >= 1.0
+    assert poll["errors"] == 0 and poll["p50_s"] >= 0.95
 
 
 def test_a_timeout_shorter_than_the_poll_interval_fails_at_once_and_says_why(
