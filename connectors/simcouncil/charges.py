@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from fractions import Fraction
 
-from connectors.simcouncil.dates import YEAR_END, YEAR_START, days_in_year
-from connectors.simcouncil.model import Instalment
+from connectors.simcouncil.dates import YEAR_END, pro_rata, round_half_up
+from connectors.simcouncil.model import Instalment, Property
 
 # Statutory ninths of band D (Local Government Finance Act 1992, s.5).
 BAND_NINTHS: dict[str, int] = {"A": 6, "B": 7, "C": 8, "D": 9, "E": 11, "F": 13, "G": 15, "H": 18}
 SPD_PERCENT = 25
-
-
-def round_half_up(value: Fraction) -> int:
-    """Round to whole pence the way a bill is printed (halves up), not banker's rounding."""
-    return int((value + Fraction(1, 2)).__floor__())
 
 
 def band_charge(band_d_pence: int, band: str) -> int:
@@ -25,11 +21,13 @@ def band_charge(band_d_pence: int, band: str) -> int:
 
 def spd_amount(annual_charge_pence: int, effective_from: date) -> int:
     """The year's single-person discount, pro rata by day from the date it takes effect."""
-    start = max(effective_from, YEAR_START)
-    if start > YEAR_END:
-        return 0
-    days = (YEAR_END - start).days + 1
-    return round_half_up(Fraction(annual_charge_pence * SPD_PERCENT * days, 100 * days_in_year()))
+    return pro_rata(annual_charge_pence, effective_from, YEAR_END, SPD_PERCENT)
+
+
+def discount_amount(account: Property, percent: int, effective_from: date) -> int:
+    """A discount on an account: percent of its charge for the days it is liable from that date."""
+    start = max(effective_from, account.liable_from)
+    return pro_rata(account.annual_charge_pence, start, account.liable_to, percent)
 
 
 def spread(total_pence: int, count: int) -> list[int]:
@@ -69,6 +67,22 @@ def respread(
     amounts = spread(left, len(remaining))
     return tuple(fixed) + tuple(
         Instalment(i.number, i.due_date, a) for i, a in zip(remaining, amounts, strict=True)
+    )
+
+
+def refit(account: Property, today: date) -> Property:
+    """The account's discounts and instalments fitted again to the days it is now liable.
+
+    After a close (or the reopen that undoes it) the charge changes, so each discount is worked
+    out afresh over the new period and the plan re-spread as respread does for a discount.
+    """
+    discounts = tuple(
+        replace(d, amount_pence=discount_amount(account, d.percent, d.effective_from))
+        for d in account.discounts
+    )
+    fitted = replace(account, discounts=discounts)
+    return replace(
+        fitted, instalments=respread(account.instalments, fitted.net_charge_pence, today)
     )
 
 

@@ -209,7 +209,9 @@ class SimulatedCouncilConnector:
         if isinstance(decision.reply, BusinessError):
             return decision.reply
         check_response(decision.reply, service.response)
-        receipt = til.receipt(service.class_, text(request, "AccountRef"))
+        # From the reply, not the request: an open's request has no account yet, and its receipt
+        # names the reference the account would have taken (not reserved: nothing is written).
+        receipt = til.receipt(service.class_, text(decision.reply, "AccountRef"))
         return Response(check_response(receipt, til.RECEIPT))
 
 

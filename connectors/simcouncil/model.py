@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+
+from connectors.simcouncil.dates import YEAR_END, YEAR_START, pro_rata
 
 BANDS = "ABCDEFGH"
 SINGLE_PERSON = "SinglePerson"
@@ -78,6 +80,22 @@ class Property:
     instalments: tuple[Instalment, ...]
     payments: tuple[Payment, ...]
     closed_from: date | None = None  # set once the liable people moved out (LA-CTAX-CLOSE)
+    opened_from: date | None = None  # set when opened during the year by a move in (LA-CTAX-OPEN)
+
+    @property
+    def liable_from(self) -> date:
+        """The first day of the year the account is charged for."""
+        return self.opened_from or YEAR_START
+
+    @property
+    def liable_to(self) -> date:
+        """The last day charged: the day before a move out closes it, else the year's end."""
+        return self.closed_from - timedelta(days=1) if self.closed_from else YEAR_END
+
+    @property
+    def charge_pence(self) -> int:
+        """The gross charge for the days liable: the annual charge, pro rata by day."""
+        return pro_rata(self.annual_charge_pence, self.liable_from, self.liable_to)
 
     @property
     def discount_pence(self) -> int:
@@ -85,7 +103,7 @@ class Property:
 
     @property
     def net_charge_pence(self) -> int:
-        return self.annual_charge_pence - self.discount_pence
+        return self.charge_pence - self.discount_pence
 
     @property
     def paid_pence(self) -> int:

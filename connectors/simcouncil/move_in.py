@@ -1,13 +1,15 @@
 """LA-CTAX-OPEN: open an account for a citizen moving into the council's area.
 
 The request names the liable person, the new address (BS7666, with its UPRN) and the move-in
-date; the reply carries the new CTaxAccountRef. Refused (3001) when the postcode is outside the
+date; the reply carries the new CTaxAccountRef. The account is charged by the day from the move-in
+date, in the instalments falling due from then on. Refused (3001) when the postcode is outside the
 council's districts, the property already has an account, or the date is outside the year billed.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import date
 
 from lxml import etree
@@ -95,9 +97,7 @@ def decide_open(
     )
     band = band_for(uprn)
     gross = band_charge(council.band_d_pence, band)
-    due = tuple(d for d in instalment_due_dates(council.instalment_day) if d >= move_in)
-    due = due or (YEAR_END,)
-    opened = Property(
+    unplanned = Property(
         account_ref=situation.next_account_ref,
         uprn=uprn,
         address=address,
@@ -105,9 +105,14 @@ def decide_open(
         liable=(who,),
         annual_charge_pence=gross,
         discounts=(),
-        instalments=schedule(gross, due),
+        instalments=(),
         payments=(),
+        opened_from=move_in,
     )
+    # Charged by the day from the move in, in the instalments still to fall due: the bill shows
+    # no months before they lived there. After the last one, the year's end takes the lot.
+    due = tuple(d for d in instalment_due_dates(council.instalment_day) if d >= move_in)
+    opened = replace(unplanned, instalments=schedule(unplanned.charge_pence, due or (YEAR_END,)))
     reply = root(MOVE_NS, RESPONSE.root)
     child(reply, "AccountRef", opened.account_ref)
     c = child(reply, "Council")

@@ -1,16 +1,19 @@
 """LA-CTAX-CLOSE and LA-CTAX-REOPEN: close an account when its liable people move out, and undo it.
 
 A close is refused (3001, with Locations) when the account is not the enrolment's, is already
-closed, or the move-out date is outside the year the council bills or too far ahead. REOPEN is the
-compensation a joined-up transaction runs when a later step of a move fails.
+closed, or the move-out date is outside the year the council bills, too far ahead or before the
+account opened. A closed account is charged (and discounted) by the day to the day before the move
+out. REOPEN is the compensation a joined-up transaction runs when a later step of a move fails.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from lxml import etree
 
+from connectors.simcouncil.charges import refit
 from connectors.simcouncil.dates import YEAR_END, YEAR_START
 from connectors.simcouncil.model import Property
 from connectors.simcouncil.service import (
@@ -68,12 +71,19 @@ def decide_close(
     if move_out > situation.today + timedelta(days=MAX_DAYS_AHEAD):
         message = f"the move-out date {move_out} is more than {MAX_DAYS_AHEAD} days ahead"
         return refuse(situation, [rule(message, where)])
+    if account.opened_from is not None and move_out < account.opened_from:
+        message = (
+            f"the move-out date {move_out} is before the account opened ({account.opened_from})"
+        )
+        return refuse(situation, [rule(message, where)])
     reply = root(MOVE_NS, CLOSE_RESPONSE.root)
     child(reply, "AccountRef", account.account_ref)
     child(reply, "Status", "Closed")
     child(reply, "ClosedFrom", move_out.isoformat())
     bs7666(reply, account.address, account.uprn)  # where they moved out of, for later steps
-    return Decision(reply, status=StatusChange(account.account_ref, move_out))
+    # Charged to the day before the move out: discounts and the plan shrink to match.
+    closed = refit(replace(account, closed_from=move_out), situation.today)
+    return Decision(reply, updated=closed, status=StatusChange(account.account_ref, move_out))
 
 
 def decide_reopen(
@@ -89,7 +99,9 @@ def decide_reopen(
     child(reply, "AccountRef", account.account_ref)
     child(reply, "Status", "Open")
     child(reply, "CancelledClosure", account.closed_from.isoformat())
-    return Decision(reply, status=StatusChange(account.account_ref, None))
+    # Undoing the close charges the whole year again, and discounts with it.
+    reopened = refit(replace(account, closed_from=None), situation.today)
+    return Decision(reply, updated=reopened, status=StatusChange(account.account_ref, None))
 
 
 CLOSE = Service(CLOSE_CLASS, CLOSE_REQUEST, CLOSE_RESPONSE, decide_close)

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from lxml import etree
 
-from connectors.simcouncil.charges import SPD_PERCENT, pounds, respread, spd_amount
+from connectors.simcouncil.charges import SPD_PERCENT, discount_amount, pounds, respread
 from connectors.simcouncil.dates import YEAR_END, YEAR_LABEL, YEAR_START
 from connectors.simcouncil.model import SINGLE_PERSON, Discount, Person, Property, SpdApplication
 from connectors.simcouncil.service import (
@@ -59,6 +59,7 @@ def decide(request: etree._Element, account: Property | None, situation: Situati
         *_applicant_rules(account, applicant),
         *_declaration_rules(declared),
         *_date_rules(effective_from, situation.today),
+        *_period_rules(account, effective_from),
     ]
     if errors:
         return refuse(situation, errors)
@@ -134,10 +135,32 @@ def _date_rules(effective_from: date, today: date) -> list[GovTalkError]:
     return []
 
 
+def _period_rules(account: Property, effective_from: date) -> list[GovTalkError]:
+    # A discount is on the charge, so it can only cover days the account is liable for.
+    where = f"{_AT}/EffectiveFrom"
+    if account.closed_from is not None and account.closed_from <= effective_from:
+        return [
+            rule(
+                f"account {account.account_ref} is closed from {account.closed_from}, on or "
+                f"before EffectiveFrom {effective_from}: there is no charge left to discount",
+                where,
+            )
+        ]
+    if account.opened_from is not None and effective_from < account.opened_from:
+        return [
+            rule(
+                f"EffectiveFrom {effective_from} is before account {account.account_ref} opened "
+                f"({account.opened_from})",
+                where,
+            )
+        ]
+    return []
+
+
 def _accept(
     account: Property, applicant: Person, effective_from: date, situation: Situation
 ) -> Decision:
-    amount = spd_amount(account.annual_charge_pence, effective_from)
+    amount = discount_amount(account, SPD_PERCENT, effective_from)
     discount = Discount(SINGLE_PERSON, SPD_PERCENT, effective_from, amount)
     new_net = account.net_charge_pence - amount
     updated = replace(

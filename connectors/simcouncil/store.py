@@ -81,6 +81,11 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS account_status (
         account_ref TEXT PRIMARY KEY REFERENCES accounts,
         closed_from TEXT NOT NULL)""",
+    # Accounts opened during the year by a move in (LA-CTAX-OPEN), charged from that day. A table
+    # of its own, not a column, so that a store created before it gains it on the next open.
+    """CREATE TABLE IF NOT EXISTS account_opened (
+        account_ref TEXT PRIMARY KEY REFERENCES accounts,
+        opened_from TEXT NOT NULL)""",
 )
 
 
@@ -291,6 +296,11 @@ def _insert_account(conn: sqlite3.Connection, prop: Property) -> None:
         (prop.account_ref, prop.uprn, a.saon, a.paon, a.street, a.locality, a.town,
          a.postcode, prop.band, prop.annual_charge_pence),
     )  # fmt: skip
+    if prop.opened_from is not None:
+        conn.execute(
+            "INSERT INTO account_opened VALUES (?, ?)",
+            (prop.account_ref, prop.opened_from.isoformat()),
+        )
     conn.executemany(
         "INSERT INTO liable_persons VALUES (?, ?, ?, ?)",
         [(prop.account_ref, n, p.forename, p.surname) for n, p in enumerate(prop.liable)],
@@ -320,7 +330,7 @@ def _scalar(conn: sqlite3.Connection, sql: str, *params: str) -> Any:
 
 
 def _write_plan(conn: sqlite3.Connection, prop: Property) -> None:
-    """Replace the account's discounts and instalments (the parts an SPD changes)."""
+    """Replace the account's discounts and instalments (what an SPD, close or reopen changes)."""
     ref = prop.account_ref
     conn.execute("DELETE FROM discounts WHERE account_ref = ?", (ref,))
     conn.execute("DELETE FROM instalments WHERE account_ref = ?", (ref,))
@@ -387,6 +397,13 @@ def _load(conn: sqlite3.Connection, ref: str) -> Property | None:
             (
                 date.fromisoformat(c)
                 for (c,) in rows("SELECT closed_from FROM account_status WHERE account_ref = ?")
+            ),
+            None,
+        ),
+        opened_from=next(
+            (
+                date.fromisoformat(o)
+                for (o,) in rows("SELECT opened_from FROM account_opened WHERE account_ref = ?")
             ),
             None,
         ),

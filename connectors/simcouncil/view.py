@@ -66,6 +66,8 @@ def render(account: Property, situation: Situation) -> etree._Element:
         child(payment, "Date", p.paid_on.isoformat())
         child(payment, "Amount", pounds(p.amount_pence))
     child(reply, "Balance", pounds(account.balance_pence))
+    if account.opened_from is not None:
+        child(reply, "OpenedFrom", account.opened_from.isoformat())
     if account.closed_from is not None:
         child(reply, "ClosedFrom", account.closed_from.isoformat())
     return reply

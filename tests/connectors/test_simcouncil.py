@@ -42,8 +42,11 @@ from connectors.simcouncil import (
 )
 from connectors.simcouncil import connector as connector_module
 from connectors.simcouncil.charges import BAND_NINTHS, pence
-from connectors.simcouncil.dates import YEAR_START
-from connectors.simcouncil.model import SINGLE_PERSON, Person, Property
+from connectors.simcouncil.dates import YEAR_END, YEAR_START
+from connectors.simcouncil.model import SINGLE_PERSON, Address, Person, Property
+from connectors.simcouncil.move_in import CLASS as OPEN_CLASS
+from connectors.simcouncil.move_in import build_open
+from connectors.simcouncil.move_out import CLOSE_CLASS, REOPEN_CLASS, build_close, build_reopen
 from connectors.simcouncil.service import Decision, Service, Situation
 from connectors.simcouncil.spd import build_request as spd_request
 from connectors.simcouncil.validation import BodySpec, schema
@@ -590,6 +593,195 @@ async def test_view_test_in_live_gives_the_advisory(council: SimulatedCouncilCon
     tx = make_tx(VIEW_CLASS, view_request(ref), ref, test_in_live=True)
     outcome = await council.handle(tx, council.ctx)
     assert isinstance(outcome, Response) and b"checked, not processed" in outcome.body
+
+
+# -- a move: open, close and reopen ----------------------------------------------------------
+
+MOVER = Person("Morgan", "Mover")
+ROKER = Address("14", "Roker Terrace", "Sunderland", "SR6 9NN", locality="Roker")
+
+
+def free_uprn(n: int = 1) -> str:
+    """A UPRN the council holds no account for."""
+    taken = {p.uprn for p in generate(SUNDERLAND)}
+    return str(next(u for u in range(100_000_000_000 + n, 10**12) if str(u) not in taken))
+
+
+def days_from(start: date, end: date = YEAR_END) -> int:
+    return (end - start).days + 1
+
+
+async def open_account(c: SimulatedCouncilConnector, move_in: date, uprn: str = "") -> str:
+    body = build_open(MOVER, ROKER, uprn or free_uprn(), move_in)
+    outcome = await c.handle(make_tx(OPEN_CLASS, body, None), c.ctx)
+    assert isinstance(outcome, Response), outcome
+    return str(etree.fromstring(outcome.body).findtext("{*}AccountRef"))
+
+
+async def close(c: SimulatedCouncilConnector, ref: str, move_out: date, **options: Any) -> Outcome:
+    return await c.handle(make_tx(CLOSE_CLASS, build_close(ref, move_out), ref, **options), c.ctx)
+
+
+async def reopen(c: SimulatedCouncilConnector, ref: str, **options: Any) -> Outcome:
+    body = build_reopen(ref, "move cancelled")
+    return await c.handle(make_tx(REOPEN_CLASS, body, ref, **options), c.ctx)
+
+
+async def test_view_of_an_account_opened_by_a_move_in(council: SimulatedCouncilConnector) -> None:
+    # Moving in on 10 Nov (Sunderland's instalments fall on the 1st): December and January remain.
+    ref = await open_account(council, date(2026, 11, 10))
+    outcome = await council.handle(make_tx(VIEW_CLASS, view_request(ref), ref), council.ctx)
+    reply = read_view(outcome)
+    assert len(reply.instalments) == 2
+    assert sum(reply.instalments) == reply.net == reply.balance
+    assert isinstance(outcome, Response)
+    doc = etree.fromstring(outcome.body)
+    assert doc.findtext(f"{{{VIEW_NS}}}OpenedFrom") == "2026-11-10"
+    dues = doc.findall(f"{{{VIEW_NS}}}Instalments/{{{VIEW_NS}}}Instalment")
+    assert [i.findtext(f"{{{VIEW_NS}}}DueDate") for i in dues] == ["2026-12-01", "2027-01-01"]
+    assert [i.findtext(f"{{{VIEW_NS}}}Number") for i in dues] == ["1", "2"]
+
+
+async def test_an_account_opened_mid_year_is_charged_by_the_day(
+    council: SimulatedCouncilConnector,
+) -> None:
+    ref = await open_account(council, date(2026, 12, 11))
+    account = await council.store.account(ref)
+    assert account is not None and account.opened_from == date(2026, 12, 11)
+    gross = account.annual_charge_pence
+    part = half_up(gross * days_from(date(2026, 12, 11)), 365)  # 111 days of 365
+    assert gross == 147_635 and part == 44_897  # band A at Sunderland: £1,476.35, £448.97
+    reply = await view(council, ref)
+    assert (reply.gross, reply.net, reply.balance) == (gross, part, part)
+    assert reply.instalments == [part]  # after the last instalment date but one: a single one
+    # Opened on the first day of the year, the whole year in the usual ten.
+    whole = await view(council, await open_account(council, YEAR_START, free_uprn(50)))
+    assert whole.net == whole.gross and len(whole.instalments) == 10
+
+
+async def test_the_demo_accounts_show_the_same_figures(council: SimulatedCouncilConnector) -> None:
+    # DEMO0SUN0001's account, as the README's demo shows it: pro rata by day changes nothing
+    # for an account liable all year.
+    reply = await view(council, "SUN03608702")
+    assert (reply.gross, reply.net, reply.balance) == (221_453, 221_453, 66_435)
+
+
+async def test_spd_is_refused_on_a_closed_account(council: SimulatedCouncilConnector) -> None:
+    prop = eligible()
+    assert isinstance(await close(council, prop.account_ref, date(2026, 11, 1)), Response)
+    for start in (date(2026, 12, 1), date(2026, 11, 1)):
+        number, text, locations = only_error(await apply_spd(council, prop, effective_from=start))
+        assert number == 3001 and "closed from 2026-11-01" in text
+        assert locations == ("/CTaxSPDRequest/EffectiveFrom",)
+    assert await council.store.spd_applications() == []
+    # Before the move out there are days to discount, and only those are.
+    outcome = await apply_spd(council, prop, effective_from=date(2026, 10, 1))
+    gross = prop.annual_charge_pence
+    expected = half_up(gross * 25 * days_from(date(2026, 10, 1), date(2026, 10, 31)), 100 * 365)
+    assert pence(spd_text(outcome, "DiscountAmount")) == expected
+
+
+async def test_spd_cannot_start_before_the_account_opened(
+    council: SimulatedCouncilConnector,
+) -> None:
+    ref = await open_account(council, date(2026, 11, 10))
+    account = await council.store.account(ref)
+    assert account is not None
+    number, text, locations = only_error(
+        await apply_spd(council, account, effective_from=YEAR_START)
+    )
+    assert number == 3001 and "before account" in text and "2026-11-10" in text
+    assert locations == ("/CTaxSPDRequest/EffectiveFrom",)
+    outcome = await apply_spd(council, account, effective_from=date(2026, 11, 10))
+    gross = account.annual_charge_pence
+    discount = half_up(gross * 25 * days_from(date(2026, 11, 10)), 100 * 365)
+    assert pence(spd_text(outcome, "DiscountAmount")) == discount
+    after = await view(council, ref)
+    assert after.net == half_up(gross * days_from(date(2026, 11, 10)), 365) - discount
+    assert sum(after.instalments) == after.net
+
+
+async def test_a_closed_account_is_charged_to_the_day_before_the_move_out(
+    council: SimulatedCouncilConnector,
+) -> None:
+    prop = account_where(SUNDERLAND, liable=1, discounted=True)
+    before = await view(council, prop.account_ref)
+    assert isinstance(await close(council, prop.account_ref, date(2026, 12, 1)), Response)
+    closed = await view(council, prop.account_ref)
+    days = days_from(YEAR_START, date(2026, 11, 30))  # April to November: 244 days
+    discount = half_up(prop.annual_charge_pence * 25 * days, 100 * 365)
+    assert closed.discounts == [(SINGLE_PERSON, discount)]
+    assert closed.net == half_up(prop.annual_charge_pence * days, 365) - discount
+    assert closed.balance == closed.net - sum(closed.payments)
+    assert sum(closed.instalments) == closed.net and min(closed.instalments) >= 0
+    # Undone by the reopen: the whole year's charge and discount again. Instalments already due
+    # that the close cut back stay as billed; those still to come take up the difference.
+    assert isinstance(await reopen(council, prop.account_ref), Response)
+    reopened = await view(council, prop.account_ref)
+    assert (reopened.net, reopened.balance, reopened.discounts) == (
+        before.net,
+        before.balance,
+        before.discounts,
+    )
+    assert sum(reopened.instalments) == reopened.net
+
+
+async def test_closed_the_day_after_the_year_began_the_view_is_still_valid(
+    council: SimulatedCouncilConnector,
+) -> None:
+    # One day's charge, less a quarter of it: the discount shrinks with the charge.
+    prop = account_where(SUNDERLAND, liable=1, discounted=True)
+    assert isinstance(await close(council, prop.account_ref, date(2026, 4, 2)), Response)
+    closed = await view(council, prop.account_ref)
+    day = half_up(prop.annual_charge_pence, 365)
+    assert closed.net == day - half_up(prop.annual_charge_pence * 25, 100 * 365)
+    assert closed.balance == closed.net - sum(closed.payments) < 0  # paid more: in credit
+
+
+async def test_close_refuses_a_move_out_before_the_account_opened(
+    council: SimulatedCouncilConnector,
+) -> None:
+    ref = await open_account(council, date(2026, 11, 10))
+    number, text, locations = only_error(await close(council, ref, date(2026, 11, 1)))
+    assert number == 3001 and "before the account opened" in text
+    assert locations == ("/CTaxCloseRequest/MoveOutDate",)
+
+
+async def test_open_test_in_live_gives_the_advisory_and_opens_nothing(
+    council: SimulatedCouncilConnector,
+) -> None:
+    uprn = free_uprn()
+    body = build_open(MOVER, ROKER, uprn, date(2026, 12, 11))
+    outcome = await council.handle(make_tx(OPEN_CLASS, body, None, test_in_live=True), council.ctx)
+    assert isinstance(outcome, Response), outcome
+    doc = etree.fromstring(outcome.body)
+    assert schema("ctax-til-receipt-v1.xsd").validate(doc)
+    assert doc.findtext(f"{{{TIL_NS}}}Class") == "LA-CTAX-OPEN-TIL"
+    would_be = doc.findtext(f"{{{TIL_NS}}}AccountRef")
+    assert await council.store.account_for_uprn(uprn) is None
+    assert would_be == await council.store.next_account_ref()
+    # The live open afterwards takes that reference: test in live used nothing up.
+    assert await open_account(council, date(2026, 12, 11), uprn) == would_be
+    # And test in live still applies the open's rules: the property now has an account.
+    again = await council.handle(make_tx(OPEN_CLASS + "-TIL", body, None), council.ctx)
+    assert only_error(again)[0] == 3001
+
+
+async def test_close_and_reopen_test_in_live_change_nothing(
+    council: SimulatedCouncilConnector,
+) -> None:
+    prop = account_where(SUNDERLAND, liable=1, discounted=True)
+    ref = prop.account_ref
+    before = await council.store.account(ref)
+    outcome = await close(council, ref, date(2026, 12, 1), test_in_live=True)
+    assert isinstance(outcome, Response) and b"<Class>LA-CTAX-CLOSE-TIL</Class>" in outcome.body
+    assert f"<AccountRef>{ref}</AccountRef>".encode() in outcome.body
+    assert await council.store.account(ref) == before
+    assert isinstance(await close(council, ref, date(2026, 12, 1)), Response)
+    closed = await council.store.account(ref)
+    outcome = await reopen(council, ref, test_in_live=True)
+    assert isinstance(outcome, Response) and b"<Class>LA-CTAX-REOPEN-TIL</Class>" in outcome.body
+    assert await council.store.account(ref) == closed
 
 
 # -- bodies: schema, safety, classes ---------------------------------------------------------

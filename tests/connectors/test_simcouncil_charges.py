@@ -17,7 +17,13 @@ from connectors.simcouncil.charges import (
     spd_amount,
     spread,
 )
-from connectors.simcouncil.dates import YEAR_END, YEAR_START, council_today, instalment_due_dates
+from connectors.simcouncil.dates import (
+    YEAR_END,
+    YEAR_START,
+    council_today,
+    instalment_due_dates,
+    pro_rata,
+)
 
 pytestmark = pytest.mark.no_database  # runs once, on the SQLite pass
 
@@ -50,6 +56,17 @@ def test_spd_is_a_quarter_for_the_whole_year_and_pro_rata_after() -> None:
     assert spd_amount(221_453, date(2020, 5, 1)) == 55_363
     assert spd_amount(221_453, YEAR_END) == round(221_453 / 4 / 365)
     assert spd_amount(221_453, YEAR_END + timedelta(days=1)) == 0
+
+
+def test_pro_rata_counts_the_days_of_the_year_both_ends_included() -> None:
+    assert pro_rata(147_635, YEAR_START) == 147_635
+    assert pro_rata(147_635, date(2026, 12, 11)) == 44_897  # 111 days: 44897.4
+    assert pro_rata(147_635, YEAR_START, date(2026, 11, 30)) == 98_693  # 244 days: 98692.99
+    assert pro_rata(147_635, date(2026, 12, 11), YEAR_END, 25) == 11_224  # 11224.30
+    assert pro_rata(147_635, date(2026, 12, 11), date(2026, 12, 10)) == 0
+    assert pro_rata(147_635, YEAR_END + timedelta(days=1)) == 0
+    for start in (date(2020, 5, 1), YEAR_START, date(2026, 10, 1), YEAR_END):
+        assert spd_amount(221_453, start) == pro_rata(221_453, start, YEAR_END, 25)
 
 
 def test_respread_keeps_what_is_due_and_shares_the_rest() -> None:

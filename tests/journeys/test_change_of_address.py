@@ -4,14 +4,18 @@ JSON API, with retry, compensation and a restart mid-journey."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 from lxml import etree
 
+from connectors.simcouncil.charges import pence
 from connectors.simcouncil.dataset import generate
 from connectors.simcouncil.dates import YEAR_END
+from connectors.simcouncil.view import build_request as view_request
 from gateway.demo import citizens_list
 from gateway.journeys import records
 from gateway.journeys.change_of_address import build_xml
@@ -371,3 +375,73 @@ async def test_a_citizen_not_enrolled_for_the_old_account_is_refused(start_hub: 
         await hub.post(wire.submission(CLASS, build_xml(request()).decode(), organisation="GW"))
     )
     assert anonymous.error_number == 1046
+
+
+async def test_after_moving_in_the_citizen_can_view_council_tax_at_the_new_address(
+    start_hub: StartHub,
+) -> None:
+    hub = await start_hub()
+    data = request()
+    ack = await submit(hub, data)
+    assert ack.correlation_id
+    reply = await final(hub, ack.correlation_id)
+    assert report_text(reply, "Status") == "completed"
+    new_ref = legs(reply)["open"]["Outcome"].split()[1]
+
+    # The mover already has a View Council Tax enrolment at Sunderland (one per class), so the
+    # new account is enrolled for by a new registration, with its facts and the letter's PIN.
+    password = "correct horse battery"
+    async with hub.session.post(
+        f"{hub.url}/api/registrations",
+        json={"kind": "individual", "display_name": "Morgan Mover", "password": password},
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        citizen = SimpleNamespace(user_id=(await resp.json())["user_id"], password=password)
+    facts = {"CTaxAccountRef": new_ref, "PostCode": "SR6 9NN", "Surname": "Mover"}
+    async with hub.session.post(
+        f"{hub.url}/api/enrolments",
+        json={"class": "LA-CTAX-VIEW", "organisation": SUNDERLAND, "facts": facts},
+        headers=basic(citizen),
+    ) as resp:
+        assert resp.status in (200, 201, 202), await resp.text()
+        enrolment = await resp.json()
+    async with hub.session.get(f"{hub.url}/admin/letters?user_id={citizen.user_id}") as resp:
+        letters = (await resp.json())["letters"]
+    pin = re.search(r"activation PIN is: ([A-Z0-9]{6,8})", letters[-1]["text"])
+    assert pin is not None
+    async with hub.session.post(
+        f"{hub.url}/api/enrolments/{enrolment['id']}/activation",
+        json={"pin": pin.group(1)},
+        headers=basic(citizen),
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+    # View Council Tax: charged by the day from the move in, over the instalments left.
+    sent = wire.read(
+        await hub.post(
+            wire.submission(
+                "LA-CTAX-VIEW",
+                view_request(new_ref).decode(),
+                user=citizen.user_id,
+                password=citizen.password,
+                keys={"CTaxAccountRef": new_ref},
+                organisation=SUNDERLAND,
+            )
+        )
+    )
+    assert sent.correlation_id, sent.errors
+    answer = await final(hub, sent.correlation_id, class_="LA-CTAX-VIEW")
+    assert answer.qualifier == "response", answer.errors
+    assert answer.body is not None
+
+    def field(name: str) -> str:
+        assert answer.body is not None
+        return str(answer.body.xpath(f"string(//*[local-name()='{name}'])"))
+
+    moved_in = date.fromisoformat(data["move_date"])
+    days = (YEAR_END - moved_in).days + 1
+    gross = pence(field("AnnualCharge"))
+    assert field("OpenedFrom") == data["move_date"]
+    assert pence(field("NetCharge")) == pence(field("Balance")) == (2 * gross * days + 365) // 730
+    amounts = answer.body.xpath("//*[local-name()='Instalment']/*[local-name()='Amount']/text()")
+    assert sum(pence(str(a)) for a in amounts) == pence(field("NetCharge"))
