@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from gateway.cli_support import cli_errors, run_with_database
+from gateway.cli_support import cli_errors, database_errors, reach_database, run_with_database
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError
 
@@ -40,8 +41,16 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 @main.command()
 @click.option("--host", help="Listen address (default from config: 127.0.0.1).")
-@click.option("--port", type=int, help="Plain-HTTP port (default from config: 8080).")
-@click.option("--https-port", type=int, help="HTTPS port (default from config: 8443; 0: off).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Plain-HTTP port (default from config: 8080; 0: a free one, shown at start).",
+)
+@click.option(
+    "--https-port",
+    type=click.IntRange(0, 65535),
+    help="HTTPS port (default from config: 8443; 0: off).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option(
     "--workers",
@@ -68,14 +77,21 @@ def serve(
     from gateway.demo import base_url
 
     config = _load(ctx)
+    host = host or config.server.host
+    if port == 0:
+        port = _free_port(host)
     server = replace(
         config.server,
-        host=host or config.server.host,
-        port=port or config.server.port,
+        host=host,
+        port=config.server.port if port is None else port,
         https_port=config.server.https_port if https_port is None else https_port,
     )
     config = replace(config, server=server)
     logs.configure(log_level)
+    # Here, before anything is started: a database that cannot be reached is one line, not the
+    # traceback of the application's startup.
+    with database_errors(config.database_url):
+        asyncio.run(reach_database(config.database_url))
     base = base_url(config)
     https = f" and https://localhost:{server.https_port}" if server.https_port else ""
     if workers > 1:
@@ -115,6 +131,27 @@ def serve(
     )
 
 
+def _free_port(host: str) -> int:
+    """A port free on host now, for `serve --port 0`.
+
+    Chosen here rather than by the listener binding port 0, because the port is part of the
+    configuration: the CRL and OCSP URLs written into certificates, the SSO issuer without
+    HTTPS, the demo's URLs, the startup line, and every `--workers` process must share it.
+    Another process could take it before the hub binds it: then the hub fails to start, as on
+    any port in use.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+            port: int = probe.getsockname()[1]
+    except OSError as exc:
+        raise click.ClickException(f"no free port on {host}: {exc}") from exc
+    return port
+
+
 @main.group()
 def db() -> None:
     """The hub's database."""
@@ -128,7 +165,8 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     from gateway.store.startup import upgrade_locked
 
     config = _load(ctx)
-    asyncio.run(upgrade_locked(config.database_url, revision))
+    with database_errors(config.database_url):
+        asyncio.run(upgrade_locked(config.database_url, revision))
     click.echo(f"database at {config.database_url} is at {revision}")
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -383,50 +387,134 @@ def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+# The authentication levels the hub implements. The Gateway's scheme also has 1.5 (user ID,
+# password and a security phrase) and 3; a route naming them would be served as 1 or 2 without
+# a word, so they are refused.
+AUTH_LEVELS = (0, 1, 2)
+
+# The lowest (and highest) value of each numeric setting that takes other than "above 0", the
+# rule for the rest: durations, intervals, timeouts and sizes, where 0 would spin a background
+# task, expire everything at once or admit nothing.
+_BOUNDS: dict[tuple[type[Any], str], tuple[float, float | None]] = {
+    (ServerConfig, "port"): (1, 65535),
+    (ServerConfig, "https_port"): (0, 65535),  # 0: HTTPS off
+    (EnrolmentConfig, "lockout_minutes"): (0, None),
+    (EnrolmentConfig, "pin_days"): (0, None),
+    (EnrolmentConfig, "letter_days"): (0, None),
+    (DispatcherConfig, "lease_margin_seconds"): (0, None),
+    (DispatcherConfig, "max_poll_interval"): (0, None),  # 0: pacing off
+    (LimitsConfig, "requests_per_minute"): (0, None),  # 0: no limit
+    (LimitsConfig, "auth_failures_per_sender"): (0, None),  # 0: no lockout by sender
+    (LimitsConfig, "auth_failures_per_address"): (0, None),
+    (LimitsConfig, "lockout_minutes"): (0, None),
+    (AuditConfig, "body_days"): (0, None),
+    (AuditConfig, "flush_seconds"): (0, None),  # 0: each event written as it comes
+    (RouteConfig, "retries"): (0, None),
+    (RouteConfig, "backoff"): (0, None),
+    (RouteConfig, "auth_level"): (0, None),  # and one of AUTH_LEVELS (_route checks first)
+}
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    # Resolved once: the annotations are text (postponed), and parse_config runs in every test.
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _shown(value: Any) -> str:
+    """A value as it was written in TOML, for an error message."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _conform(value: Any, hint: Any, name: str, bounds: tuple[float, float | None] | None) -> Any:
+    """value as a setting of type `hint` holds it (an array as a tuple); ConfigError naming
+    `name` when it is of another type (TOML has no coercions: "10" is not 10, nor "false"
+    false) or out of `bounds` (None: above 0)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union) and type(None) in args:
+        if value is None:
+            return None
+        (hint,) = (arg for arg in args if arg is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        choices = " or ".join(repr(arg) for arg in args)
+        raise ConfigError(f"{name} must be {choices}, not {_shown(value)}")
+    if hint in (int, float):
+        return _number(value, whole=hint is int, name=name, bounds=bounds)
+    if origin is tuple:
+        item = args[0]
+        if isinstance(value, list | tuple) and all(isinstance(v, item) for v in value):
+            return tuple(value)
+        what = "strings" if item is str else f"{item.__name__} entries"
+        raise ConfigError(f"{name} must be a list of {what}, not {_shown(value)}")
+    if origin is dict:
+        if isinstance(value, dict) and (args[1] is not str or _all_str(value)):
+            return value
+        what = "a table of strings" if args[1] is str else "a table"
+        raise ConfigError(f"{name} must be {what}, not {_shown(value)}")
+    if hint is Any or isinstance(value, hint):
+        return value
+    what = {bool: "true or false", str: "a string"}.get(hint, f"a {hint.__name__}")
+    raise ConfigError(f"{name} must be {what}, not {_shown(value)}")
+
+
+def _all_str(table: dict[Any, Any]) -> bool:
+    return all(isinstance(k, str) and isinstance(v, str) for k, v in table.items())
+
+
+def _number(
+    value: Any, *, whole: bool, name: str, bounds: tuple[float, float | None] | None
+) -> Any:
+    lowest, highest = bounds if bounds is not None else (0, None)
+    above = bounds is None
+    kind = "a whole number" if whole else "a number"
+    if highest is not None:
+        rule = f"{kind} from {lowest:g} to {highest:g}"
+    elif above:
+        rule = f"{kind} above {lowest:g}"
+    else:
+        rule = f"{kind} of at least {lowest:g}"
+    # bool is an int to Python; TOML's true is no number.
+    numeric = not isinstance(value, bool) and isinstance(value, int if whole else int | float)
+    if (
+        not numeric
+        or not math.isfinite(value)
+        or value < lowest
+        or (above and value == lowest)
+        or (highest is not None and value > highest)
+    ):
+        raise ConfigError(f"{name} must be {rule}, not {_shown(value)}")
+    return value
+
+
+def _checked(cls: type[Any], raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """raw's settings checked against cls's fields' types (and _BOUNDS), as cls takes them."""
+    hints = _hints(cls)
+    return {
+        key: _conform(value, hints[key], f"{where}: {key}", _BOUNDS.get((cls, key)))
+        for key, value in raw.items()
+    }
+
+
 def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
     known = set(cls.__dataclass_fields__)
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+    data = _checked(cls, raw, where)
     try:
-        return cls(**raw)
-    except TypeError as exc:
+        return cls(**data)
+    except TypeError as exc:  # a required option missing
         raise ConfigError(f"{where}: {exc}") from exc
-
-
-def _pki(raw: dict[str, Any]) -> PkiConfig:
-    data = dict(raw)
-    if "hosts" in data:
-        data["hosts"] = tuple(str(h) for h in data["hosts"])
-    pki: PkiConfig = _build(PkiConfig, data, "[pki]")
-    return pki
-
-
-def _limits(raw: dict[str, Any]) -> LimitsConfig:
-    limits: LimitsConfig = _build(LimitsConfig, raw, "[limits]")
-    if limits.store not in ("memory", "redis"):
-        raise ConfigError(f"[limits]: store must be 'memory' or 'redis', not {limits.store!r}")
-    return limits
-
-
-def _dispatcher(raw: dict[str, Any]) -> DispatcherConfig:
-    dispatcher: DispatcherConfig = _build(DispatcherConfig, raw, "[dispatcher]")
-    most = dispatcher.max_poll_interval
-    # It is written into PollInterval, which clients read as a whole number of seconds.
-    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
-        raise ConfigError("[dispatcher]: max_poll_interval must be a whole number of at least 0")
-    return dispatcher
-
-
-def _enrolment(raw: dict[str, Any]) -> EnrolmentConfig:
-    enrolment: EnrolmentConfig = _build(EnrolmentConfig, raw, "[enrolment]")
-    if not isinstance(enrolment.max_attempts, int) or enrolment.max_attempts < 1:
-        raise ConfigError("[enrolment]: max_attempts must be a whole number of at least 1")
-    for name in ("lockout_minutes", "pin_days", "letter_days"):
-        value = getattr(enrolment, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"[enrolment]: {name} must be a number of at least 0")
-    return enrolment
 
 
 def _payments(raw: dict[str, Any]) -> PaymentsConfig:
@@ -437,18 +525,13 @@ def _payments(raw: dict[str, Any]) -> PaymentsConfig:
     built = []
     for i, hook in enumerate(hooks):
         webhook: WebhookConfig = _build(WebhookConfig, hook, f"[payments] webhooks[{i}]")
-        if not str(webhook.url).startswith(("http://", "https://")) or not webhook.secret:
+        if not webhook.url.startswith(("http://", "https://")) or not webhook.secret:
             raise ConfigError(f"[payments] webhooks[{i}]: needs an http(s) url and a secret")
         built.append(webhook)
     data["webhooks"] = tuple(built)
-    tokens = data.get("api_tokens", {})
-    if not isinstance(tokens, dict) or not all(isinstance(v, str) and v for v in tokens.values()):
-        raise ConfigError("[payments]: api_tokens must map council codes to non-empty tokens")
     payments: PaymentsConfig = _build(PaymentsConfig, data, "[payments]")
-    for name in ("expiry_minutes", "idempotency_hours", "sender_interval_seconds"):
-        value = getattr(payments, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"[payments]: {name} must be a number above 0")
+    if not all(payments.api_tokens.values()):
+        raise ConfigError("[payments]: api_tokens must map council codes to non-empty tokens")
     return payments
 
 
@@ -458,10 +541,7 @@ def _mail(raw: dict[str, Any]) -> MailConfig:
 
     mail: MailConfig = _build(MailConfig, raw, "[mail]")
     for name in ("keys", "council_tokens"):
-        table = getattr(mail, name)
-        if not isinstance(table, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in table.items()
-        ):
+        if not all(getattr(mail, name).values()):
             raise ConfigError(f"[mail]: {name} must map names to non-empty strings")
     for key_id, encoded in mail.keys.items():
         try:
@@ -474,50 +554,47 @@ def _mail(raw: dict[str, Any]) -> MailConfig:
         raise ConfigError("[mail]: current_key must name one of [mail] keys")
     if not mail.keys and mail.current_key:
         raise ConfigError("[mail]: current_key is set but no keys are configured")
-    if isinstance(mail.capacity, bool) or not isinstance(mail.capacity, int) or mail.capacity < 1:
-        raise ConfigError("[mail]: capacity must be a whole number of at least 1")
-    expiry = mail.default_expiry_days
-    if expiry is not None and (
-        isinstance(expiry, bool) or not isinstance(expiry, int | float) or expiry <= 0
-    ):
-        raise ConfigError("[mail]: default_expiry_days must be a number above 0")
-    interval = mail.expiry_interval_seconds
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise ConfigError("[mail]: expiry_interval_seconds must be a number above 0")
     return mail
 
 
-def _route(raw: dict[str, Any], index: int) -> RouteConfig:
+def _route(raw: Any, index: int) -> RouteConfig:
     where = f"routes[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table ([[routes]]), not {_shown(raw)}")
     data = dict(raw)
     if "class" not in data:
         raise ConfigError(f"{where}: 'class' is required")
     data["class_"] = data.pop("class")
-    for required in ("organisation", "connector"):
+    for required in ("class_", "organisation", "connector"):
+        shown = required.rstrip("_")
         if required not in data:
-            raise ConfigError(f"{where}: '{required}' is required")
+            raise ConfigError(f"{where}: '{shown}' is required")
+        if not isinstance(data[required], str) or not data[required]:
+            raise ConfigError(
+                f"{where}: {shown} must be a non-empty string, not {_shown(data[required])}"
+            )
+    where = f"{where} ({data['class_']} @ {data['organisation']})"
     if "bvpi157" in data:
         try:
             data["bvpi157"] = parse_type(data["bvpi157"])
         except ValueError as exc:
-            raise ConfigError(
-                f"{where} ({data['class_']} @ {data['organisation']}): bvpi157 {exc}"
-            ) from None
+            raise ConfigError(f"{where}: bvpi157 {exc}") from None
     if "council" in data and not isinstance(data["council"], str):
         raise ConfigError(
-            f"{where} ({data['class_']} @ {data['organisation']}): council must be a council's "
-            'organisation code, or "" for a service that counts towards no council'
+            f'{where}: council must be a council\'s organisation code, or "" for a service '
+            "that counts towards no council"
+        )
+    level = data.get("auth_level", 1)
+    if isinstance(level, bool) or not isinstance(level, int | float) or level not in AUTH_LEVELS:
+        raise ConfigError(
+            f"{where}: auth_level must be 0, 1 or 2, the levels this hub implements (not the "
+            f"Gateway's 1.5, password and security phrase, nor 3), not {_shown(level)}"
         )
     route: RouteConfig = _build(RouteConfig, data, where)
-    if route.mode not in ("async", "sync"):
-        raise ConfigError(f"{where}: mode must be 'async' or 'sync'")
-    if route.credentials not in ("check", "ignore"):
-        raise ConfigError(f"{where}: credentials must be 'check' or 'ignore'")
     if route.credentials == "ignore" and route.auth_level > 0:
         raise ConfigError(
-            f'{where} ({route.class_} @ {route.organisation}): credentials = "ignore" needs '
-            f"auth_level = 0 (it is {route.auth_level:g}): a service that needs a sign-on "
-            "must check it"
+            f'{where}: credentials = "ignore" needs auth_level = 0 (it is {route.auth_level:g}): '
+            "a service that needs a sign-on must check it"
         )
     return route
 
@@ -525,24 +602,45 @@ def _route(raw: dict[str, Any], index: int) -> RouteConfig:
 def _connectors(raw: dict[str, Any]) -> tuple[ConnectorConfig, ...]:
     out = []
     for name, table in raw.items():
-        if not isinstance(table, dict) or "type" not in table:
+        if not isinstance(table, dict) or not isinstance(table.get("type"), str):
             raise ConfigError(
-                f"[connectors.{name}] needs a 'type' (a gateway.connectors entry point)"
+                f"[connectors.{name}] needs a 'type' (a gateway.connectors entry point's name)"
             )
         options = {k: v for k, v in table.items() if k != "type"}
-        out.append(ConnectorConfig(name=name, type=str(table["type"]), options=options))
+        out.append(ConnectorConfig(name=name, type=table["type"], options=options))
     return tuple(out)
 
 
 DATABASE_URL_ENV = "GATEWAY_DATABASE_URL"
+# The drivers the hub's stores are written for: its hot paths speak aiosqlite's sqlite3 and
+# asyncpg directly (gateway/store/sqlite_lane.py, pg_lane.py).
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
 def _database(raw: dict[str, Any]) -> DatabaseConfig:
     """[database]; a url from the environment when the file names none (12-factor deployments)."""
     database: DatabaseConfig = _build(DatabaseConfig, raw, "[database]")
+    where = "[database]: url"
     if not database.url and os.environ.get(DATABASE_URL_ENV):
-        return replace(database, url=os.environ[DATABASE_URL_ENV])
+        database = replace(database, url=os.environ[DATABASE_URL_ENV])
+        where = f"${DATABASE_URL_ENV}"
+    if database.url:
+        _check_database_url(database.url, where)
     return database
+
+
+def _check_database_url(url: str, where: str) -> None:
+    # Only the scheme is ever shown: the rest may hold a password.
+    scheme, sep, rest = url.partition("://")
+    supported = (
+        "sqlite+aiosqlite:///PATH (SQLite) or postgresql+asyncpg://USER@HOST/DATABASE "
+        "(PostgreSQL), the databases the hub supports"
+    )
+    if not sep or scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"{where} must be {supported}, not {f'{scheme}://…' if sep else 'this'}")
+    if scheme.startswith("sqlite") and rest.split("?")[0] in ("", "/", "/:memory:"):
+        # Each engine would have an in-memory database of its own: nothing written is read.
+        raise ConfigError(f"{where} must name a SQLite file (sqlite+aiosqlite:///PATH)")
 
 
 ADMIN_USER_ENV, ADMIN_PASSWORD_HASH_ENV = "GATEWAY_ADMIN_USER", "GATEWAY_ADMIN_PASSWORD_HASH"
@@ -551,14 +649,13 @@ ADMIN_USER_ENV, ADMIN_PASSWORD_HASH_ENV = "GATEWAY_ADMIN_USER", "GATEWAY_ADMIN_P
 def _admin(raw: dict[str, Any]) -> AdminConfig:
     """[admin]; credentials may come from the environment (kept out of the file)."""
     data = dict(raw)
-    data["certificate_fingerprints"] = tuple(
-        str(f).lower().replace(":", "") for f in data.get("certificate_fingerprints", ())
-    )
     for key, env in (("user", ADMIN_USER_ENV), ("password_hash", ADMIN_PASSWORD_HASH_ENV)):
         if os.environ.get(env):
             data[key] = os.environ[env]
     admin: AdminConfig = _build(AdminConfig, data, "[admin]")
-    return admin
+    # Fingerprints are compared as lower-case hex; people paste them with colons, in capitals.
+    fingerprints = tuple(f.lower().replace(":", "") for f in admin.certificate_fingerprints)
+    return replace(admin, certificate_fingerprints=fingerprints)
 
 
 def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config:
@@ -571,10 +668,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
     unknown = set(raw) - top_known
     if unknown:
         raise ConfigError(f"unknown top-level option(s): {', '.join(sorted(unknown))}")
-    data_dir = Path(raw.get("data_dir", "var"))
+    data_dir_raw = raw.get("data_dir", "var")
+    if not isinstance(data_dir_raw, str | os.PathLike):
+        raise ConfigError(f"data_dir must be a string (a directory), not {_shown(data_dir_raw)}")
+    data_dir = Path(data_dir_raw)
     if base_dir is not None and not data_dir.is_absolute():
         data_dir = base_dir / data_dir
-    demo = bool(raw.get("demo", True))
+    demo = _conform(raw.get("demo", True), bool, "demo", None)
     connectors = _connectors(_section(raw, "connectors"))
     routes_raw = raw.get("routes", [])
     if not isinstance(routes_raw, list):
@@ -594,14 +694,14 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path | None = None) -> Config
         database=_database(_section(raw, "database")),
         retention=_build(RetentionConfig, _section(raw, "retention"), "[retention]"),
         auth=_build(AuthConfig, _section(raw, "auth"), "[auth]"),
-        pki=_pki(_section(raw, "pki")),
-        dispatcher=_dispatcher(_section(raw, "dispatcher")),
-        enrolment=_enrolment(_section(raw, "enrolment")),
+        pki=_build(PkiConfig, _section(raw, "pki"), "[pki]"),
+        dispatcher=_build(DispatcherConfig, _section(raw, "dispatcher"), "[dispatcher]"),
+        enrolment=_build(EnrolmentConfig, _section(raw, "enrolment"), "[enrolment]"),
         payments=_payments(_section(raw, "payments")),
         mail=_mail(_section(raw, "mail")),
         sso=_build(SsoConfig, _section(raw, "sso"), "[sso]"),
         audit=_build(AuditConfig, _section(raw, "audit"), "[audit]"),
-        limits=_limits(_section(raw, "limits")),
+        limits=_build(LimitsConfig, _section(raw, "limits"), "[limits]"),
         admin=_admin(_section(raw, "admin")),
         connectors=connectors,
         routes=routes,

@@ -70,11 +70,11 @@ class Filters:
             return None
         try:
             parsed = datetime.fromisoformat(text)
-        except ValueError:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):  # overflow: an offset taking it past year 1 or 9999
             self.problems.append(f"'{name}' is not a date and time (YYYY-MM-DDTHH:MM, UTC)")
             self.values.pop(name)
             return None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
     def apply(self, stmt: Any) -> Any:
         v = self.values

@@ -183,3 +183,20 @@ def test_bodies_are_shown_as_text_indented_and_cut_when_large() -> None:
 
     large = xmlview.pretty(b"<a>" + b"<b>x</b>" * 20_000 + b"</a>")
     assert large is not None and large.truncated and len(large.text) == xmlview.MAX_SHOWN
+
+
+async def test_a_time_an_offset_takes_out_of_range_is_a_filter_problem(
+    hub: Hub, console: Console
+) -> None:
+    """Valid ISO 8601, but a year past 9999 or before 1 once in UTC: not a 500."""
+    reply = await view(hub)
+    for query in (
+        "from=9999-12-31T23:59:59-01:00",
+        "from=0001-01-01T00:00%2B01:00",
+        "to=9999-12-31T23:59:59-01:00",
+        "to=0001-01-01T00:00%2B01:00",
+    ):
+        status, page = await console.get(f"/console/transactions?{query}")
+        assert status == 200, (query, page[:500])
+        assert "is not a date and time" in page, query
+        assert reply.correlation_id in listed(page), query  # the filter is left out, not the rows

@@ -264,7 +264,7 @@ def effective_listener(call: Invocation) -> tuple[str, int, int]:
     https = call.params["https_port"]
     return (
         call.params["host"] or server.host,
-        call.params["port"] or server.port,
+        server.port if call.params["port"] is None else call.params["port"],
         server.https_port if https is None else https,
     )
 
