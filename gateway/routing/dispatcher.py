@@ -92,6 +92,11 @@ class Dispatcher:
         # Slots promised to submissions being stored leased to this dispatcher (`reserve`).
         self._reserved = 0
         self._running = False
+        # Set once the drain's grace is over: an attempt not yet calling its connector then
+        # leaves the transaction to its lease instead of starting a call that is cut short.
+        self._stopping = False
+        # Attempts inside their connector's call: what the drain cancels once its grace is over.
+        self._calling: set[asyncio.Task[Any]] = set()
         # The hub's time at the last claim pass: what was due then and not claimed is not
         # looked for again at once (`_sleep_until_due`).
         self._looked_at: datetime | None = None
@@ -256,9 +261,27 @@ class Dispatcher:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def drain(self, grace: float = 5.0) -> None:
-        """Let in-flight attempts finish (their leases expire otherwise and others take over)."""
+        """Let in-flight attempts finish for `grace` seconds, then abandon the rest; returns once
+        none is calling a connector any more, so the caller may close the connectors.
+
+        An abandoned attempt records nothing (the hub stopping is not the back office failing):
+        its lease runs out and this hub, restarted, or another delivers the transaction again."""
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=grace)
+        self._stopping = True
+        if not self._inflight:
+            return
+        abandoned = [task for task in self._inflight if task in self._calling]
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            log.warning("dispatcher.attempts_abandoned", attempts=len(abandoned), grace=grace)
+        # What is left is recording an end (a database write) or gives up before its call.
+        _, stuck = await asyncio.wait(set(self._inflight), timeout=grace)
+        if stuck:
+            # A connector that ignores cancellation: whatever it returns now is not recorded
+            # (`_attempt` checks for the cancellation), so closing it under the call is safe.
+            log.warning("dispatcher.attempts_not_ended", attempts=len(stuck))
 
     async def _guarded(self, submission: Submission) -> None:
         try:
@@ -337,12 +360,18 @@ class Dispatcher:
         # Read before the route's timeout starts: a slow read of the fault table (a loaded
         # machine, a locked file) must not use up the connector's time and fail it unasked.
         fault = await self.faults.current(ctx.name)
+        if self._stopping:
+            raise asyncio.CancelledError  # left to its lease, as a call the drain cut short
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine asyncio runs always has one
         started = asyncio.get_running_loop().time()
+        self._calling.add(task)
         try:
             with connector_call(ctx.name, submission.correlation_id):  # latency, trace span
                 async with asyncio.timeout(route.timeout):
                     outcome: Outcome = await self.faults.handle(fault, connector, tx, ctx)
         except TimeoutError:
+            _unless_cancelled(task)
             owed.add(
                 "dispatch.timeout",
                 outcome="timeout",
@@ -353,6 +382,7 @@ class Dispatcher:
             )
             return _Failure(f"{ctx.name} did not answer within {route.timeout:g}s", True)
         except Exception as exc:
+            _unless_cancelled(task)
             owed.add(
                 "dispatch.connector_error",
                 outcome="error",
@@ -362,6 +392,9 @@ class Dispatcher:
                 **_timing(submission, started),
             )
             return _Failure(storable(f"{ctx.name} failed: {exc!r}"), False)
+        finally:
+            self._calling.discard(task)
+        _unless_cancelled(task)
         owed.add(
             "dispatch.answered",
             correlation_id=submission.correlation_id,
@@ -499,6 +532,14 @@ class _Owed:
     def committed(self) -> None:
         for announce in self._announce:
             announce()
+
+
+def _unless_cancelled(task: asyncio.Task[Any]) -> None:
+    """Go on being cancelled if a connector swallowed the cancellation (answered, or raised
+    something else, as a call cut short by the hub stopping does): what ends such a call is the
+    hub, not the back office, so nothing about it may be recorded."""
+    if task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _final(outcome: Outcome, connector: str) -> FinalAnswer | _Failure:

@@ -148,6 +148,8 @@ async def _dispatch(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    # Returns once no attempt is inside a connector call (those still running after the grace
+    # are cancelled, recording nothing): `_connectors`, cleaned up next, closes them.
     await dispatcher.drain()
     await revocation.aclose()
 

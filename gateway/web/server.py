@@ -87,7 +87,24 @@ async def serve_forever(
     """Serve until SIGINT or SIGTERM, then shut down cleanly (dispatcher drained, DB closed).
 
     supervisor: the pid of the `--workers` supervisor; should it die without passing a signal
-    on (SIGKILL), this worker stops as if signalled rather than serve on unsupervised."""
+    on (SIGKILL), this worker stops as if signalled rather than serve on unsupervised.
+
+    A hub on its own claims its ports first, as the supervisor does for its workers (which
+    inherit its claim), so that a supervisor started on them later is refused at once rather
+    than after its workers failed to bind (raises PortServed in turn)."""
+    from gateway.web.workers import claim_ports
+
+    claims = [] if reuse_port else claim_ports((config.server.port, config.server.https_port))
+    try:
+        await _serve(app, config, reuse_port=reuse_port, supervisor=supervisor)
+    finally:
+        for claim in claims:
+            claim.close()
+
+
+async def _serve(
+    app: web.Application, config: Config, *, reuse_port: bool, supervisor: int | None
+) -> None:
     runner, listening = await start(app, config, reuse_port=reuse_port)
     settle_heap()
     stop = asyncio.Event()
