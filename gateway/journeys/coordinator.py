@@ -239,6 +239,10 @@ class Coordinator:
             return await self._failed(
                 journey, legs, leg, PENDING, f"no route for {leg.class_} at {leg.organisation}"
             )
+        # A journey asked of the test service runs its legs there too, as if the client had
+        # sent each with GatewayTest=1: a route's test back office, and out of the counts.
+        test = await self._on_test_service(journey)
+        route = route.serving(test)
         results = {
             x.name: x.response_body for x in legs if x.state == SUCCEEDED and x.response_body
         }
@@ -263,6 +267,7 @@ class Coordinator:
             request_body=body,
             now=now,
             transaction_id=journey.correlation_id[:32],
+            gateway_test=test,
         )
         if not await records.submit_leg(self._db, leg, submission, now):
             return False
@@ -277,7 +282,7 @@ class Coordinator:
         return True
 
     async def _collect(self, journey: Journey, legs: list[JourneyLeg], leg: JourneyLeg) -> bool:
-        record = await self._leg_submission(leg.correlation_id) if leg.correlation_id else None
+        record = await self._submission(leg.correlation_id) if leg.correlation_id else None
         if record is not None and record.state in PENDING_STATES:
             return False
         definition = DEFINITIONS[journey.kind]
@@ -305,9 +310,18 @@ class Coordinator:
             )
         return await self._failed(journey, legs, leg, SUBMITTED, error, history=history)
 
-    async def _leg_submission(self, correlation_id: str) -> Submission | None:
-        """A leg's submission, deleted or not: a delete before the answer only removes the
-        client's copy, and the back office still applies it (reference §3.8)."""
+    async def _on_test_service(self, journey: Journey) -> bool:
+        """Whether the submission that started the journey was GatewayTest=1 (the JSON API's
+        journeys are live)."""
+        if journey.channel != "dsp":
+            return False
+        started_by = await self._submission(journey.correlation_id)
+        return started_by is not None and started_by.gateway_test
+
+    async def _submission(self, correlation_id: str) -> Submission | None:
+        """A submission (a leg's, or the one that started a journey), deleted or not: a delete
+        before the answer only removes the client's copy, and the back office still applies it
+        (reference §3.8)."""
         async with self._db.read() as session:
             return await session.get(Submission, correlation_id)
 

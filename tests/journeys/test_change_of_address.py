@@ -20,6 +20,8 @@ from gateway.demo import citizens_list
 from gateway.journeys import records
 from gateway.journeys.change_of_address import build_xml
 from gateway.store.engine import Database
+from gateway.store.models import Submission
+from gateway.store.volumes import submission_volumes
 from gateway.web.keys import DB
 from tests.hub import wire
 from tests.journeys.conftest import ER, SEDGEMOOR, SUNDERLAND, JourneyHub, StartHub
@@ -295,6 +297,34 @@ async def test_test_in_live_checks_every_step_and_sends_none(start_hub: StartHub
     assert refused.correlation_id
     answer = await final(hub, refused.correlation_id, class_=f"{CLASS}-TIL")
     assert answer.error_number == 3001 and "not enrolled" in answer.errors[0]["text"]
+
+
+async def test_a_journey_on_the_test_service_runs_its_legs_there(start_hub: StartHub) -> None:
+    # As if the client had sent each leg with GatewayTest=1: flagged for the back office (or a
+    # route's test back office) and left out of the councils' counts.
+    hub = await start_hub()
+    citizen = mover()
+    xml = wire.submission(
+        CLASS,
+        build_xml(request()).decode(),
+        user=citizen.user_id,
+        password=citizen.password,
+        organisation="GW",
+        gateway_test=True,
+    )
+    ack = wire.read(await hub.post(xml))
+    assert ack.qualifier == "acknowledgement", ack.errors
+    assert ack.correlation_id
+    assert report_text(await final(hub, ack.correlation_id), "Status") == "completed"
+    _journey, run = await records.get(hub.app[DB], ack.correlation_id)
+    async with hub.app[DB].read() as session:
+        flags = [
+            (await session.get(Submission, leg.correlation_id)).gateway_test
+            for leg in run
+            if leg.correlation_id
+        ]
+    assert flags and all(flags)
+    assert await submission_volumes(hub.app[DB]) == {}
 
 
 async def test_restart_mid_journey_completes(start_hub: StartHub, tmp_path: Any) -> None:
