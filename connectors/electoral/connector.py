@@ -7,7 +7,8 @@ Options:
     delay_seconds  answer only after this long (a slow service)
 
 Its own SQLite store under the data directory keeps one row per notification, keyed by
-correlation id: a redelivery gets the first answer again.
+correlation id: a redelivery gets the first answer again. Test in live (-TIL) runs the same checks
+and answers with the reference the notification would take, recording and counting nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from gateway.govtalk.errors import GovTalkError
 T = TypeVar("T")
 
 CLASS = "ER-NOTIFY-MOVE"
+TIL_SUFFIX = "-TIL"
+TIL_STATUS = "checked-not-processed"
+TIL_ADVISORY = "Test in live: checked, not processed"
 NS = "urn:govtalk-hub:er:notify-move:v1"
 SCHEMAS = Path(__file__).parent / "schemas"
 APPLICATION = "Electoral registration (simulated service)"
@@ -146,24 +150,29 @@ class ElectoralRegistrationConnector:
         )
 
     async def handle(self, tx: Transaction, ctx: ConnectorContext) -> Outcome:
-        if tx.class_ != CLASS:
+        # The flag, or a -TIL suffix left on the class (as the simulated council accepts too).
+        test_in_live = tx.test_in_live or tx.class_.endswith(TIL_SUFFIX)
+        base = tx.class_.removesuffix(TIL_SUFFIX)
+        if base != CLASS:
             return Failed(
                 f"class {tx.class_} is not served by {self.organisation} (serves {CLASS})"
             )
         await self.start()
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        earlier = await self._run(
-            lambda c: c.execute(
-                "SELECT reference, received_at FROM notifications WHERE correlation_id = ?",
-                (tx.correlation_id,),
-            ).fetchone()
-        )
-        if earlier is not None:
-            return Response(self._reply(*earlier))
+        if not test_in_live:
+            earlier = await self._run(
+                lambda c: c.execute(
+                    "SELECT reference, received_at FROM notifications WHERE correlation_id = ?",
+                    (tx.correlation_id,),
+                ).fetchone()
+            )
+            if earlier is not None:
+                return Response(self._reply(*earlier))
         if self.unavailable:
             return Failed(f"{self.organisation} is unavailable (simulated)")
-        if self.fail_first_n and await self._run(self._count_failure):
+        # A simulated fault is a delivery the service failed: test in live must not use one up.
+        if not test_in_live and self.fail_first_n and await self._run(self._count_failure):
             return Failed(f"{self.organisation} is unavailable (simulated fault)")
         try:
             root = parse_body(tx.body)
@@ -177,6 +186,14 @@ class ElectoralRegistrationConnector:
             return str(root.xpath(f"string({path})", namespaces={"e": NS})).strip()
 
         received_at = ctx.clock().replace(microsecond=0).isoformat().replace("+00:00", "")
+        if test_in_live:
+            # Every check a live notification gets, but nothing is written: the reference is the
+            # one a live notification would take now, not reserved.
+            (count,) = await self._run(
+                lambda c: c.execute("SELECT COUNT(*) FROM notifications").fetchone()
+            )
+            reference = f"{self.organisation}-{count + 1:06d}"
+            return Response(self._reply(reference, received_at, test_in_live=True))
 
         def record(c: sqlite3.Connection) -> tuple[str, str]:
             c.execute("BEGIN IMMEDIATE")
@@ -213,14 +230,17 @@ class ElectoralRegistrationConnector:
         c.execute("COMMIT")
         return bool(fail)
 
-    def _reply(self, reference: str, received_at: str) -> bytes:
+    def _reply(self, reference: str, received_at: str, *, test_in_live: bool = False) -> bytes:
         nsmap: dict[str | None, str] = {None: NS}
         root = etree.Element(f"{{{NS}}}ERNotifyMoveResponse", nsmap=nsmap)  # type: ignore[arg-type]
-        for name, value in (
+        fields = [
             ("Reference", reference),
             ("Organisation", self.organisation),
             ("ReceivedAt", received_at),
-        ):
+        ]
+        if test_in_live:
+            fields += [("Status", TIL_STATUS), ("Advisory", TIL_ADVISORY)]
+        for name, value in fields:
             etree.SubElement(root, f"{{{NS}}}{name}").text = value
         self._response.assertValid(root)
         return etree.tostring(root, encoding="UTF-8")

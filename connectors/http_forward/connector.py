@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import ssl
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
@@ -48,6 +49,7 @@ _SNIPPET = 200
 _ERROR_TYPES: frozenset[str] = frozenset({"fatal", "recoverable", "business", "warning", "schema"})
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
 _USER_AGENT = f"govtalk-gateway-hub http-forward/{WIRE_VERSION}"
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 # Set by `diverted` for one call (this task only): the hub's connection faults send the request
 # to a local socket that resets or refuses, so the failure is met for real, through aiohttp.
 _DIVERTED: ContextVar[str | None] = ContextVar("http_forward_diverted", default=None)
@@ -94,7 +96,10 @@ class HttpForwardConnector:
             return
         tls: ssl.SSLContext | bool = True
         if self._ca_file is not None:
-            tls = ssl.create_default_context(cafile=str(self._ca_file))
+            # An extra bundle, not a replacement: a supplier whose certificate chains to a public
+            # CA must stay reachable. create_default_context(cafile=) would skip the system store.
+            tls = ssl.create_default_context()
+            tls.load_verify_locations(cafile=str(self._ca_file))
         if not self._verify_tls:
             tls = False
         self._session = aiohttp.ClientSession(
@@ -129,6 +134,8 @@ class HttpForwardConnector:
             payload = json.dumps(request_document(tx), ensure_ascii=False).encode("utf-8")
         except UnicodeDecodeError:
             return Failed("http-forward: the transaction body is not UTF-8")
+        # Later names replace earlier ones case-insensitively (aiohttp merges into a CIMultiDict,
+        # one value per name): the hub's own headers win over the option's, whatever its case.
         headers = {
             **self._headers,
             "Content-Type": "application/json; charset=utf-8",
@@ -144,7 +151,14 @@ class HttpForwardConnector:
                 ) as reply:
                     status = reply.status
                     retry_after = reply.headers.get("Retry-After")
-                    raw = await _read_capped(reply, self._max_reply_bytes)
+                    try:
+                        raw = await _read_capped(reply, self._max_reply_bytes)
+                    except _ReplyTooLarge:
+                        if not _transient(status):
+                            raise
+                        # The status already says "ask again"; an outsized error page (a proxy's,
+                        # say) must not turn that into a permanent failure. Its body is not used.
+                        raw = f"(a reply over {self._max_reply_bytes} bytes, not read)".encode()
         except TimeoutError as exc:
             # aiohttp's own timeouts are also OSErrors; the hub must see a plain timeout (2005).
             raise TimeoutError(
@@ -243,15 +257,26 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # ASCII digits only: str.isdigit() also takes "²" and other digits float() refuses.
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None or now.tzinfo is None:
+    if now.tzinfo is None:
         return None
+    if when.tzinfo is None:
+        # An HTTP-date is always GMT (RFC 9110 5.6.7); parsedate leaves the asctime form and a
+        # "-0000" zone without a tzinfo, and a recipient must accept all three forms.
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def _transient(status: int) -> bool:
+    """A status the hub retries whatever the body says (see map_reply)."""
+    return status == 429 or status >= 500
 
 
 def _business_error(item: object) -> GovTalkError | str:
