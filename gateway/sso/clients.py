@@ -166,6 +166,9 @@ class ClientRegistry:
         """The client a token request comes from, by the method it registered, or invalid_client."""
         if form.get("client_assertion_type") or form.get("client_assertion"):
             return await self._by_assertion(form, audiences)
+        # RFC 6749 §5.2: a client that tried the Authorization header MUST get a challenge
+        # with its 401, whatever else was wrong.
+        basic = bool(authorization)
         if authorization and authorization.lower().startswith("basic "):
             client_id, secret = _basic(authorization)
             method = "client_secret_basic"
@@ -175,15 +178,16 @@ class ClientRegistry:
         else:
             raise _invalid_client(
                 "authenticate the client (client_secret_basic, "
-                "client_secret_post or private_key_jwt)"
+                "client_secret_post or private_key_jwt)",
+                basic=basic,
             )
         client = await self.get(client_id)
         stored = client.secret_hash if client is not None else None
         ok = await asyncio.to_thread(verify_secret, secret, stored or dummy_hash())
         if client is None or stored is None or not ok:
-            raise _invalid_client("the client ID or secret was not recognised", basic=True)
+            raise _invalid_client("the client ID or secret was not recognised", basic=basic)
         if client.auth_method != method:
-            raise _invalid_client(f"this client authenticates by {client.auth_method}")
+            raise _invalid_client(f"this client authenticates by {client.auth_method}", basic=basic)
         return client
 
     async def _by_assertion(self, form: Mapping[str, str], audiences: Sequence[str]) -> Client:

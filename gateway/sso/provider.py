@@ -71,6 +71,9 @@ class AuthorizationRequest:
     code_challenge: str
     prompt: frozenset[str]
     max_age: int | None
+    # From a verified id_token_hint: the council (pairwise sector) it was issued for and its
+    # subject there, i.e. which citizen the portal expects.
+    hint_subject: tuple[str, str] | None = None
 
     def params(self) -> dict[str, str]:
         """The request again, as the sign-in form carries it through the POST."""
@@ -97,6 +100,17 @@ class LogoutNotice:
     client: Client
     token: str
     sid: str
+
+
+class CodeReplayed(OAuthError):
+    """A code presented again: refused, and if it had issued tokens, its sign-on was ended
+    (RFC 6749 §4.1.2); the back-channel logouts that ending owes are for the caller to send."""
+
+    def __init__(self, client_id: str, sid: str, notices: list[LogoutNotice]) -> None:
+        super().__init__("invalid_grant", "the code has been used already")
+        self.client_id = client_id
+        self.sid = sid
+        self.notices = notices
 
 
 class Provider:
@@ -152,7 +166,10 @@ class Provider:
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
             "tls_client_certificate_bound_access_tokens": True,
-            "prompt_values_supported": ["none", "login"],
+            "prompt_values_supported": ["none", "login", "select_account"],
+            # Discovery's default for request_uri is true: said outright, as neither is offered.
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
         }
 
     # -- authorization -----------------------------------------------------------------------
@@ -182,11 +199,24 @@ class Provider:
         challenge = params.get("code_challenge", "")
         if params.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
             raise refuse("invalid_request", "PKCE is required: code_challenge with method S256")
-        if "request" in params or "request_uri" in params:
-            raise refuse("request_not_supported", "pass the request as query parameters")
+        if "request_uri" in params:
+            raise refuse("request_uri_not_supported", "pass the request as parameters")
+        if "request" in params:
+            raise refuse("request_not_supported", "pass the request as parameters")
         prompt = frozenset(params.get("prompt", "").split())
         if "none" in prompt and len(prompt) > 1:
             raise refuse("invalid_request", "prompt=none cannot be combined")
+        if "consent" in prompt:
+            # OIDC Core §3.1.2.1: consent the OP cannot obtain MUST be an error, and the hub
+            # has no consent screen (a registered portal is trusted with its scopes).
+            raise refuse("consent_required", "the hub does not ask for consent")
+        hint_subject: tuple[str, str] | None = None
+        if params.get("id_token_hint"):
+            try:
+                hinted, claims = await self._id_token_hint(params["id_token_hint"])
+            except OAuthError as exc:
+                raise refuse("invalid_request", exc.detail) from None
+            hint_subject = (hinted.organisation, str(claims["sub"]))
         max_age: int | None = None
         if params.get("max_age"):
             try:
@@ -202,12 +232,22 @@ class Provider:
             code_challenge=challenge,
             prompt=prompt,
             max_age=max_age,
+            hint_subject=hint_subject,
         )
 
     def satisfies(self, request: AuthorizationRequest, session: Session | None) -> bool:
         """Whether an existing sign-in may answer this request without asking again."""
-        if session is None or "login" in request.prompt:
+        # select_account is met by the sign-in page: the citizen chooses the account by
+        # signing in with it, as with login.
+        if session is None or request.prompt & {"login", "select_account"}:
             return False
+        if request.hint_subject is not None:
+            sector, subject = request.hint_subject
+            # The portal expects another citizen than the one signed in here: not this sign-on.
+            if not hmac.compare_digest(
+                self.keyring.pairwise_subject(sector, session.user_id), subject
+            ):
+                return False
         if request.max_age is not None:
             return (self._clock() - session.auth_time).total_seconds() <= request.max_age
         return True
@@ -270,8 +310,12 @@ class Provider:
                 .where(SsoCode.code_hash == row.code_hash, SsoCode.used_at.is_(None))
                 .values(used_at=now)
             )
-            if not getattr(claimed, "rowcount", 0):
-                raise OAuthError("invalid_grant", "the code has been used already")
+            replayed = not getattr(claimed, "rowcount", 0)
+        if replayed:
+            # RFC 6749 §4.1.2: revoke what the code issued. Tokens are only as live as their
+            # sign-on, so that ends, everywhere (the code may have leaked with the browser).
+            notices = await self.end_session(row.sid) if row.issued_at is not None else []
+            raise CodeReplayed(client.client_id, row.sid, notices)
         if row.expires_at <= now:
             raise OAuthError("invalid_grant", "the code has expired")
         if form.get("redirect_uri") != row.redirect_uri:
@@ -282,6 +326,10 @@ class Provider:
         session = await self.sessions.active(row.sid)
         if session is None:
             raise OAuthError("invalid_grant", "the sign-in behind this code has ended")
+        async with self._db.transaction() as db:
+            await db.execute(
+                update(SsoCode).where(SsoCode.code_hash == row.code_hash).values(issued_at=now)
+            )
         await self.sessions.join(session.sid, client.client_id)
         subject = self.keyring.pairwise_subject(client.organisation, session.user_id)
         lifetime = int(self.config.access_token_minutes * 60)
@@ -324,8 +372,9 @@ class Provider:
 
     async def access(
         self, token: str, presented: PresentedCertificate | None
-    ) -> tuple[dict[str, Any], Session]:
-        """The claims and live session behind an access token, or InvalidToken.
+    ) -> tuple[dict[str, Any], Session, Client]:
+        """The claims, live session and still-registered portal of an access token, or
+        InvalidToken.
 
         A certificate-bound token (cnf) is honoured only over a TLS connection presenting
         that same certificate (RFC 8705), and only while the certificate is still accepted.
@@ -345,17 +394,18 @@ class Provider:
         session = await self.sessions.active(str(claims["sid"]))
         if session is None:
             raise InvalidToken("the sign-in behind this token has ended")
+        # Removing a portal withdraws everything it was given, at every endpoint taking tokens.
+        client = await self.clients.get(str(claims["client_id"]))
+        if client is None:
+            raise InvalidToken("the portal this token was issued to is no longer registered")
         if bound and presented is not None:
             refusal = await self.certificate_refusal(session, presented)
             if refusal is not None:
                 raise InvalidToken(f"the token's certificate is no longer accepted: {refusal}")
-        return claims, session
+        return claims, session, client
 
     async def userinfo(self, token: str, presented: PresentedCertificate | None) -> dict[str, Any]:
-        claims, session = await self.access(token, presented)
-        client = await self.clients.get(str(claims["client_id"]))
-        if client is None:
-            raise InvalidToken("the portal this token was issued to is no longer registered")
+        claims, session, client = await self.access(token, presented)
         info = {"sub": claims["sub"]}
         info.update(await self._claims(client, session, str(claims["scope"]).split()))
         return info
@@ -378,9 +428,17 @@ class Provider:
     # -- sign-out -----------------------------------------------------------------------------
 
     async def logout_hint(self, id_token_hint: str) -> tuple[Client, str | None]:
-        """The portal an id_token_hint was issued to, and the session it names.
+        """The portal an id_token_hint was issued to, and the (public) sid of the session it
+        names."""
+        client, claims = await self._id_token_hint(id_token_hint)
+        sid = claims.get("sid")
+        return client, sid if isinstance(sid, str) else None
 
-        An expired hint still says who is signing out (OIDC RP-Initiated Logout §2).
+    async def _id_token_hint(self, id_token_hint: str) -> tuple[Client, dict[str, Any]]:
+        """An ID token of this hub's, its signature checked, and the portal it was issued to.
+
+        Its expiry is not checked: an expired hint still says who the citizen is (OIDC Core
+        §3.1.2.1, RP-Initiated Logout §2).
         """
         try:
             audience = jwt.decode(id_token_hint, options={"verify_signature": False}).get("aud")
@@ -401,8 +459,7 @@ class Provider:
             )
         except InvalidToken as exc:
             raise OAuthError("invalid_request", f"id_token_hint: {exc.detail}") from None
-        sid = claims.get("sid")
-        return client, sid if isinstance(sid, str) else None
+        return client, claims
 
     async def end_session(self, sid: str) -> list[LogoutNotice]:
         """End a sign-on everywhere: the back-channel logout tokens owed to its portals."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,10 +67,17 @@ class SessionStore:
         self._clock = clock
         self._lifetime = lifetime
 
-    async def start(self, user_id: str, method: str, cert_thumbprint: str | None) -> Session:
+    async def start(
+        self, user_id: str, method: str, cert_thumbprint: str | None
+    ) -> tuple[Session, str]:
+        """A new session and the secret for the browser's cookie (kept only as its hash)."""
         now = self._clock()
+        # The sid is public (portals get it in every token); the cookie must not be derivable
+        # from it, or any portal could sign in as the citizen at every other.
+        cookie = secrets.token_urlsafe(32)
         row = SsoSession(
             sid=secrets.token_urlsafe(32),
+            cookie_hash=cookie_digest(cookie),
             user_id=user_id,
             auth_method=method,
             cert_thumbprint=cert_thumbprint,
@@ -78,14 +86,34 @@ class SessionStore:
         )
         async with self._db.transaction() as session:
             session.add(row)
-        return Session.of(row)
+        return Session.of(row), cookie
 
     async def active(self, sid: str | None) -> Session | None:
-        """The session if it has neither ended nor expired."""
+        """The session with this (public) sid if it has neither ended nor expired."""
         if not sid or len(sid) > 64:
             return None
         async with self._db.read() as session:
             row = await session.get(SsoSession, sid)
+        return self._live(row)
+
+    async def by_cookie(self, cookie: str | None) -> Session | None:
+        """The session a browser's cookie holds, if it has neither ended nor expired."""
+        return self._live(await self._cookie_row(cookie))
+
+    async def cookie_sid(self, cookie: str | None) -> str | None:
+        """The public sid of the session a browser's cookie holds, ended or not."""
+        row = await self._cookie_row(cookie)
+        return row.sid if row is not None else None
+
+    async def _cookie_row(self, cookie: str | None) -> SsoSession | None:
+        if not cookie or len(cookie) > 64:
+            return None
+        async with self._db.read() as session:
+            return await session.scalar(
+                select(SsoSession).where(SsoSession.cookie_hash == cookie_digest(cookie))
+            )
+
+    def _live(self, row: SsoSession | None) -> Session | None:
         if row is None or row.ended_at is not None or row.expires_at <= self._clock():
             return None
         return Session.of(row)
@@ -187,6 +215,11 @@ class SessionStore:
             delay = LOGOUT_FIRST_RETRY * 2 ** min(row.logout_attempts - 1, 10)
             row.logout_next_at = now + min(delay, LOGOUT_MAX_RETRY)
             return False
+
+
+def cookie_digest(cookie: str) -> str:
+    """How a cookie is stored: a 256-bit random secret needs no salt or slow hash."""
+    return hashlib.sha256(cookie.encode("ascii", "replace")).hexdigest()
 
 
 # Kept a day after they expire or end: long enough for a portal's late back-channel or userinfo

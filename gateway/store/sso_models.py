@@ -53,7 +53,12 @@ class SsoSession(Base):
 
     __tablename__ = "sso_sessions"
 
+    # Public: every portal sees it (the `sid` claim of ID, access and logout tokens).
     sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The browser's gw_sso cookie is a separate secret, kept only as its SHA-256 (hex) so that
+    # neither a portal (which knows the sid) nor a reader of the database can sign in with it.
+    # None for sessions begun before migration 0016: no cookie finds them any more.
+    cookie_hash: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
     auth_method: Mapped[str] = mapped_column(String(16))  # password | certificate
     cert_thumbprint: Mapped[str | None] = mapped_column(String(64))  # x5t#S256, base64url
@@ -61,7 +66,10 @@ class SsoSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_sso_sessions_user", "user_id"),)
+    __table_args__ = (
+        Index("ix_sso_sessions_user", "user_id"),
+        Index("ix_sso_sessions_cookie_hash", "cookie_hash", unique=True),
+    )
 
 
 class SsoSessionClient(Base):
@@ -99,3 +107,6 @@ class SsoCode(Base):
     code_challenge: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When tokens were issued for it: a later replay revokes them (RFC 6749 §4.1.2) by ending
+    # the sign-on; a code spent by a failed exchange issued nothing, so its replay ends nothing.
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

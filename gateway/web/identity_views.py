@@ -146,7 +146,7 @@ async def _citizen_by_token(request: web.Request, token: str) -> SignedIn:
 
     provider = request.app[SSO]
     await provider.keyring.refresh()
-    claims, session = await provider.access(token, presented_certificate(request))
+    claims, session, _ = await provider.access(token, presented_certificate(request))
     if API_SCOPE not in str(claims["scope"]).split():
         raise InvalidToken(f"the token was not granted the '{API_SCOPE}' scope")
     return SignedIn(session.user_id, "sso", session.level)

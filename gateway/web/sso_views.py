@@ -3,7 +3,8 @@
 GET  /.well-known/openid-configuration    discovery
 GET  /sso/jwks                             the provider's public keys
 GET  /sso/authorize                        sign-in page, or straight back when signed in
-POST /sso/authorize                        the sign-in form (certificate or password)
+POST /sso/authorize                        the sign-in form (certificate or password), or an
+                                           authorization request sent as a form
 POST /sso/token                            authorization_code + PKCE → ID and access tokens
 GET|POST /sso/userinfo                     claims for a Bearer access token
 GET|POST /sso/logout                       end the sign-on everywhere (back-channel logout)
@@ -35,7 +36,7 @@ from gateway.sso import backchannel
 from gateway.sso.clients import Client, ClientRegistry
 from gateway.sso.errors import OAuthError, RedirectableError
 from gateway.sso.keyring import Keyring
-from gateway.sso.provider import AuthorizationRequest, PresentedCertificate, Provider
+from gateway.sso.provider import AuthorizationRequest, CodeReplayed, PresentedCertificate, Provider
 from gateway.sso.sessions import CERTIFICATE, PASSWORD, Session, SessionStore
 from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import form as read_form
@@ -140,7 +141,18 @@ async def token_view(request: web.Request) -> web.Response:
     provider = request.app[SSO]
     await provider.keyring.refresh()
     form = await _form(request)
-    tokens = await provider.token(form, request.headers.get("Authorization"))
+    try:
+        tokens = await provider.token(form, request.headers.get("Authorization"))
+    except CodeReplayed as exc:
+        told = await backchannel.deliver(request.app[BACKCHANNEL_HTTP], provider, exc.notices)
+        audit(
+            "sso.code_replayed",
+            outcome="refused",
+            client_id=exc.client_id,
+            sid_prefix=exc.sid[:8],
+            portals=len(told),
+        )
+        raise
     return web.json_response(tokens, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
@@ -187,14 +199,20 @@ async def _form(request: web.Request) -> dict[str, str]:
 
 
 async def authorize_view(request: web.Request) -> web.StreamResponse:
+    return await _authorize(request, request.query)
+
+
+async def _authorize(request: web.Request, params: Mapping[str, str]) -> web.StreamResponse:
+    """An authorization request, by GET or (OIDC Core §3.1.2.1) as a POSTed form."""
     provider = request.app[SSO]
+    await provider.keyring.refresh()  # to verify an id_token_hint after another hub rotated
     try:
-        authz = await provider.authorization_request(request.query)
+        authz = await provider.authorization_request(params)
     except RedirectableError as exc:
         return _redirect_error(provider, exc, status=302)
     except OAuthError as exc:
         return _error_page(exc)
-    session = await provider.sessions.active(request.cookies.get(SESSION_COOKIE))
+    session = await provider.sessions.by_cookie(request.cookies.get(SESSION_COOKIE))
     error: tuple[str, str] | None = None
     if session is not None and session.auth_method == CERTIFICATE:
         session, error = await _certificate_still_holds(request, session)
@@ -231,6 +249,9 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
     provider = request.app[SSO]
     data = await read_form(request)
     form = {k: v for k, v in data.items() if isinstance(v, str)}
+    if "method" not in form and "csrf" not in form:
+        # Not the sign-in page's form (which always carries both): an authorization request.
+        return await _authorize(request, form)
     try:
         authz = await provider.authorization_request(form)
     except RedirectableError as exc:
@@ -264,7 +285,7 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
                 error=("#certificate", f"Your certificate was not accepted: {exc.reason}."),
                 status=403,
             )
-        session = await provider.sessions.start(
+        session, cookie = await provider.sessions.start(
             user_id, CERTIFICATE, PresentedCertificate(der).thumbprint
         )
     elif method == PASSWORD:
@@ -294,14 +315,14 @@ async def sign_in_view(request: web.Request) -> web.StreamResponse:
                 error=("#user_id", "The User ID or password was not recognised."),
                 status=403,
             )
-        session = await provider.sessions.start(user_id, PASSWORD, None)
+        session, cookie = await provider.sessions.start(user_id, PASSWORD, None)
     else:
         return _sign_in_page(request, authz, error=("#main", "Choose how to sign in."), status=400)
     audit("sso.signed_in", actor=user_id, method=method, client_id=authz.client.client_id)
     response = await _signed_in(provider, authz, session, status=303)
     response.set_cookie(
         SESSION_COOKIE,
-        session.sid,
+        cookie,  # a secret of its own: the sid goes to every portal
         path="/sso",
         httponly=True,
         secure=provider.issuer.startswith("https:"),
@@ -451,6 +472,9 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
         client, hint_sid = None, None
         if params.get("id_token_hint"):
             client, hint_sid = await provider.logout_hint(params["id_token_hint"])
+            if params.get("client_id") and params["client_id"] != client.client_id:
+                # RP-Initiated Logout §2: both given, they MUST name the same portal.
+                raise OAuthError("invalid_request", "client_id is not the id_token_hint's audience")
         elif params.get("client_id"):
             client = await provider.clients.get(params["client_id"])
             if client is None:
@@ -462,7 +486,7 @@ async def logout_view(request: web.Request) -> web.StreamResponse:
             )
     except OAuthError as exc:
         return _error_page(exc)
-    cookie_sid = request.cookies.get(SESSION_COOKIE)
+    cookie_sid = await provider.sessions.cookie_sid(request.cookies.get(SESSION_COOKIE))
     confirmed = request.method == "POST" and double_submitted(
         request.cookies.get(CSRF_COOKIE), params.get("csrf")
     )

@@ -18,14 +18,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import html
+from sqlalchemy import select
+from yarl import URL
 
 from gateway.demo import certificate_paths, citizens_list
 from gateway.pki import Pki
 from gateway.pki.tls import client_ssl_context
+from gateway.store.audit_models import AuditRecord
 from gateway.web.app import CLOCK
-from gateway.web.keys import SSO
+from gateway.web.keys import AUDIT, DB, SSO
 from tests.conftest import Hub
-from tests.sso.conftest import SEDGEMOOR, SUNDERLAND, Browser, Portal, hub_ca
+from tests.sso.conftest import SEDGEMOOR, SUNDERLAND, Browser, Portal, admin, hub_ca
 
 MOVER = next(c for c in citizens_list() if c.user_id == "DEMO0MOV0001")
 SUN = next(c for c in citizens_list() if c.user_id == "DEMO0SUN0001")
@@ -618,3 +621,243 @@ async def test_a_sign_out_form_without_the_browsers_csrf_cookie_signs_nobody_out
                 assert "Sign out of the Government Gateway?" in await resp.text(), (cookies, csrf)
         assert await signed_in(victim, portal), (cookies, csrf)
     assert portal.logout_tokens == []
+
+
+# --- the sign-on's secret, and what ends it ----------------------------------------------------
+
+
+def authorization(portal: Portal, **extra: str) -> dict[str, str]:
+    return {
+        "client_id": portal.client_id,
+        "redirect_uri": portal.redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "st",
+        "code_challenge": b64url(hashlib.sha256(b"v" * 50).digest()),
+        "code_challenge_method": "S256",
+        **extra,
+    }
+
+
+async def authorize(
+    browser: Browser, portal: Portal, *, post: bool = False, **extra: str
+) -> tuple[int, dict[str, list[str]], str]:
+    """An authorization request from this browser, unfollowed: status, redirect query, page."""
+    endpoint, params = portal.metadata["authorization_endpoint"], authorization(portal, **extra)
+    request = (
+        browser.session.post(endpoint, data=params, ssl=browser.ssl_context, allow_redirects=False)
+        if post
+        else browser.session.get(
+            f"{endpoint}?{urlencode(params)}", ssl=browser.ssl_context, allow_redirects=False
+        )
+    )
+    async with request as resp:
+        location = urlsplit(resp.headers.get("Location", ""))
+        if location.netloc:
+            assert location.netloc == urlsplit(portal.redirect_uri).netloc
+        return resp.status, parse_qs(location.query), await resp.text()
+
+
+async def test_the_sid_portals_are_given_is_not_the_browsers_sign_on(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """Every portal learns the sid; set as the hub's cookie, it must sign nobody in."""
+    sunderland = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    sedgemoor = await portals("Sedgemoor portal", SEDGEMOOR, "client_secret_basic")
+    victim = browser_factory()
+    tokens = await sign_in(victim, sunderland, MOVER)
+    sid = jwt.decode(tokens["id_token"], options={"verify_signature": False})["sid"]
+    assert jwt.decode(tokens["access_token"], options={"verify_signature": False})["sid"] == sid
+    cookie = next(c.value for c in victim.session.cookie_jar if c.key == "gw_sso")
+    assert cookie != sid
+
+    attacker = browser_factory()
+    attacker.session.cookie_jar.update_cookies(
+        {"gw_sso": sid}, URL(sso_hub.config.sso_issuer + "/sso/")
+    )
+    status, url, page = await attacker.get(f"{sedgemoor.url}/login")
+    assert status == 200 and "Sign in to Sedgemoor portal" in page, (url, page)
+    assert sedgemoor.users == {}
+    # The victim's own browser still is signed in, under the same public sid.
+    assert await signed_in(victim, sedgemoor)
+    assert portal_user(sedgemoor)["sid"] == sid
+
+
+async def test_a_removed_portals_tokens_are_refused_at_the_citizen_api_too(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    access = (await sign_in(browser_factory(), portal, MOVER))["access_token"]
+    status, _ = await admin(sso_hub, "DELETE", f"/admin/sso/clients/{portal.client_id}")
+    assert status == 204
+    status, info, _ = await userinfo(sso_hub, access, aiohttp_ssl(sso_hub))
+    assert status == 401 and "no longer registered" in info["error_description"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{sso_hub.config.sso_issuer}/api/enrolments",
+            headers={"Authorization": f"Bearer {access}"},
+            ssl=aiohttp_ssl(sso_hub),
+        ) as resp:
+            assert resp.status == 401
+            assert "no longer registered" in (await resp.json())["error_description"]
+
+
+async def test_a_replayed_code_ends_the_sign_on_it_issued_tokens_for(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """RFC 6749 §4.1.2: tokens issued from a code used twice are revoked."""
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    verifier = secrets.token_urlsafe(48)
+    exchange = {
+        "grant_type": "authorization_code",
+        "redirect_uri": portal.redirect_uri,
+        "code_verifier": verifier,
+    }
+    code = await manual_code(sso_hub, portal, browser, verifier=verifier)
+    status, first = await token_request(sso_hub, portal, **exchange, code=code)
+    assert status == 200
+    sid = jwt.decode(first["id_token"], options={"verify_signature": False})["sid"]
+    assert (await userinfo(sso_hub, first["access_token"], aiohttp_ssl(sso_hub)))[0] == 200
+
+    # A code spent by a failed exchange issued nothing: its replay ends no sign-on.
+    spent = await manual_code(sso_hub, portal, browser, verifier=verifier)
+    wrong = exchange | {"code": spent, "code_verifier": secrets.token_urlsafe(48)}
+    assert (await token_request(sso_hub, portal, **wrong))[0] == 400
+    status, body = await token_request(sso_hub, portal, **exchange, code=spent)
+    assert status == 400 and body["error"] == "invalid_grant"
+    assert await signed_in(browser, portal)
+    portal.logout_tokens.clear()
+
+    status, body = await token_request(sso_hub, portal, **exchange, code=code)
+    assert status == 400 and body["error"] == "invalid_grant"
+    status, info, _ = await userinfo(sso_hub, first["access_token"], aiohttp_ssl(sso_hub))
+    assert status == 401 and "ended" in info["error_description"]
+    # The portal is told over the back channel that the sign-on behind the code ended.
+    assert [t["sid"] for t in portal.logout_tokens] == [sid]
+    await sso_hub.app[AUDIT].drained()
+    async with sso_hub.app[DB].read() as session:
+        records = (
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.event == "sso.code_replayed")
+            )
+        ).all()
+    assert [(r.outcome, r.detail["client_id"]) for r in records] == [
+        ("refused", portal.client_id)
+    ] * 2  # the spent code's replay is audited too, though it ended nothing
+
+
+async def test_consent_cannot_be_given_and_an_account_is_selected_by_signing_in(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """OIDC Core §3.1.2.1: a prompt the hub cannot honour is an error, never a silent code."""
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    await sign_in(browser, portal, MOVER)
+    status, query, _ = await authorize(browser, portal, prompt="consent", scope="openid gateway")
+    assert status == 302 and query["error"] == ["consent_required"] and "code" not in query
+    assert query["state"] == ["st"]
+    status, query, page = await authorize(browser, portal, prompt="select_account")
+    assert status == 200 and "Sign in to Sunderland portal" in page and not query
+    assert "select_account" in portal.metadata["prompt_values_supported"]
+    assert "consent" not in portal.metadata["prompt_values_supported"]
+
+
+async def test_prompt_none_answers_only_for_the_citizen_the_id_token_hint_names(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    other_portal = await portals("Sedgemoor portal", SEDGEMOOR, "client_secret_basic")
+    a, b = browser_factory(), browser_factory()
+    someone_else = (await sign_in(a, portal, SUN))["id_token"]
+    own = (await sign_in(b, portal, MOVER))["id_token"]
+    status, query, _ = await authorize(b, portal, prompt="none", id_token_hint=someone_else)
+    assert status == 302 and query["error"] == ["login_required"] and "code" not in query
+    # Without prompt=none the citizen is asked to sign in instead.
+    status, query, page = await authorize(b, portal, id_token_hint=someone_else)
+    assert status == 200 and "Sign in to Sunderland portal" in page
+    # One another council's portal was given names the citizen too, by its own subject.
+    _, url, _ = await b.get(f"{other_portal.url}/login")
+    assert url == f"{other_portal.url}/"
+    sedgemoor_hint = portal_token(other_portal)["id_token"]
+    status, query, _ = await authorize(b, portal, prompt="none", id_token_hint=sedgemoor_hint)
+    assert status == 302 and "code" in query, query
+    # Their own hint answers, even once expired.
+    sso_hub.app[CLOCK].advance(timedelta(minutes=sso_hub.config.sso.id_token_minutes + 5))
+    status, query, _ = await authorize(b, portal, prompt="none", id_token_hint=own)
+    assert status == 302 and "code" in query, query
+    # A hint the hub did not sign is refused.
+    head, body, _ = own.split(".")
+    status, query, _ = await authorize(b, portal, prompt="none", id_token_hint=f"{head}.{body}.x")
+    assert status == 302 and query["error"] == ["invalid_request"]
+
+
+async def test_request_objects_are_refused_as_discovery_says(sso_hub: Hub, portals) -> None:
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    # OIDC Discovery: request_uri_parameter_supported is true when left out.
+    assert portal.metadata["request_uri_parameter_supported"] is False
+    assert portal.metadata["request_parameter_supported"] is False
+    async with aiohttp.ClientSession() as session:
+        browser = Browser(session, aiohttp_ssl(sso_hub))
+        _, query, _ = await authorize(browser, portal, request_uri="https://portal.example/r.jwt")
+        assert query["error"] == ["request_uri_not_supported"]
+        _, query, _ = await authorize(browser, portal, request="e30.e30.")
+        assert query["error"] == ["request_not_supported"]
+
+
+async def test_a_client_trying_http_basic_is_always_challenged(sso_hub: Hub, portals) -> None:
+    """RFC 6749 §5.2: a 401 to a client that used the Authorization header MUST challenge."""
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_post")
+    assert portal.client_secret is not None
+    for header in (
+        aiohttp.encode_basic_auth(portal.client_id, portal.client_secret),  # not its method
+        aiohttp.encode_basic_auth(portal.client_id, "wrong"),
+        "Bearer something",
+    ):
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                portal.metadata["token_endpoint"],
+                data={"grant_type": "authorization_code", "code": "x"},
+                headers={"Authorization": header},
+                ssl=aiohttp_ssl(sso_hub),
+            ) as resp:
+                assert resp.status == 401 and (await resp.json())["error"] == "invalid_client"
+                assert resp.headers["WWW-Authenticate"].startswith("Basic"), header
+
+
+async def test_a_sign_out_naming_two_portals_is_refused(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """RP-Initiated Logout §2: client_id and the id_token_hint's audience MUST match."""
+    sunderland = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    sedgemoor = await portals("Sedgemoor portal", SEDGEMOOR, "client_secret_basic")
+    browser = browser_factory()
+    hint = (await sign_in(browser, sunderland, MOVER))["id_token"]
+    link = f"{sunderland.metadata['end_session_endpoint']}?" + urlencode(
+        {
+            "id_token_hint": hint,
+            "client_id": sedgemoor.client_id,
+            "post_logout_redirect_uri": f"{sunderland.url}/signed-out",
+        }
+    )
+    status, url, page = await browser.get(link)
+    assert status == 400 and "audience" in page and url.startswith(sso_hub.config.sso_issuer)
+    assert await signed_in(browser, sunderland) and sunderland.logout_tokens == []
+    # Named consistently, the same sign-out goes through.
+    status, url, page = await browser.get(link.replace(sedgemoor.client_id, sunderland.client_id))
+    assert url == f"{sunderland.url}/signed-out" and not await signed_in(browser, sunderland)
+
+
+async def test_an_authorization_request_may_be_posted(
+    sso_hub: Hub, portals, browser_factory
+) -> None:
+    """OIDC Core §3.1.2.1: the authorization endpoint MUST support POST as well as GET."""
+    portal = await portals("Sunderland portal", SUNDERLAND, "client_secret_basic")
+    browser = browser_factory()
+    status, query, page = await authorize(browser, portal, post=True)
+    assert status == 200 and "Sign in to Sunderland portal" in page
+    await sign_in(browser, portal, MOVER)
+    status, query, _ = await authorize(browser, portal, post=True)
+    assert status == 302 and "code" in query and query["state"] == ["st"], query
+    status, query, _ = await authorize(browser, portal, post=True, prompt="none", scope="email")
+    assert status == 302 and query["error"] == ["invalid_scope"]

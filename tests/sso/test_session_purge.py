@@ -34,11 +34,11 @@ async def test_a_session_is_kept_a_day_after_it_ends_or_expires_then_removed(
     hub = await hub_factory(clock=clock)  # purge pass hourly: called directly below
     db, store = hub.app[DB], hub.app[SSO].sessions
     start = clock()
-    ended = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
+    ended, _ = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
     await store.join(ended.sid, "portal-a")
     assert await store.end(ended.sid, retry_from=timedelta(seconds=10)) == ["portal-a"]
     await store.logout_outcome(ended.sid, "portal-a", None)  # the portal was told
-    expiring = await store.start("DEMO0SED0001", sso_sessions.PASSWORD, None)
+    expiring, _ = await store.start("DEMO0SED0001", sso_sessions.PASSWORD, None)
 
     # Ended a day ago less a minute: kept, and a portal asking is told it ended.
     assert await sso_sessions.purge(db, start + timedelta(days=1, minutes=-1)) == 0
@@ -48,7 +48,7 @@ async def test_a_session_is_kept_a_day_after_it_ends_or_expires_then_removed(
     assert await sids(db) == {expiring.sid} and await joined(db) == 0
     # A day after it expired, the other goes too; one started since stays.
     clock.advance(LIFETIME + timedelta(days=1, minutes=1))
-    live = await store.start("DEMO0SUN0001", sso_sessions.CERTIFICATE, "thumb")
+    live, _ = await store.start("DEMO0SUN0001", sso_sessions.CERTIFICATE, "thumb")
     assert await sso_sessions.purge(db, clock()) == 1
     assert await sids(db) == {live.sid}
     assert await store.active(live.sid) is not None
@@ -60,7 +60,7 @@ async def test_a_session_ended_long_after_it_expired_stays_while_a_portal_is_owe
     clock = MovableClock()
     hub = await hub_factory(clock=clock)
     db, store = hub.app[DB], hub.app[SSO].sessions
-    stale = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
+    stale, _ = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
     await store.join(stale.sid, "portal-a")
     clock.advance(LIFETIME + timedelta(days=2))
     assert await store.end(stale.sid, retry_from=timedelta(seconds=10)) == ["portal-a"]
@@ -74,7 +74,7 @@ async def test_the_hubs_purge_pass_removes_them(hub_factory: HubFactory) -> None
     clock = MovableClock()
     hub = await hub_factory({"retention": {"purge_interval_seconds": 0.05}}, clock=clock)
     db, store = hub.app[DB], hub.app[SSO].sessions
-    old = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
+    old, _ = await store.start("DEMO0SUN0001", sso_sessions.PASSWORD, None)
     clock.advance(LIFETIME + timedelta(days=2))
     async with asyncio.timeout(10):
         while old.sid in await sids(db):  # noqa: ASYNC110 - the hub's own background pass
