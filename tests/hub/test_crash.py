@@ -36,7 +36,14 @@ async def _supplier() -> AsyncIterator[tuple[str, web.Application]]:
         yield url, app
 
 
-def _config(tmp_path: Path, supplier: str) -> Path:
+def _config(
+    tmp_path: Path,
+    supplier: str,
+    *,
+    timeout: float = 2,
+    retries: str = "retries = 5\nbackoff = 0.2",
+) -> Path:
+    """A hub forwarding CLASS to the back office at `supplier`, with these route settings."""
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
@@ -50,15 +57,14 @@ lease_margin_seconds = 1
 [connectors.supplier]
 type = "http-forward"
 url = "{supplier}/transactions"
-timeout = 2
+timeout = {timeout}
 
 [[routes]]
 class = "{CLASS}"
 organisation = "SUPPLIER"
 connector = "supplier"
-timeout = 2
-retries = 5
-backoff = 0.2
+timeout = {timeout}
+{retries}
 auth_level = 0
 """
     )

@@ -23,6 +23,7 @@ from tests.conftest import free_port
 from tests.hub import wire
 from tests.hub.faulty import Misbehaving, connector_set, route
 from tests.hub.test_crash import BODY, CLASS, _post, _until_final
+from tests.hub.test_crash import _config as crash_config
 from tests.serving import serving
 
 # Longer than the dispatcher's drain (5 s), so the stop comes while the back office still has
@@ -31,31 +32,7 @@ ROUTE_TIMEOUT = 15
 
 
 def _config(tmp_path: Path, supplier: str) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""
-data_dir = "{tmp_path / "var"}"
-demo = false
-
-[dispatcher]
-idle_poll_seconds = 0.1
-lease_margin_seconds = 1
-
-[connectors.supplier]
-type = "http-forward"
-url = "{supplier}/transactions"
-timeout = {ROUTE_TIMEOUT}
-
-[[routes]]
-class = "{CLASS}"
-organisation = "SUPPLIER"
-connector = "supplier"
-timeout = {ROUTE_TIMEOUT}
-retries = 0
-auth_level = 0
-"""
-    )
-    return path
+    return crash_config(tmp_path, supplier, timeout=ROUTE_TIMEOUT, retries="retries = 0")
 
 
 async def _row_state(config: Path, cid: str) -> tuple[str, int, str | None]:
