@@ -32,7 +32,7 @@ from sqlalchemy import String, delete, select
 from gateway import observability
 from gateway.audit.append import Event
 from gateway.audit.chain import checkpoint_message
-from gateway.routing.storable import storable
+from gateway.storable import storable
 from gateway.store.audit_models import AuditBody, AuditCheckpoint, AuditHead, AuditRecord
 from gateway.store.engine import Database
 

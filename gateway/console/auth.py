@@ -29,6 +29,7 @@ from gateway.identity.http_basic import decode_basic
 from gateway.identity.passwords import dummy_hash, verify_secret
 from gateway.identity.revocation import RevocationChecker
 from gateway.limits import is_loopback
+from gateway.web.csrf import double_submitted
 from gateway.web.keys import AUTH_GUARD, CONFIG
 from gateway.web.local_peers import is_trusted_local_peer
 
@@ -365,15 +366,3 @@ def check_csrf(request: web.Request, form: Any) -> None:
             "Forbidden",
             "the form's security token is missing or out of date: reload the page and try again",
         )
-
-
-def double_submitted(cookie: str | None, sent: object) -> bool:
-    """Whether a form's token is the browser's CSRF cookie; a missing or empty cookie never is."""
-    if not cookie or not isinstance(sent, str):
-        return False
-    # As bytes: compare_digest refuses str that is not ASCII (a 500 instead of a refusal).
-    return hmac.compare_digest(_raw(cookie), _raw(sent))
-
-
-def _raw(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")

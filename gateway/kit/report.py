@@ -15,7 +15,7 @@ from lxml import etree
 
 from gateway.kit.render import ms
 from gateway.kit.results import CheckResult, Report, Status
-from gateway.routing.storable import storable
+from gateway.storable import storable
 
 _WORD = {Status.PASS: "Pass", Status.FAIL: "Fail", Status.SKIP: "Skipped", Status.ERROR: "Error"}
 _MARK = {Status.PASS: "✓", Status.FAIL: "✗", Status.SKIP: "–", Status.ERROR: "!"}

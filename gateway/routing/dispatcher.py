@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
+from sqlalchemy import String
 
 from connectors.protocol import (
     BusinessError,
@@ -35,8 +36,8 @@ from gateway.routing.fault_injector import FaultInjector
 from gateway.routing.outcomes import errors_to_json
 from gateway.routing.pacing import Pacing
 from gateway.routing.registry import ConnectorSet
-from gateway.routing.storable import APPLICATION_LENGTH, storable
 from gateway.routing.table import RouteTable
+from gateway.storable import storable
 from gateway.store import submissions as store
 from gateway.store.engine import Database
 from gateway.store.models import ERROR, RESPONSE, DeadLetter, Submission
@@ -45,6 +46,9 @@ from gateway.store.submissions import FinalAnswer
 log = structlog.get_logger("gateway.dispatcher")
 
 MAX_BACKOFF = 60.0
+# What the answer's application column holds (read from the model: a migration that widens it
+# widens this); a back office's longer name is cut to fit rather than refused by PostgreSQL.
+APPLICATION_LENGTH: int = cast(String, Submission.__table__.c.error_application.type).length or 128
 # Attempts whose end was never recorded (a process killed mid-delivery) are made beyond a
 # route's retries this many times before the transaction is given up on: a crash must not cost
 # a transaction its delivery (on a route with no retries too), nor may an answer no database

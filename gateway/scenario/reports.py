@@ -11,8 +11,8 @@ from typing import Any
 import click
 from lxml import etree
 
-from gateway.routing.storable import storable
 from gateway.scenario.runner import ScenarioResult, StepResult
+from gateway.storable import storable
 
 
 def step_line(result: ScenarioResult, step: StepResult) -> str:

@@ -28,7 +28,6 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from gateway.audit.log import audit
-from gateway.console.auth import double_submitted
 from gateway.errors import ProblemError
 from gateway.identity.certificates import CertificateRefused
 from gateway.identity.replay import ReplayStore
@@ -41,6 +40,7 @@ from gateway.sso.sessions import CERTIFICATE, PASSWORD, Session, SessionStore
 from gateway.web.background import sleep_unless_stopped, stop_task
 from gateway.web.bodies import form as read_form
 from gateway.web.bodies import json_object
+from gateway.web.csrf import double_submitted
 from gateway.web.dsp_views import client_certificate
 from gateway.web.html import html_response, origin, page
 from gateway.web.identity_views import (
