@@ -311,6 +311,8 @@ async def test_a_checkpoint_signed_while_the_chain_is_read_is_no_tampering(
 
     async def meanwhile(self: AsyncSession, statement: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal queries
+        if "FROM audit_" not in str(statement):
+            return await scalars(self, statement, *args, **kwargs)  # the hub's other readers
         queries += 1
         if queries == 2:  # between the read's two queries, whichever comes first
             trail.record("test.meanwhile")
