@@ -70,19 +70,11 @@ def _database_failure(exc: Exception) -> bool:
 async def reach_database(url: str) -> None:
     """Connect to the database once (SQLite: make its directory), or fail as the driver does."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
 
-    from gateway.store.engine import ensure_sqlite_dir, is_sqlite
+    from gateway.store.engine import one_connection
 
-    if is_sqlite(url):
-        ensure_sqlite_dir(url)
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    finally:
-        await engine.dispose()
+    async with one_connection(url) as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 async def with_database(

@@ -119,11 +119,11 @@ def check(expect: Mapping[str, Any], seen: Observed) -> None:
     for name in ("status", "qualifier", "error_number"):
         if name in expect and not _same(seen.facts.get(name), expect[name]):
             raise StepFailed(f"expected {name} {expect[name]!r}, got {seen.facts.get(name)!r}")
-    for name, wanted in _mapping(expect, "facts").items():
+    for name, wanted in mapping(expect, "facts", within="expect: ").items():
         if not _same(seen.facts.get(name), wanted):
             known = ", ".join(sorted(seen.facts))
             raise StepFailed(f"expected {name} {wanted!r}, got {seen.facts.get(name)!r} ({known})")
-    for expression, wanted in _mapping(expect, "xpath").items():
+    for expression, wanted in mapping(expect, "xpath", within="expect: ").items():
         found = xpath_result(seen.xml, expression)
         values = _values(found)
         if isinstance(wanted, bool):
@@ -132,7 +132,7 @@ def check(expect: Mapping[str, Any], seen: Observed) -> None:
             ok = any(_same(v, wanted) for v in values)
         if not ok:
             raise StepFailed(f"xpath {expression!r}: expected {wanted!r}, found {values!r}")
-    for path, wanted in _mapping(expect, "json").items():
+    for path, wanted in mapping(expect, "json", within="expect: ").items():
         if seen.json is None:
             raise StepFailed(f"json {path!r}: the reply is not JSON")
         actual = json_path(seen.json, path)
@@ -146,11 +146,12 @@ def check(expect: Mapping[str, Any], seen: Observed) -> None:
             raise StepFailed(f"expected the reply not to contain {text!r}")
 
 
-def _mapping(expect: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def mapping(values: Mapping[str, Any], name: str, *, within: str = "") -> Mapping[str, Any]:
+    """values[name], a mapping (a step's keys or headers, an expect's facts), empty if not given."""
     # The loader refuses a literal non-mapping; this is one a variable supplied.
-    value = expect.get(name) or {}
+    value = values.get(name) or {}
     if not isinstance(value, Mapping):
-        raise StepFailed(f"expect: {name} must be a mapping, not {value!r}")
+        raise StepFailed(f"{within}{name} must be a mapping, not {value!r}")
     return value
 
 

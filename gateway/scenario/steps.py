@@ -25,7 +25,7 @@ from gateway.govtalk.model import Qualifier
 from gateway.govtalk.parse import parse
 from gateway.govtalk.serialise import serialise
 from gateway.pki.tls import client_ssl_context
-from gateway.scenario.checks import Observed, StepFailed
+from gateway.scenario.checks import Observed, StepFailed, mapping
 from gateway.scenario.model import DURATION, WHOLE, Scenario, inside
 from gateway.scenario.target import Target
 
@@ -176,14 +176,6 @@ def whole(p: Mapping[str, Any], name: str, default: int) -> int:
     if isinstance(value, str) and WHOLE.match(value):
         return int(value)
     raise StepFailed(f"{name} must be a whole number, not {value!r}")
-
-
-def mapping(p: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """A mapping parameter (keys, headers), empty if not given."""
-    value = p.get(name) or {}
-    if not isinstance(value, Mapping):
-        raise StepFailed(f"{name} must be a mapping, not {value!r}")
-    return value
 
 
 def _must(seen: Observed, *statuses: int) -> Observed:

@@ -16,11 +16,13 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from gateway.audit import append
 from gateway.audit.append import Event
@@ -39,6 +41,20 @@ def ensure_sqlite_dir(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+@asynccontextmanager
+async def one_connection(url: str) -> AsyncIterator[AsyncConnection]:
+    """A single connection to url, no pool kept (SQLite: its directory made first): for a
+    look at the database before the hub opens its engines."""
+    if is_sqlite(url):
+        ensure_sqlite_dir(url)
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
 
 
 def ensure_wal(url: str) -> None:

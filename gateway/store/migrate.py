@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from gateway.store.engine import ensure_sqlite_dir, is_sqlite
+from gateway.store.engine import ensure_sqlite_dir, is_sqlite, one_connection
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -49,14 +47,9 @@ async def upgrade_async(url: str, revision: str = "heads") -> None:
 
 async def at_head(url: str) -> bool:
     """Whether the database's schema is already the newest migration's."""
-    if is_sqlite(url):
-        ensure_sqlite_dir(url)
-    engine = create_async_engine(url, poolclass=NullPool)
     try:
-        async with engine.connect() as conn:
+        async with one_connection(url) as conn:
             version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
     except Exception:
         return False  # no schema yet (or none alembic made): the upgrade will say what is wrong
-    finally:
-        await engine.dispose()
     return bool(version == HEAD)
