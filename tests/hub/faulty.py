@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from connectors.protocol import (
     ConnectorContext,
@@ -14,6 +15,8 @@ from connectors.protocol import (
     Transaction,
 )
 from gateway.routing.registry import ConnectorSet
+from gateway.store.models import Submission
+from tests.hub.rows import submission
 
 
 class Misbehaving:
@@ -75,3 +78,18 @@ def route(class_: str, connector: str, **extra: object) -> dict[str, object]:
         "auth_level": 0,
         **extra,
     }
+
+
+def routed_row(correlation_id: str, class_: str, connector: str, **changes: Any) -> Submission:
+    """A queued anonymous submission on `route(class_, connector)`, as stored by the hub."""
+    return submission(
+        correlation_id,
+        class_=class_,
+        base_class=class_,
+        organisation="TESTORG",
+        connector=connector,
+        sender_id=None,
+        auth_method="none",
+        auth_level=0.0,
+        **changes,
+    )

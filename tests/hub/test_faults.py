@@ -21,8 +21,7 @@ from gateway.store.models import RESPONSE
 from gateway.web.keys import DB, DISPATCHER
 from tests.conftest import Hub
 from tests.hub import wire
-from tests.hub.faulty import Misbehaving, connector_set, route
-from tests.hub.rows import submission
+from tests.hub.faulty import Misbehaving, connector_set, route, routed_row
 from tests.hub.test_dsp import acknowledged, poll_until_final
 
 BODY = '<Ping xmlns="urn:test:ping">hello</Ping>'
@@ -289,15 +288,10 @@ async def test_work_claimed_past_its_attempts_is_given_up_not_delivered_again(
     cid = "ABC0" * 8
     await store.insert(
         hub.app[DB],
-        submission(
+        routed_row(
             cid,
-            class_="TEST-ECHO",
-            base_class="TEST-ECHO",
-            organisation="TESTORG",
-            connector="echo",
-            sender_id=None,
-            auth_method="none",
-            auth_level=0.0,
+            "TEST-ECHO",
+            "echo",
             attempts=3 + UNRECORDED_ALLOWANCE,
             last_error="echo did not answer within 0.3s",
         ),

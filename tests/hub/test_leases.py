@@ -13,8 +13,7 @@ from gateway.store import submissions as store
 from gateway.web.keys import DB, DISPATCHER
 from tests.conftest import Hub
 from tests.hub import wire
-from tests.hub.faulty import Misbehaving, connector_set, route
-from tests.hub.rows import submission
+from tests.hub.faulty import Misbehaving, connector_set, route, routed_row
 from tests.hub.test_dsp import acknowledged, poll_until_final
 
 BODY = '<Ping xmlns="urn:test:ping">hello</Ping>'
@@ -70,17 +69,7 @@ async def test_moving_the_clock_on_does_not_deliver_work_in_flight_again(
     # dispatcher has made a claim pass since the clock moved, the held connector's first.
     await store.insert(
         hub.app[DB],
-        submission(
-            "EC40" * 8,
-            at=clock(),
-            class_="TEST-ECHO",
-            base_class="TEST-ECHO",
-            organisation="TESTORG",
-            connector="echo",
-            sender_id=None,
-            auth_method="none",
-            auth_level=0.0,
-        ),
+        routed_row("EC40" * 8, "TEST-ECHO", "echo", at=clock()),
     )
     hub.app[DISPATCHER].wake()
     await until(lambda: echo.calls)
