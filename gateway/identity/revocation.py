@@ -139,23 +139,22 @@ class RevocationChecker:
         # rewrites its index): cached answers are dropped then, so a certificate revoked
         # mid-session is refused on its next use rather than at the next nextUpdate.
         self._revocations_changed = revocations_changed
-        self._revocations_token: object = revocations_changed() if revocations_changed else None
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._fail_open = fail_open
         self._clock = clock
+        self._revocations_token = self._current_revocations()
         self._ocsp_cache: dict[tuple[str, int], RevocationStatus] = {}
         self._obtained: dict[tuple[str, int], datetime] = {}  # when each answer was cached
         self._crl_cache: dict[str, x509.CertificateRevocationList] = {}
         self._crl_locks: dict[str, asyncio.Lock] = {}
 
     def _current_revocations(self) -> object:
+        """The hub's revocation index token (None when the checker is not told of changes)."""
         return self._revocations_changed() if self._revocations_changed is not None else None
 
     def _forget_if_revocations_changed(self) -> None:
-        if self._revocations_changed is None:
-            return
-        token = self._revocations_changed()
+        token = self._current_revocations()
         if token != self._revocations_token:
             self._revocations_token = token
             self._ocsp_cache.clear()
