@@ -22,11 +22,18 @@ class Target:
     embedded: bool
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _loopback_socket() -> socket.socket:
+    """A loopback socket on a port the OS picks, held from now on: a port chosen and let go
+    until the hub (its PKI made first) binds it can be taken meanwhile by any connection's
+    own end, and the run fails with 'address already in use'."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _port(sock: socket.socket) -> int:
+    port: int = sock.getsockname()[1]
+    return port
 
 
 @contextlib.asynccontextmanager
@@ -39,13 +46,18 @@ async def embedded_hub() -> AsyncIterator[Target]:
     from gateway.web.app import create_app
     from gateway.web.server import tls_context
 
-    with tempfile.TemporaryDirectory(prefix="gateway-scenario-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-scenario-") as tmp,
+        _loopback_socket() as plain,
+        _loopback_socket() as secure,
+    ):
         root = Path(tmp)
+        ports = {"port": _port(plain), "https_port": _port(secure)}
         config = parse_config(
             {
                 "data_dir": str(root / "var"),
                 "pki": {"dir": str(root / "certs")},
-                "server": {"port": _free_port(), "https_port": _free_port(), "movable_clock": True},
+                "server": {**ports, "movable_clock": True},
                 "dispatcher": {"idle_poll_seconds": 0.05},
             }
         )
@@ -65,13 +77,11 @@ async def embedded_hub() -> AsyncIterator[Target]:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, "127.0.0.1", config.server.port).start()
+            await web.SockSite(runner, plain).start()
             context = tls_context(config)
             https = None
             if context is not None:
-                await web.TCPSite(
-                    runner, "127.0.0.1", config.server.https_port, ssl_context=context
-                ).start()
+                await web.SockSite(runner, secure, ssl_context=context).start()
                 https = f"https://localhost:{config.server.https_port}"
             yield Target(
                 url=f"http://127.0.0.1:{config.server.port}",
